@@ -40,6 +40,8 @@ export interface FinishEvent {
   readonly reason: FinishReason;
   readonly promptTokens: number;
   readonly completionTokens: number;
+  /** Set when the engine itself failed this request (reason is then 'cancelled'). */
+  readonly error?: string;
 }
 
 export type GenerationEvent = TokenEvent | FinishEvent;

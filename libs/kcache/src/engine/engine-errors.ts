@@ -1,0 +1,23 @@
+/** The request can never fit this engine's memory tiers, even running alone. */
+export class CapacityError extends Error {
+  override readonly name = 'CapacityError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A request id that is already running or queued in this engine. */
+export class DuplicateRequestIdError extends Error {
+  override readonly name = 'DuplicateRequestIdError';
+  constructor(readonly requestId: string) {
+    super(`request id '${requestId}' is already in progress`);
+  }
+}
+
+/** The engine is closing or closed and takes no new requests. */
+export class EngineClosedError extends Error {
+  override readonly name = 'EngineClosedError';
+  constructor() {
+    super('the engine is shutting down and takes no new requests');
+  }
+}

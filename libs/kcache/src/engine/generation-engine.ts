@@ -1,0 +1,34 @@
+import { GenerationListener, GenerationRequest } from './generation-request';
+
+export interface TierUsage {
+  readonly usedBytes: number;
+  readonly capacityBytes: number;
+}
+
+export interface EngineStats {
+  readonly numRunning: number;
+  readonly numWaiting: number;
+  readonly device: TierUsage;
+  readonly host: TierUsage;
+  readonly numGeneratedTokens: number;
+  readonly numSteps: number;
+  readonly numPreemptions: number;
+  /** Size of the last decode batch (sequences in one step). */
+  readonly lastBatchSize: number;
+}
+
+/**
+ * The engine as the serving apps see it: submit requests, receive events, cancel.
+ * Events for one request arrive in order: zero or more 'token', then exactly one 'finish'.
+ */
+export interface GenerationEngine {
+  /** Throws InvalidRequestError (with the offending field) before anything is queued. */
+  submit(request: GenerationRequest, listener: GenerationListener): void;
+  /** Stops the request within one step and frees its blocks; emits finish 'cancelled'. false if unknown. */
+  cancel(requestId: string): boolean;
+  /** How many more requests can be admitted now without waiting. */
+  numFreeSlots(): number;
+  stats(): EngineStats;
+  /** Finishes nothing new; resolves when the decode loop has stopped. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,250 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { KvCacheManager } from '../memory/kv-cache-manager';
+import { LoadedModel } from '../model/model-source';
+import { ModelConfig } from '../model/model-config';
+import { DecodeItem, ModelRunner } from '../runtime/model-runner';
+import { GraphVariant, graphVariantOf } from '../runtime/graph-variant';
+import { sampleToken } from '../sampling/sampler';
+import { ScheduledChunk } from '../scheduler/scheduler-output';
+import { Scheduler } from '../scheduler/scheduler';
+import { Sequence } from '../scheduler/sequence';
+import { Llama2cTokenizer } from '../tokenizer/llama2c-tokenizer';
+import { CapacityError, DuplicateRequestIdError, EngineClosedError } from './engine-errors';
+import { ResolvedEngineOptions } from './engine-options';
+import { EngineStats, GenerationEngine } from './generation-engine';
+import { GenerationListener, GenerationRequest } from './generation-request';
+import { RequestState } from './request-state';
+import { validateGenerationRequest } from './validate-request';
+
+const NO_SAMPLED_TOKENS: ReadonlyMap<string, number> = new Map();
+
+/**
+ * Continuous-batching KCache engine. Each step: schedule → run → commit.
+ * The scheduler picks chunks under a token budget; the runner executes one graph run per group
+ * of decodes that share a graph variant and TopN, and one per prefill chunk; sampled tokens are
+ * committed and stop conditions checked. The loop yields to the event loop between steps.
+ */
+export class LlmEngine implements GenerationEngine {
+  readonly modelConfig: ModelConfig;
+  readonly tokenizer: Llama2cTokenizer;
+  readonly kv: KvCacheManager;
+  private readonly scheduler: Scheduler;
+  private readonly runner: ModelRunner;
+  private readonly requests = new Map<string, RequestState>();
+  private readonly pendingCancels = new Set<string>();
+  private readonly eosTokenIds: readonly number[];
+  private loop: Promise<void> | null = null;
+  private closing = false;
+  private counters = { numGeneratedTokens: 0, numSteps: 0, numPreemptions: 0, lastBatchSize: 0 };
+
+  constructor(
+    model: LoadedModel,
+    readonly options: ResolvedEngineOptions,
+  ) {
+    this.modelConfig = model.weights.config;
+    this.tokenizer = model.tokenizer;
+    // The reference generator ends a story when the model emits BOS; it never stops on EOS.
+    this.eosTokenIds = [model.tokenizer.bosId];
+    this.kv = new KvCacheManager({
+      model: this.modelConfig,
+      blockSize: options.blockSize,
+      deviceCapacityBytes: options.deviceCapacityBytes,
+      hostCapacityBytes: options.hostCapacityBytes,
+    });
+    this.scheduler = new Scheduler(
+      {
+        maxNumSeqs: options.maxNumSeqs,
+        maxNumBatchedTokens: options.maxNumBatchedTokens,
+        // The last sampled token needs no cache position (as in the reference generator).
+        maxModelLen: this.modelConfig.maxSeqLen + 1,
+      },
+      this.kv,
+    );
+    this.runner = new ModelRunner(model.weights, {
+      blockSize: options.blockSize,
+      arenaCapacity: this.kv.arenaCapacity(),
+      numThreads: options.numThreads,
+    });
+  }
+
+  /** Compiles the default attention's graphs so the first request does not pay for it. */
+  async warmUp(): Promise<void> {
+    await this.runner.warmUp(graphVariantOf(this.options.defaultAttention, this.modelConfig.numLayers));
+  }
+
+  submit(request: GenerationRequest, listener: GenerationListener): void {
+    if (this.closing) throw new EngineClosedError();
+    validateGenerationRequest(request, this.modelConfig);
+    if (this.requests.has(request.requestId)) throw new DuplicateRequestIdError(request.requestId);
+    const maxTotalTokens = Math.min(request.promptTokenIds.length + request.maxNewTokens, this.modelConfig.maxSeqLen + 1);
+    if (!this.kv.fitsCapacity(request.attention, Math.min(maxTotalTokens, this.modelConfig.maxSeqLen))) {
+      throw new CapacityError(
+        `request '${request.requestId}' needs up to ${maxTotalTokens} tokens of KV cache, more than the memory tiers hold`,
+      );
+    }
+    const sequence = new Sequence({
+      requestId: request.requestId,
+      promptTokenIds: request.promptTokenIds,
+      outputTokenIds: request.resumeTokenIds,
+      maxNewTokens: request.maxNewTokens,
+      maxModelLen: this.modelConfig.maxSeqLen + 1,
+      attention: request.attention,
+      priority: request.priority,
+    });
+    const state = new RequestState(request, sequence, listener, this.tokenizer, this.eosTokenIds, maxTotalTokens);
+    this.requests.set(request.requestId, state);
+    this.scheduler.addSequence(sequence);
+    this.ensureLoop();
+  }
+
+  cancel(requestId: string): boolean {
+    if (!this.requests.has(requestId)) return false;
+    this.pendingCancels.add(requestId);
+    this.ensureLoop();
+    return true;
+  }
+
+  numFreeSlots(): number {
+    return Math.max(0, this.options.maxNumSeqs - this.requests.size);
+  }
+
+  stats(): EngineStats {
+    const usage = this.kv.usage();
+    return {
+      numRunning: this.scheduler.numRunning,
+      numWaiting: this.scheduler.numWaiting,
+      device: { usedBytes: usage.device.usedBytes, capacityBytes: usage.device.capacityBytes },
+      host: { usedBytes: usage.host.usedBytes, capacityBytes: usage.host.capacityBytes },
+      ...this.counters,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const id of this.requests.keys()) this.pendingCancels.add(id);
+    this.ensureLoop();
+    await this.loop;
+    await this.runner.release();
+  }
+
+  /** Resolves when every submitted request has finished. */
+  async idle(): Promise<void> {
+    while (this.loop) await this.loop;
+  }
+
+  private ensureLoop(): void {
+    if (this.loop) return;
+    this.loop = this.runLoop().finally(() => {
+      this.loop = null;
+      if (this.requests.size > 0 && !this.closing) this.ensureLoop();
+    });
+  }
+
+  private async runLoop(): Promise<void> {
+    while (this.requests.size > 0) {
+      this.applyCancels();
+      if (this.requests.size === 0) break;
+      try {
+        await this.step();
+      } catch (error) {
+        this.failAll(error);
+      }
+      await yieldToEventLoop();
+    }
+  }
+
+  private applyCancels(): void {
+    for (const id of this.pendingCancels) {
+      const state = this.requests.get(id);
+      if (state) {
+        this.scheduler.abort(id);
+        this.requests.delete(id);
+        state.finish('cancelled');
+      }
+    }
+    this.pendingCancels.clear();
+  }
+
+  /** One schedule → run → commit step. */
+  async step(): Promise<void> {
+    const output = this.scheduler.schedule();
+    this.counters.numSteps++;
+    this.counters.numPreemptions += output.preempted.length;
+    for (const rejected of output.rejected) this.endRequest(rejected.requestId, 'cancelled', rejected.reason);
+    const toSample: Array<{ chunk: ScheduledChunk; logits: Float32Array }> = [];
+
+    const decodeGroups = new Map<string, { variant: GraphVariant; topN: number; chunks: ScheduledChunk[] }>();
+    for (const chunk of output.scheduled) {
+      if (this.isDecode(chunk)) {
+        const variant = graphVariantOf(chunk.sequence.attention, this.modelConfig.numLayers);
+        const topN = chunk.sequence.attention.mode === 'kcache' ? chunk.sequence.attention.topN : 0;
+        const key = `${variant.key}/${topN}`;
+        const group = decodeGroups.get(key) ?? { variant, topN, chunks: [] };
+        group.chunks.push(chunk);
+        decodeGroups.set(key, group);
+      } else {
+        const seq = chunk.sequence;
+        const logits = await this.runner.prefill(
+          {
+            tokenIds: seq.tokenIds.slice(chunk.startPosition, chunk.startPosition + chunk.numNewTokens),
+            startPosition: chunk.startPosition,
+            numPromptTokens: seq.numPromptTokens,
+            blocks: seq.blocks,
+          },
+          graphVariantOf(seq.attention, this.modelConfig.numLayers),
+          seq.attention.topN,
+        );
+        if (chunk.isLastChunk) toSample.push({ chunk, logits });
+      }
+    }
+    let batchSize = 0;
+    for (const group of decodeGroups.values()) {
+      const items: DecodeItem[] = group.chunks.map((c) => ({
+        tokenId: c.sequence.tokenIds[c.startPosition],
+        position: c.startPosition,
+        blocks: c.sequence.blocks,
+      }));
+      const logits = await this.runner.decode(items, group.variant, group.topN);
+      const vocab = this.modelConfig.vocabSize;
+      group.chunks.forEach((chunk, b) => toSample.push({ chunk, logits: logits.subarray(b * vocab, (b + 1) * vocab) }));
+      batchSize += items.length;
+    }
+    this.counters.lastBatchSize = batchSize;
+
+    const ended: Array<{ requestId: string; reason: 'stop' | 'eos' | 'length' }> = [];
+    for (const { chunk, logits } of toSample) {
+      const seq = chunk.sequence;
+      const state = this.requests.get(seq.requestId);
+      if (!state || this.pendingCancels.has(seq.requestId)) continue;
+      const picked = sampleToken(logits, state.request.sampling, seq.numOutputTokens, state.request.logprobs);
+      seq.appendToken(picked.tokenId);
+      this.counters.numGeneratedTokens++;
+      const decision = state.accept(picked.tokenId, picked.logprob);
+      if (decision) ended.push({ requestId: seq.requestId, reason: decision.reason });
+    }
+    // Tokens were appended above (the stop checks count them), so nothing is left for commit to add.
+    this.scheduler.commit(output, NO_SAMPLED_TOKENS);
+    for (const { requestId, reason } of ended) this.endRequest(requestId, reason);
+  }
+
+  /** A single new position after the prompt: same computation as the original decode step. */
+  private isDecode(chunk: ScheduledChunk): boolean {
+    return chunk.numNewTokens === 1 && chunk.startPosition >= chunk.sequence.numPromptTokens;
+  }
+
+  private endRequest(requestId: string, reason: 'stop' | 'eos' | 'length' | 'cancelled', error?: string): void {
+    const state = this.requests.get(requestId);
+    this.scheduler.finish(requestId);
+    if (!state) return;
+    this.requests.delete(requestId);
+    state.finish(reason, error);
+  }
+
+  private failAll(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    for (const id of [...this.requests.keys()]) {
+      this.scheduler.abort(id);
+      this.endRequest(id, 'cancelled', `engine failure: ${message}`);
+    }
+  }
+}

@@ -1,0 +1,74 @@
+import { StopChecker, StopDecision } from '../sampling/stop-checker';
+import { Sequence } from '../scheduler/sequence';
+import { Llama2cTokenizer } from '../tokenizer/llama2c-tokenizer';
+import { StreamingDetokenizer } from '../tokenizer/streaming-detokenizer';
+import { FinishReason, GenerationListener, GenerationRequest } from './generation-request';
+
+/** Everything the engine keeps for one request beside its scheduler Sequence. */
+export class RequestState {
+  private readonly detokenizer: StreamingDetokenizer;
+  private readonly stopChecker: StopChecker;
+  /** Output text so far (resumed tokens included), for stop strings. */
+  private text = '';
+  private isFinished = false;
+
+  constructor(
+    readonly request: GenerationRequest,
+    readonly sequence: Sequence,
+    private readonly listener: GenerationListener,
+    tokenizer: Llama2cTokenizer,
+    eosTokenIds: readonly number[],
+    maxTotalTokens: number,
+  ) {
+    const prompt = request.promptTokenIds;
+    this.detokenizer = new StreamingDetokenizer(tokenizer, prompt[prompt.length - 1]);
+    for (const token of request.resumeTokenIds ?? []) this.text += this.detokenizer.push(token);
+    this.stopChecker = new StopChecker({
+      stopTokenIds: request.stopTokenIds,
+      eosTokenIds,
+      stopStrings: request.stopStrings,
+      maxNewTokens: request.maxNewTokens,
+      maxTotalTokens,
+    });
+  }
+
+  get finished(): boolean {
+    return this.isFinished;
+  }
+
+  /**
+   * Emits a sampled token (already appended to the sequence) unless it ends the request silently
+   * (EOS and stop tokens are not part of the output). Returns the stop decision, if any.
+   */
+  accept(tokenId: number, logprob: number | undefined): StopDecision | null {
+    const seq = this.sequence;
+    const index = seq.numOutputTokens - 1;
+    const before = this.text.length;
+    const delta = this.detokenizer.push(tokenId);
+    this.text += delta;
+    const decision = this.stopChecker.check(tokenId, seq.numOutputTokens, seq.numTokens, this.text);
+    if (decision?.reason === 'eos' || (decision?.reason === 'stop' && decision.truncateTextAt === undefined)) return decision;
+    const text = decision?.truncateTextAt !== undefined ? this.text.slice(before, Math.max(before, decision.truncateTextAt)) : delta;
+    this.listener({ type: 'token', requestId: this.request.requestId, index, tokenId, text, ...(logprob !== undefined ? { logprob } : {}) });
+    return decision;
+  }
+
+  finish(reason: FinishReason, error?: string): void {
+    if (this.isFinished) return;
+    this.isFinished = true;
+    const seq = this.sequence;
+    const completionTokens = seq.numOutputTokens - (reason === 'eos' || (reason === 'stop' && this.endedOnStopToken()) ? 1 : 0);
+    this.listener({
+      type: 'finish',
+      requestId: this.request.requestId,
+      reason,
+      promptTokens: seq.numPromptTokens,
+      completionTokens: Math.max(0, completionTokens),
+      ...(error ? { error } : {}),
+    });
+  }
+
+  private endedOnStopToken(): boolean {
+    return this.request.stopTokenIds.includes(this.sequence.lastTokenId) && this.sequence.numOutputTokens > 0;
+  }
+}

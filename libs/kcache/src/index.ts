@@ -1,0 +1,17 @@
+export * from './attention/attention-config';
+export * from './engine/generation-request';
+export * from './engine/generation-engine';
+export * from './engine/engine-errors';
+export * from './engine/engine-options';
+export * from './engine/llm-engine';
+export * from './engine/create-engine';
+export * from './engine/generate';
+export * from './engine/validate-request';
+export * from './model';
+export * from './tokenizer';
+export { SamplingParams, GREEDY } from './sampling/sampling-params';
+export { InvalidRequestError } from './sampling/sampling-errors';
+export { validateSamplingParams } from './sampling/validate-sampling-params';
+export { KvCacheManager } from './memory/kv-cache-manager';
+export { OutOfBlocksError } from './memory/memory-errors';
+export { repoRoot, sharedDir, stories260kDir, loadGreedyOracle, OracleRecord } from './testing/reference-data';

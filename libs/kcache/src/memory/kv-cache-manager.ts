@@ -1,0 +1,269 @@
+import assert from 'node:assert/strict';
+import { AttentionConfig } from '../attention/attention-config';
+import { ModelConfig, kvDimOf } from '../model/model-config';
+import { BlockPool } from './block-pool';
+import { MemoryConfigError, OutOfBlocksError } from './memory-errors';
+import { SequenceBlocks } from './sequence-blocks';
+
+/** K and V are stored as fp32. */
+const BYTES_PER_ELEMENT = 4;
+
+export interface KvCacheManagerOptions {
+  readonly model: ModelConfig;
+  /** Token positions per block. Default 16. */
+  readonly blockSize?: number;
+  /** Device tier budget, shared by K blocks and dense-layer V blocks. Must hold one K block. */
+  readonly deviceCapacityBytes: number;
+  /** Host tier budget for the V of non-dense layers. Must hold one single-layer V block. */
+  readonly hostCapacityBytes: number;
+}
+
+export const DEFAULT_BLOCK_SIZE = 16;
+
+/** What a sequence's block tables need: its tables and its (fixed) attention config. */
+export interface KvSequence {
+  readonly blocks: SequenceBlocks;
+  readonly attention: AttentionConfig;
+}
+
+export interface TierUsage {
+  readonly usedBytes: number;
+  readonly freeBytes: number;
+  readonly capacityBytes: number;
+}
+
+export interface KvCacheUsage {
+  readonly device: TierUsage;
+  readonly host: TierUsage;
+  readonly numKBlockIds: number;
+  readonly numDeviceVBlockIds: number;
+  readonly numHostVBlockIds: number;
+}
+
+/** Per id space: a number of ids (ids are always below it). */
+export interface IdSpaceSizes {
+  readonly kIds: number;
+  readonly deviceVIds: number;
+  readonly hostVIds: number;
+}
+
+export interface BytesPerToken {
+  readonly deviceBytes: number;
+  readonly hostBytes: number;
+}
+
+/** Layers whose V stays in the device tier: all in 'full' mode, the leading denseLayers in 'kcache'. */
+export function numDenseLayers(attention: AttentionConfig, numLayers: number): number {
+  if (attention.mode === 'full') return numLayers;
+  return Math.min(Math.max(attention.denseLayers, 0), numLayers);
+}
+
+/**
+ * Block tables over two tiers. Per block of blockSize positions a sequence holds one K id
+ * (device, charged numLayers layer blocks), one device-V id if it has dense layers (device,
+ * charged numDenseLayers layer blocks) and one host-V id if it has non-dense layers (host, charged
+ * the other layers). A layer block is blockSize × kvDim fp32 values. Byte accounting is exact.
+ */
+export class KvCacheManager {
+  readonly blockSize: number;
+  readonly numLayers: number;
+  /** blockSize × kvDim × 4: one layer's K (or V) for one block. */
+  readonly layerBlockBytes: number;
+  readonly deviceCapacityBytes: number;
+  readonly hostCapacityBytes: number;
+  private readonly kPool: BlockPool;
+  private readonly deviceVPool: BlockPool;
+  private readonly hostVPool: BlockPool;
+
+  constructor(opts: KvCacheManagerOptions) {
+    const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
+    if (!Number.isSafeInteger(blockSize) || blockSize <= 0) {
+      throw new MemoryConfigError(`blockSize must be a positive integer, got ${blockSize}`, 'blockSize');
+    }
+    const numLayers = opts.model.numLayers;
+    const kvDim = kvDimOf(opts.model);
+    if (!Number.isSafeInteger(numLayers) || numLayers <= 0 || !Number.isSafeInteger(kvDim) || kvDim <= 0) {
+      throw new MemoryConfigError(`model needs positive integer numLayers and kvDim, got ${numLayers}, ${kvDim}`, 'model');
+    }
+    this.blockSize = blockSize;
+    this.numLayers = numLayers;
+    this.layerBlockBytes = blockSize * kvDim * BYTES_PER_ELEMENT;
+    const kBlockBytes = numLayers * this.layerBlockBytes;
+    if (!Number.isSafeInteger(opts.deviceCapacityBytes) || opts.deviceCapacityBytes < kBlockBytes) {
+      throw new MemoryConfigError(
+        `deviceCapacityBytes ${opts.deviceCapacityBytes} is below one K block (${kBlockBytes} bytes = ` +
+          `${numLayers} layers × ${blockSize} positions × ${kvDim} kvDim × 4 bytes)`,
+        'deviceCapacityBytes',
+      );
+    }
+    if (!Number.isSafeInteger(opts.hostCapacityBytes) || opts.hostCapacityBytes < this.layerBlockBytes) {
+      throw new MemoryConfigError(
+        `hostCapacityBytes ${opts.hostCapacityBytes} is below one single-layer V block (${this.layerBlockBytes} bytes)`,
+        'hostCapacityBytes',
+      );
+    }
+    this.deviceCapacityBytes = opts.deviceCapacityBytes;
+    this.hostCapacityBytes = opts.hostCapacityBytes;
+    // K and device-V are separate id spaces under one device budget: each pool may use all of it,
+    // and this class checks their sum (deviceUsedBytes) before every allocation.
+    this.kPool = new BlockPool({ name: 'device-k', capacityBytes: opts.deviceCapacityBytes });
+    this.deviceVPool = new BlockPool({ name: 'device-v', capacityBytes: opts.deviceCapacityBytes });
+    this.hostVPool = new BlockPool({ name: 'host-v', capacityBytes: opts.hostCapacityBytes });
+  }
+
+  blocksNeeded(numTokens: number): number {
+    return Math.ceil(numTokens / this.blockSize);
+  }
+
+  /** Bytes one cached token position costs in each tier. */
+  bytesPerToken(attention: AttentionConfig): BytesPerToken {
+    const charges = this.chargesPerBlock(attention);
+    return {
+      deviceBytes: (charges.kBytes + charges.deviceVBytes) / this.blockSize,
+      hostBytes: charges.hostVBytes / this.blockSize,
+    };
+  }
+
+  /** Would growing seq's tables to cover numTokensTotal positions fit both tiers now? */
+  canAllocate(seq: KvSequence, numTokensTotal: number): boolean {
+    const need = this.bytesToGrow(seq, numTokensTotal);
+    return need.deviceBytes <= this.deviceFreeBytes() && need.hostBytes <= this.hostVPool.freeBytes;
+  }
+
+  /** Could a sequence with this attention cover numTokensTotal positions if it were alone in the cache? */
+  fitsCapacity(attention: AttentionConfig, numTokensTotal: number): boolean {
+    const numBlocks = this.blocksNeeded(numTokensTotal);
+    const charges = this.chargesPerBlock(attention);
+    return (
+      numBlocks * (charges.kBytes + charges.deviceVBytes) <= this.deviceCapacityBytes &&
+      numBlocks * charges.hostVBytes <= this.hostCapacityBytes
+    );
+  }
+
+  /** Grows seq's tables to cover numTokensTotal positions. All or nothing: throws OutOfBlocksError. */
+  allocate(seq: KvSequence, numTokensTotal: number): void {
+    const need = this.bytesToGrow(seq, numTokensTotal);
+    if (need.deviceBytes > this.deviceFreeBytes()) {
+      throw new OutOfBlocksError(
+        `device tier: need ${need.deviceBytes} bytes for ${numTokensTotal} positions, ${this.deviceFreeBytes()} free`,
+        'device',
+        need.deviceBytes,
+        this.deviceFreeBytes(),
+      );
+    }
+    if (need.hostBytes > this.hostVPool.freeBytes) {
+      throw new OutOfBlocksError(
+        `host tier: need ${need.hostBytes} bytes for ${numTokensTotal} positions, ${this.hostVPool.freeBytes} free`,
+        'host',
+        need.hostBytes,
+        this.hostVPool.freeBytes,
+      );
+    }
+    const charges = this.chargesPerBlock(seq.attention);
+    const blocks = seq.blocks;
+    for (let i = 0; i < need.numNewBlocks; i++) {
+      blocks.kBlockIds.push(this.kPool.allocateId(charges.kBytes));
+      if (charges.deviceVBytes > 0) blocks.deviceVBlockIds.push(this.deviceVPool.allocateId(charges.deviceVBytes));
+      if (charges.hostVBytes > 0) blocks.hostVBlockIds.push(this.hostVPool.allocateId(charges.hostVBytes));
+    }
+    assert.ok(this.deviceUsedBytes() <= this.deviceCapacityBytes, 'device tier over budget');
+  }
+
+  /** Returns every block of seq and empties its tables (in place). */
+  free(seq: KvSequence): void {
+    const charges = this.chargesPerBlock(seq.attention);
+    const blocks = seq.blocks;
+    this.assertTablesConsistent(blocks, charges);
+    for (const id of blocks.kBlockIds) this.kPool.freeId(id, charges.kBytes);
+    for (const id of blocks.deviceVBlockIds) this.deviceVPool.freeId(id, charges.deviceVBytes);
+    for (const id of blocks.hostVBlockIds) this.hostVPool.freeId(id, charges.hostVBytes);
+    blocks.kBlockIds.length = 0;
+    blocks.deviceVBlockIds.length = 0;
+    blocks.hostVBlockIds.length = 0;
+  }
+
+  usage(): KvCacheUsage {
+    const deviceUsedBytes = this.deviceUsedBytes();
+    return {
+      device: {
+        usedBytes: deviceUsedBytes,
+        freeBytes: this.deviceCapacityBytes - deviceUsedBytes,
+        capacityBytes: this.deviceCapacityBytes,
+      },
+      host: {
+        usedBytes: this.hostVPool.usedBytes,
+        freeBytes: this.hostVPool.freeBytes,
+        capacityBytes: this.hostCapacityBytes,
+      },
+      numKBlockIds: this.kPool.numIdsInUse,
+      numDeviceVBlockIds: this.deviceVPool.numIdsInUse,
+      numHostVBlockIds: this.hostVPool.numIdsInUse,
+    };
+  }
+
+  /**
+   * The most ids each space can ever hold at once under the budgets, so every id stays below it
+   * (ids are reused lowest first). Physical storage sized by these never overflows. A device-V id
+   * always comes with a K id of the same block, and a host-V id with a K id too, so those spaces are
+   * bounded by the device budget as well as their own minimum charge of one layer block.
+   */
+  arenaCapacity(): IdSpaceSizes {
+    const kBlockBytes = this.numLayers * this.layerBlockBytes;
+    const kIds = Math.floor(this.deviceCapacityBytes / kBlockBytes);
+    return {
+      kIds,
+      deviceVIds: Math.floor(this.deviceCapacityBytes / (kBlockBytes + this.layerBlockBytes)),
+      hostVIds: Math.min(kIds, Math.floor(this.hostCapacityBytes / this.layerBlockBytes)),
+    };
+  }
+
+  /** Per id space, 1 + the largest live id: the part of the arenas in use now. */
+  maxIdsInUsePlusOne(): IdSpaceSizes {
+    return {
+      kIds: this.kPool.maxIdInUsePlusOne,
+      deviceVIds: this.deviceVPool.maxIdInUsePlusOne,
+      hostVIds: this.hostVPool.maxIdInUsePlusOne,
+    };
+  }
+
+  private chargesPerBlock(attention: AttentionConfig): { kBytes: number; deviceVBytes: number; hostVBytes: number } {
+    const numDense = numDenseLayers(attention, this.numLayers);
+    return {
+      kBytes: this.numLayers * this.layerBlockBytes,
+      deviceVBytes: numDense * this.layerBlockBytes,
+      hostVBytes: (this.numLayers - numDense) * this.layerBlockBytes,
+    };
+  }
+
+  private bytesToGrow(
+    seq: KvSequence,
+    numTokensTotal: number,
+  ): { numNewBlocks: number; deviceBytes: number; hostBytes: number } {
+    assert.ok(Number.isSafeInteger(numTokensTotal) && numTokensTotal >= 0, `bad numTokensTotal ${numTokensTotal}`);
+    const charges = this.chargesPerBlock(seq.attention);
+    this.assertTablesConsistent(seq.blocks, charges);
+    const numNewBlocks = Math.max(0, this.blocksNeeded(numTokensTotal) - seq.blocks.kBlockIds.length);
+    return {
+      numNewBlocks,
+      deviceBytes: numNewBlocks * (charges.kBytes + charges.deviceVBytes),
+      hostBytes: numNewBlocks * charges.hostVBytes,
+    };
+  }
+
+  private assertTablesConsistent(
+    blocks: SequenceBlocks,
+    charges: { deviceVBytes: number; hostVBytes: number },
+  ): void {
+    const numBlocks = blocks.kBlockIds.length;
+    assert.equal(blocks.deviceVBlockIds.length, charges.deviceVBytes > 0 ? numBlocks : 0, 'device-V table out of step');
+    assert.equal(blocks.hostVBlockIds.length, charges.hostVBytes > 0 ? numBlocks : 0, 'host-V table out of step');
+  }
+
+  private deviceUsedBytes(): number {
+    return this.kPool.usedBytes + this.deviceVPool.usedBytes;
+  }
+
+  private deviceFreeBytes(): number {
+    return this.deviceCapacityBytes - this.deviceUsedBytes();
+  }
+}

@@ -1,0 +1,68 @@
+import { statSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { Llama2cTokenizer } from '../tokenizer/llama2c-tokenizer';
+import { createSyntheticTokenizer } from '../tokenizer/synthetic-tokenizer';
+import { DefaultModelResolverOptions, resolveDefaultModelDir } from './default-model-resolver';
+import { loadLlama2cCheckpoint } from './llama2c-checkpoint';
+import { ModelFormatError, ModelNotFoundError } from './model-errors';
+import { findCheckpointFile, findTokenizerFile } from './model-files';
+import { ModelWeights } from './model-weights';
+import { createSyntheticModel, syntheticModelConfig } from './synthetic-models';
+
+export interface LoadedModel {
+  readonly name: string;
+  readonly weights: ModelWeights;
+  readonly tokenizer: Llama2cTokenizer;
+}
+
+export type ModelSpec =
+  | { readonly kind: 'synthetic'; readonly name: string; readonly seed: number }
+  | { readonly kind: 'path'; readonly path: string };
+
+const SYNTHETIC_PREFIX = 'synthetic:';
+
+/** `synthetic:NAME`, `synthetic:NAME@SEED` (uint32 seed, default 0), or a folder / .bin path. */
+export function parseModelSpec(spec: string): ModelSpec {
+  if (!spec.startsWith(SYNTHETIC_PREFIX)) return { kind: 'path', path: spec };
+  const [name, seedText, ...rest] = spec.slice(SYNTHETIC_PREFIX.length).split('@');
+  const seed = seedText === undefined ? 0 : Number(seedText);
+  if (rest.length > 0 || !/^\d+$/.test(seedText ?? '0') || seed > 0xffffffff) {
+    throw new ModelFormatError(`model spec "${spec}": expected synthetic:NAME or synthetic:NAME@SEED with SEED in 0..4294967295`);
+  }
+  syntheticModelConfig(name); // unknown names fail here, listing the known ones
+  return { kind: 'synthetic', name, seed };
+}
+
+/** Loads weights and tokenizer for a spec (see parseModelSpec). Relative paths resolve against `cwd`. */
+export function loadModel(spec: string, options: { readonly cwd?: string } = {}): LoadedModel {
+  const parsed = parseModelSpec(spec);
+  if (parsed.kind === 'synthetic') {
+    const weights = createSyntheticModel(parsed.name, parsed.seed);
+    return {
+      name: `${SYNTHETIC_PREFIX}${parsed.name}@${parsed.seed}`,
+      weights,
+      tokenizer: createSyntheticTokenizer(weights.config.vocabSize),
+    };
+  }
+  const path = resolve(options.cwd ?? '.', parsed.path);
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(path).isDirectory();
+  } catch (error) {
+    throw new ModelNotFoundError(
+      `model "${spec}" is neither synthetic:NAME nor an existing folder or .bin file (looked for ${path})`,
+      { cause: error },
+    );
+  }
+  const checkpointPath = isDirectory ? findCheckpointFile(path) : path;
+  const weights = loadLlama2cCheckpoint(checkpointPath);
+  const tokenizerPath = findTokenizerFile(dirname(checkpointPath), weights.config.vocabSize);
+  const tokenizer = Llama2cTokenizer.fromFile(tokenizerPath, weights.config.vocabSize);
+  return { name: basename(checkpointPath).replace(/\.bin$/i, ''), weights, tokenizer };
+}
+
+/** The default stories260K model, resolved (and downloaded if need be) as resolveDefaultModelDir does. */
+export async function loadDefaultModel(options: DefaultModelResolverOptions = {}): Promise<LoadedModel> {
+  const resolved = await resolveDefaultModelDir(options);
+  return loadModel(resolved.path);
+}

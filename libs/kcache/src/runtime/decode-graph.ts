@@ -1,0 +1,82 @@
+import { headDimOf } from '../model/model-config';
+import { GraphBuilder } from './graph-builder';
+import { IO } from './graph-io';
+import { GraphVariant, hasDenseLayer, hasTopNLayer } from './graph-variant';
+import { GraphWeights } from './layer-weights-layout';
+import { buildLlamaGraph } from './llama-graph';
+
+/**
+ * One decode step for B sequences, each computing its next position t_b (its "current" token).
+ * Past K/V rows (positions < t_b) are gathered from the arenas through row tables padded to
+ * T = max t_b; the current token's k/v come from the graph itself (the runner writes them to
+ * the arenas after the run) and form column T. The mask input is [B, T + 1]: -inf on padding.
+ *
+ * Exact layers: out = P · [V_past; v_cur].
+ * TopN layers (KCache): [w, idx] = TopK(P, N) per query head (ties → lower index), and only the
+ * selected V rows are gathered from the host-tier arena: out = Σ_i w_i · V[idx_i].
+ */
+export function buildDecodeGraph(weights: GraphWeights, variant: GraphVariant, blockSize: number): Uint8Array {
+  const config = weights.config;
+  const g = new GraphBuilder(`decode_${variant.key}`);
+  const names = weights.addTo(g);
+  const d = headDimOf(config);
+  const numKv = config.numKvHeads;
+
+  const mask = g.input(IO.mask, 'float32', ['batch', 'columns']);
+  const kRows = g.input(IO.kRows, 'int64', ['batch', 'past']);
+  const vRowsDevice = hasDenseLayer(variant) ? g.input(IO.vRowsDevice, 'int64', ['batch', 'past']) : '';
+  const vRowsHost = hasTopNLayer(variant) ? g.input(IO.vRowsHost, 'int64', ['batch', 'past']) : '';
+  const topN = hasTopNLayer(variant) ? g.input(IO.topN, 'int64', [1]) : '';
+  const rowTableOffsets = hasTopNLayer(variant) ? g.input(IO.rowTableOffsets, 'int64', ['batch']) : '';
+
+  const headRowOffsets = g.constInt(Array.from({ length: numKv }, (_, h) => h * blockSize), [1, numKv, 1]);
+  const byHead = (rows: string) => g.op('Add', [g.op('Unsqueeze', [rows, g.constInt([1])]), headRowOffsets]); // [B, Hkv, T]
+  const kRowsByHead = byHead(kRows);
+  const vRowsDeviceByHead = vRowsDevice ? byHead(vRowsDevice) : '';
+  const maskByHead = g.op('Unsqueeze', [mask, g.constInt([1, 2])]); // [B, 1, 1, T + 1]
+  const zero = g.constFloat([0], []);
+
+  // TopN layers share: the flattened host row table, its per-sequence offsets and T.
+  const pastLength = g.op('Slice', [g.op('Shape', [kRows]), g.constInt([1]), g.constInt([2])]); // [1]
+  const lastPast = g.op('Sub', [pastLength, g.constInt([1])]);
+  const vRowsHostFlat = vRowsHost ? g.op('Reshape', [vRowsHost, g.constInt([-1])]) : '';
+  const tableOffsets = rowTableOffsets ? g.op('Reshape', [rowTableOffsets, g.constInt([-1, 1, 1, 1])]) : '';
+  const headRowOffsets4 = g.constInt(Array.from({ length: numKv }, (_, h) => h * blockSize), [1, numKv, 1, 1]);
+
+  buildLlamaGraph(
+    g,
+    config,
+    names,
+    (g, layer, q, k, v) => {
+      const kArena = g.input(IO.kArena(layer), 'float32', ['k_arena_rows', d]);
+      const vArena = g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
+      // q: [B, Hkv, G, d]; k, v (the current token): [B, Hkv, 1, d]
+      const kAll = g.op('Concat', [g.op('Gather', [kArena, kRowsByHead], { axis: 0 }), k], { axis: 2 }); // [B, Hkv, T+1, d]
+      const scores = g.contribOp('FusedMatMul', [q, kAll], { transB: 1, alpha: { float: 1 / Math.sqrt(d) } });
+      const p = g.op('Softmax', [g.op('Add', [scores, maskByHead])], { axis: -1 }); // [B, Hkv, G, T+1]
+
+      let out: string; // [B, Hkv, G, d]
+      if (variant.denseLayers[layer]) {
+        const vAll = g.op('Concat', [g.op('Gather', [vArena, vRowsDeviceByHead], { axis: 0 }), v], { axis: 2 });
+        out = g.op('MatMul', [p, vAll]);
+      } else {
+        const [kept, index] = g.opMulti('TopK', [p, topN], 2, { axis: -1, largest: 1, sorted: 1 }); // [B, Hkv, G, n]
+        const weights = variant.renormalize
+          ? g.op('Div', [kept, g.op('ReduceSum', [kept, g.constInt([-1])], { keepdims: 1 })])
+          : kept;
+        // The current position (index T) is not in the arena yet: its weight multiplies v directly.
+        const isCurrent = g.op('Equal', [index, pastLength]);
+        const pastWeights = g.op('Where', [isCurrent, zero, weights]);
+        const currentWeight = g.op('ReduceSum', [g.op('Sub', [weights, pastWeights]), g.constInt([-1])], { keepdims: 1 }); // [B, Hkv, G, 1]
+        const tableIndex = g.op('Add', [g.op('Min', [index, lastPast]), tableOffsets]);
+        const rows = g.op('Add', [g.op('Gather', [vRowsHostFlat, tableIndex], { axis: 0 }), headRowOffsets4]);
+        const vSelected = g.op('Gather', [vArena, rows], { axis: 0 }); // [B, Hkv, G, n, d]
+        const weighted = g.op('MatMul', [g.op('Unsqueeze', [pastWeights, g.constInt([3])]), vSelected]); // [B, Hkv, G, 1, d]
+        out = g.op('Add', [g.op('Squeeze', [weighted, g.constInt([3])]), g.op('Mul', [currentWeight, v])]);
+      }
+      return g.op('Reshape', [out, g.constInt([0, config.dim])]);
+    },
+    { lastRowLogitsOnly: false },
+  );
+  return g.toBytes();
+}

@@ -1,0 +1,63 @@
+import { headDimOf, ModelConfig } from '../model/model-config';
+import { GraphBuilder } from './graph-builder';
+import { IO } from './graph-io';
+import { ModelWeightNames } from './layer-weights-layout';
+import { addAndRmsNorm, applyRotary, linear, rmsNorm, rotaryTables, swiGlu } from './transformer-ops';
+
+/**
+ * Attention of one layer for `rows` query tokens, in the grouped layout: q [rows, Hkv, G, d],
+ * k and v [rows, Hkv, 1, d] (q and k rotated). Returns [rows, dim].
+ */
+export type LayerAttention = (g: GraphBuilder, layer: number, q: string, k: string, v: string) => string;
+
+/**
+ * The Llama decoder around a pluggable attention: embedding, per layer RMSNorm → fused QKV →
+ * RoPE → attention → Wo → residual → RMSNorm → SwiGLU → residual, then final norm and classifier.
+ * Residual adds are fused with the following norm. New K and V rows of every layer are outputs
+ * ([rows, Hkv, numLayers, d]), so the runner can append them to the tiers.
+ */
+export function buildLlamaGraph(
+  g: GraphBuilder,
+  config: ModelConfig,
+  names: ModelWeightNames,
+  attention: LayerAttention,
+  options: { lastRowLogitsOnly: boolean },
+): void {
+  const d = headDimOf(config);
+  const numKv = config.numKvHeads;
+  const group = config.numHeads / numKv;
+  const tokens = g.input(IO.tokens, 'int64', ['rows']);
+  const positions = g.input(IO.positions, 'int64', ['rows']);
+  const rotary = rotaryTables(g, positions, { numKvHeads: numKv, group, headDim: d, theta: config.ropeTheta });
+  const groupedShape = g.constInt([0, numKv, group + 2, d]);
+  const qkvSizes = g.constInt([group, 1, 1]);
+  const newK: string[] = [];
+  const newV: string[] = [];
+
+  let residual = g.op('Gather', [names.tokenEmbedding, tokens], { axis: 0 }); // [rows, dim]
+  let normalized = rmsNorm(g, residual, names.layers[0].attentionNorm, config.normEps);
+  names.layers.forEach((w, layer) => {
+    const qkv = applyRotary(g, linear(g, normalized, w.wqkvT), rotary);
+    const [q, k, v] = g.opMulti('Split', [g.op('Reshape', [qkv, groupedShape]), qkvSizes], 3, { axis: 2 });
+    newK.push(k);
+    newV.push(v);
+    const attended = linear(g, attention(g, layer, q, k, v), w.woT);
+    const afterAttention = addAndRmsNorm(g, attended, residual, w.ffnNorm, config.normEps);
+    const ffn = swiGlu(g, afterAttention.normalized, w.w13T, w.w2T, config.hiddenDim);
+    if (layer + 1 < names.layers.length) {
+      const next = addAndRmsNorm(g, ffn, afterAttention.sum, names.layers[layer + 1].attentionNorm, config.normEps);
+      normalized = next.normalized;
+      residual = next.sum;
+    } else {
+      residual = g.op('Add', [ffn, afterAttention.sum]);
+    }
+  });
+  g.output(g.op('Concat', newK, { axis: 2 }), IO.newK, 'float32', ['rows', numKv, config.numLayers, d]);
+  g.output(g.op('Concat', newV, { axis: 2 }), IO.newV, 'float32', ['rows', numKv, config.numLayers, d]);
+
+  if (options.lastRowLogitsOnly) {
+    residual = g.op('Slice', [residual, g.constInt([-1]), g.constInt([Number.MAX_SAFE_INTEGER]), g.constInt([0])]);
+  }
+  const logits = linear(g, rmsNorm(g, residual, names.finalNorm, config.normEps), names.classifierT);
+  g.output(logits, IO.logits, 'float32', [options.lastRowLogitsOnly ? 1 : 'rows', config.vocabSize]);
+}

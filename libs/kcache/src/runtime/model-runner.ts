@@ -1,0 +1,210 @@
+import * as ort from 'onnxruntime-node';
+import { ModelConfig } from '../model/model-config';
+import { ModelWeights } from '../model/model-weights';
+import { SequenceBlocks } from '../memory/sequence-blocks';
+import { buildDecodeGraph } from './decode-graph';
+import { IO } from './graph-io';
+import { GraphVariant, hasDenseLayer, hasTopNLayer } from './graph-variant';
+import { KvArenas } from './kv-arenas';
+import { GraphWeights } from './layer-weights-layout';
+import { buildPrefillGraph } from './prefill-graph';
+import { fillRowTable, Int64Builder } from './row-tables';
+
+export interface DecodeItem {
+  readonly tokenId: number;
+  /** Position of tokenId; positions [0, position) are cached. */
+  readonly position: number;
+  readonly blocks: SequenceBlocks;
+}
+
+export interface PrefillItem {
+  /** Tokens at positions [startPosition, startPosition + tokenIds.length). */
+  readonly tokenIds: readonly number[];
+  readonly startPosition: number;
+  readonly numPromptTokens: number;
+  readonly blocks: SequenceBlocks;
+}
+
+export interface ModelRunnerOptions {
+  readonly blockSize: number;
+  readonly arenaCapacity: { kIds: number; deviceVIds: number; hostVIds: number };
+  /** onnxruntime intra-op threads; 0 lets onnxruntime choose. */
+  readonly numThreads: number;
+}
+
+interface VariantSessions {
+  decode?: ort.InferenceSession;
+  prefill?: ort.InferenceSession;
+}
+
+/**
+ * Runs the model's graphs on onnxruntime and owns the physical KV arenas. One session.run per
+ * decode batch and per prefill chunk; new K/V rows are appended to the arenas after each run.
+ * Makes no scheduling or sampling decisions.
+ */
+export class ModelRunner {
+  readonly arenas: KvArenas;
+  private readonly graphWeights: GraphWeights;
+  private readonly sessions = new Map<string, VariantSessions>();
+
+  constructor(
+    weights: ModelWeights,
+    private readonly options: ModelRunnerOptions,
+  ) {
+    this.graphWeights = new GraphWeights(weights);
+    this.arenas = new KvArenas(weights.config, options.blockSize, options.arenaCapacity);
+  }
+
+  get config(): ModelConfig {
+    return this.graphWeights.config;
+  }
+
+  /** logits: [items.length, vocab]. */
+  async decode(items: readonly DecodeItem[], variant: GraphVariant, topN: number): Promise<Float32Array> {
+    const session = await this.session(variant, 'decode');
+    const batch = items.length;
+    const past = Math.max(...items.map((i) => i.position));
+    const tokens = new Int64Builder(batch);
+    const positions = new Int64Builder(batch);
+    const mask = new Float32Array(batch * (past + 1));
+    const kRows = new Int64Builder(batch * past);
+    const vRowsDevice = hasDenseLayer(variant) ? new Int64Builder(batch * past) : null;
+    const vRowsHost = hasTopNLayer(variant) ? new Int64Builder(batch * past) : null;
+    items.forEach((item, b) => {
+      tokens.set(b, item.tokenId);
+      positions.set(b, item.position);
+      mask.fill(-Infinity, b * (past + 1) + item.position, b * (past + 1) + past);
+      fillRowTable(kRows, b * past, this.arenas, item.blocks.kBlockIds, item.position);
+      if (vRowsDevice) fillRowTable(vRowsDevice, b * past, this.arenas, item.blocks.deviceVBlockIds, item.position);
+      if (vRowsHost) fillRowTable(vRowsHost, b * past, this.arenas, item.blocks.hostVBlockIds, item.position);
+    });
+    const feeds: Record<string, ort.Tensor> = {
+      [IO.tokens]: int64(tokens, [batch]),
+      [IO.positions]: int64(positions, [batch]),
+      [IO.mask]: new ort.Tensor('float32', mask, [batch, past + 1]),
+      [IO.kRows]: int64(kRows, [batch, past]),
+    };
+    if (vRowsDevice) feeds[IO.vRowsDevice] = int64(vRowsDevice, [batch, past]);
+    if (vRowsHost) {
+      feeds[IO.vRowsHost] = int64(vRowsHost, [batch, past]);
+      feeds[IO.topN] = scalarInt64(Math.min(topN, past + 1));
+      const offsets = new Int64Builder(batch);
+      for (let b = 0; b < batch; b++) offsets.set(b, b * past);
+      feeds[IO.rowTableOffsets] = int64(offsets, [batch]);
+    }
+    this.addArenaFeeds(feeds, variant);
+    const results = await session.run(feeds);
+    items.forEach((item, b) => this.appendKv(results, variant, item.blocks, item.position, b));
+    return results[IO.logits].data as Float32Array;
+  }
+
+  /** logits: [1, vocab] for the chunk's last position (or [C, vocab] when allLogits). */
+  async prefill(item: PrefillItem, variant: GraphVariant, topN: number): Promise<Float32Array> {
+    const session = await this.session(variant, 'prefill');
+    const numRows = item.tokenIds.length;
+    const past = item.startPosition;
+    const numKeys = past + numRows;
+    const tokens = new Int64Builder(numRows);
+    const positions = new Int64Builder(numRows);
+    const mask = new Float32Array(numRows * numKeys);
+    const isApproximate = new Uint8Array(numRows);
+    for (let i = 0; i < numRows; i++) {
+      tokens.set(i, item.tokenIds[i]);
+      positions.set(i, past + i);
+      mask.fill(-Infinity, i * numKeys + past + i + 1, (i + 1) * numKeys);
+      isApproximate[i] = past + i >= item.numPromptTokens ? 1 : 0;
+    }
+    const kRows = new Int64Builder(past);
+    fillRowTable(kRows, 0, this.arenas, item.blocks.kBlockIds, past);
+    const feeds: Record<string, ort.Tensor> = {
+      [IO.tokens]: int64(tokens, [numRows]),
+      [IO.positions]: int64(positions, [numRows]),
+      [IO.mask]: new ort.Tensor('float32', mask, [numRows, numKeys]),
+      [IO.kRows]: int64(kRows, [past]),
+    };
+    if (hasDenseLayer(variant)) {
+      const rows = new Int64Builder(past);
+      fillRowTable(rows, 0, this.arenas, item.blocks.deviceVBlockIds, past);
+      feeds[IO.vRowsDevice] = int64(rows, [past]);
+    }
+    if (hasTopNLayer(variant)) {
+      const rows = new Int64Builder(past);
+      fillRowTable(rows, 0, this.arenas, item.blocks.hostVBlockIds, past);
+      feeds[IO.vRowsHost] = int64(rows, [past]);
+      feeds[IO.topN] = scalarInt64(Math.min(topN, numKeys));
+      feeds[IO.isApproximateQuery] = new ort.Tensor('bool', isApproximate, [numRows]);
+    }
+    this.addArenaFeeds(feeds, variant);
+    const results = await session.run(feeds);
+    for (let i = 0; i < numRows; i++) this.appendKv(results, variant, item.blocks, past + i, i);
+    return results[IO.logits].data as Float32Array;
+  }
+
+  /** Builds (and caches) both sessions of a variant ahead of the first request. */
+  async warmUp(variant: GraphVariant): Promise<void> {
+    await this.session(variant, 'decode');
+    await this.session(variant, 'prefill');
+  }
+
+  async release(): Promise<void> {
+    for (const s of this.sessions.values()) {
+      await s.decode?.release();
+      await s.prefill?.release();
+    }
+    this.sessions.clear();
+  }
+
+  private addArenaFeeds(feeds: Record<string, ort.Tensor>, variant: GraphVariant): void {
+    const d = this.arenas.headDim;
+    variant.denseLayers.forEach((dense, layer) => {
+      const k = this.arenas.k[layer];
+      const v = dense ? this.arenas.deviceV[layer] : this.arenas.hostV[layer];
+      feeds[IO.kArena(layer)] = new ort.Tensor('float32', k, [k.length / d, d]);
+      feeds[IO.vArena(layer)] = new ort.Tensor('float32', v, [v.length / d, d]);
+    });
+  }
+
+  private appendKv(results: ort.InferenceSession.OnnxValueMapType, variant: GraphVariant, blocks: SequenceBlocks, position: number, row: number): void {
+    const newK = results[IO.newK].data as Float32Array; // [rows, Hkv, numLayers, d]
+    const newV = results[IO.newV].data as Float32Array;
+    const numLayers = variant.denseLayers.length;
+    variant.denseLayers.forEach((dense, layer) => {
+      const at = { row, layer, numLayers };
+      this.arenas.writePosition(this.arenas.k[layer], blocks.kBlockIds, position, newK, at);
+      const vArena = dense ? this.arenas.deviceV[layer] : this.arenas.hostV[layer];
+      this.arenas.writePosition(vArena, dense ? blocks.deviceVBlockIds : blocks.hostVBlockIds, position, newV, at);
+    });
+  }
+
+  private async session(variant: GraphVariant, kind: 'decode' | 'prefill'): Promise<ort.InferenceSession> {
+    let entry = this.sessions.get(variant.key);
+    if (!entry) {
+      entry = {};
+      this.sessions.set(variant.key, entry);
+    }
+    let session = entry[kind];
+    if (!session) {
+      const graph =
+        kind === 'decode'
+          ? buildDecodeGraph(this.graphWeights, variant, this.options.blockSize)
+          : buildPrefillGraph(this.graphWeights, variant, this.options.blockSize);
+      session = await ort.InferenceSession.create(graph, {
+        intraOpNumThreads: this.options.numThreads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+        logSeverityLevel: 3,
+      });
+      entry[kind] = session;
+    }
+    return session;
+  }
+}
+
+function int64(builder: Int64Builder, dims: readonly number[]): ort.Tensor {
+  return new ort.Tensor('int64', builder.values, dims);
+}
+
+function scalarInt64(value: number): ort.Tensor {
+  return new ort.Tensor('int64', BigInt64Array.of(BigInt(value)), [1]);
+}

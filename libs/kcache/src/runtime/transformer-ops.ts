@@ -1,0 +1,72 @@
+import { GraphBuilder } from './graph-builder';
+
+/** Building blocks of a Llama layer, shared by the prefill and decode graphs. */
+
+/** RMSNorm over the last axis: w ⊙ x / sqrt(mean(x²) + eps) (the Pow/ReduceMean pattern ORT fuses). */
+export function rmsNorm(g: GraphBuilder, x: string, weight: string, eps: number): string {
+  const squared = g.op('Pow', [x, g.constFloat([2], [])]);
+  const meanSquare = g.op('ReduceMean', [squared], { axes: [-1], keepdims: 1 });
+  const rms = g.op('Sqrt', [g.op('Add', [meanSquare, g.constFloat([eps], [])])]);
+  return g.op('Mul', [g.op('Div', [x, rms]), weight]);
+}
+
+/**
+ * Residual add fused with the next RMSNorm (onnxruntime contrib op).
+ * Returns the normalized sum and the sum itself (the new residual stream).
+ */
+export function addAndRmsNorm(g: GraphBuilder, x: string, residual: string, weight: string, eps: number): { normalized: string; sum: string } {
+  const [normalized, , , sum] = g.contribOpMulti('SkipSimplifiedLayerNormalization', [x, residual, weight], 4, { epsilon: { float: eps } }, [true, false, false, true]);
+  return { normalized, sum };
+}
+
+/** x [.., in] · W [in, out]. */
+export function linear(g: GraphBuilder, x: string, weightT: string): string {
+  return g.op('MatMul', [x, weightT]);
+}
+
+/**
+ * Rotary tables for the fused projection laid out as [Hkv, G + 2, headDim] (per KV head: G query
+ * heads, its K head, its V head). Interleaved-pair layout (Meta / GPT-J): pair (2j, 2j+1) of every
+ * q and k head rotates by pos · theta^(-2j/headDim). Applied as x·cos + x[swap]·sinSigned, where
+ * swap exchanges the members of each pair and sinSigned is -sin on even and +sin on odd columns;
+ * V columns get cos 1 and sin 0, so they pass unchanged. Angles are pos · inverseFrequency in
+ * fp32, as the reference computes them.
+ */
+export function rotaryTables(
+  g: GraphBuilder,
+  positions: string,
+  shape: { numKvHeads: number; group: number; headDim: number; theta: number },
+): { cos: string; sinSigned: string; swapIndex: string } {
+  const { numKvHeads, group, headDim, theta } = shape;
+  const width = numKvHeads * (group + 2) * headDim;
+  const inverseFrequency: number[] = [];
+  const sign: number[] = [];
+  const swap: number[] = [];
+  for (let c = 0; c < width; c++) {
+    const isV = Math.floor(c / headDim) % (group + 2) === group + 1;
+    const j = Math.floor((c % headDim) / 2);
+    inverseFrequency.push(isV ? 0 : Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / headDim)))));
+    sign.push(isV ? 0 : c % 2 === 0 ? -1 : 1);
+    swap.push(isV ? c : c % 2 === 0 ? c + 1 : c - 1);
+  }
+  const pos = g.op('Unsqueeze', [g.op('Cast', [positions], { to: 1 }), g.constInt([1])]); // [rows, 1]
+  const angles = g.op('Mul', [pos, g.constFloat(inverseFrequency, [1, width])]); // [rows, width]
+  return {
+    cos: g.op('Cos', [angles]),
+    sinSigned: g.op('Mul', [g.op('Sin', [angles]), g.constFloat(sign, [1, width])]),
+    swapIndex: g.constInt(swap),
+  };
+}
+
+export function applyRotary(g: GraphBuilder, x: string, tables: { cos: string; sinSigned: string; swapIndex: string }): string {
+  const swapped = g.op('Gather', [x, tables.swapIndex], { axis: 1 });
+  return g.op('Add', [g.op('Mul', [x, tables.cos]), g.op('Mul', [swapped, tables.sinSigned])]);
+}
+
+/** SwiGLU feed-forward: W2 · (SiLU(W1·m) ⊙ W3·m), with W1 and W3 fused into one [dim, 2·hidden] matrix. */
+export function swiGlu(g: GraphBuilder, m: string, w13T: string, w2T: string, hiddenDim: number): string {
+  const gateUp = linear(g, m, w13T);
+  const [gate, up] = g.opMulti('Split', [gateUp, g.constInt([hiddenDim, hiddenDim])], 2, { axis: -1 });
+  const silu = g.op('Mul', [gate, g.op('Sigmoid', [gate])]);
+  return linear(g, g.op('Mul', [silu, up]), w2T);
+}
