@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { repoRoot, stories260kDir } from '../testing/reference-data';
@@ -86,7 +86,7 @@ describe('resolveDefaultModelDir', () => {
 
   it('finds the shared reference copy beside the checkout', async () => {
     const resolved = await resolveDefaultModelDir({ repoRoot: repoRoot(), cacheDir, baseUrl });
-    assert.deepEqual(resolved, { path: stories260kDir(), source: 'shared' });
+    assert.deepEqual(resolved, { path: resolve(repoRoot(), '..', 'shared', 'models', 'stories260K'), source: 'shared' });
     assert.equal(server.requests.length, 0);
   });
 

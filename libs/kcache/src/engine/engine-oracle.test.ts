@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
+import { loadModel, LoadedModel } from '../model/model-source';
+import { GREEDY } from '../sampling/sampling-params';
+import { loadGreedyOracle, OracleRecord, stories260kDir } from '../testing/reference-data';
+import { createEngine } from './create-engine';
+import { generate } from './generate';
+import { GenerationRequest } from './generation-request';
+import { LlmEngine } from './llm-engine';
+
+const KCACHE_512: AttentionConfig = { mode: 'kcache', topN: 512, denseLayers: 0, renormalize: false };
+const oracle = loadGreedyOracle();
+let model: LoadedModel;
+
+function greedyRequest(record: OracleRecord, attention: AttentionConfig): GenerationRequest {
+  return {
+    requestId: record.id,
+    promptTokenIds: record.prompt_token_ids,
+    maxNewTokens: 512,
+    sampling: GREEDY,
+    stopTokenIds: [],
+    stopStrings: [],
+    attention,
+    priority: 0,
+    logprobs: false,
+  };
+}
+
+/** Tokens must equal the reference up to the first near tie (where fp32 order may flip the pick). */
+function assertMatchesOracle(tokenIds: readonly number[], record: OracleRecord): void {
+  const promptLength = record.prompt_token_ids.length;
+  const firstTie = Math.min(...record.near_ties.map((pos) => pos - promptLength + 1), Infinity);
+  const expected = record.generated_token_ids;
+  if (firstTie === Infinity) {
+    assert.deepEqual(tokenIds, expected, `${record.id}: generated tokens differ from the reference`);
+  } else {
+    assert.deepEqual(tokenIds.slice(0, firstTie), expected.slice(0, firstTie), `${record.id}: differs before its near tie`);
+  }
+}
+
+async function runAll(engine: LlmEngine, attention: AttentionConfig, records: readonly OracleRecord[]) {
+  return Promise.all(records.map((r) => generate(engine, greedyRequest(r, attention))));
+}
+
+describe('stories260K engine against the reference generations', () => {
+  before(() => {
+    model = loadModel(stories260kDir());
+  });
+
+  for (const [name, attention] of [
+    ['full', FULL_ATTENTION],
+    ['kcache N=512', KCACHE_512],
+  ] as const) {
+    it(`${name}: every oracle prompt, batched together, gives the reference tokens and stop reason`, async () => {
+      const engine = await createEngine({ model: stories260kDir(), defaultAttention: attention, numThreads: 1 }, model);
+      const results = await runAll(engine, attention, oracle);
+      results.forEach((result, i) => {
+        assertMatchesOracle(result.tokenIds, oracle[i]);
+        assert.equal(result.finish.reason, oracle[i].stop_reason === 'bos' ? 'eos' : 'length', oracle[i].id);
+        assert.equal(result.text, model.tokenizer.decode(result.tokenIds, oracle[i].prompt_token_ids.at(-1)!));
+      });
+      assert.equal(engine.stats().device.usedBytes, 0, 'every block returns to the pool');
+      await engine.close();
+    });
+  }
+
+  it('batch invariance: prompts alone, together, and joining mid-way give identical tokens', async () => {
+    const engine = await createEngine({ model: stories260kDir(), numThreads: 1 }, model);
+    const alone = [];
+    for (const record of oracle.slice(0, 4)) alone.push((await generate(engine, greedyRequest(record, FULL_ATTENTION))).tokenIds);
+    const early = oracle.slice(0, 6).map((r) => generate(engine, greedyRequest(r, FULL_ATTENTION)));
+    await new Promise((resolve) => setTimeout(resolve, 30)); // the first ones are decoding by now
+    const late = oracle.slice(6).map((r) => generate(engine, greedyRequest(r, FULL_ATTENTION)));
+    const together = await Promise.all([...early, ...late]);
+    together.forEach((result, i) => assertMatchesOracle(result.tokenIds, oracle[i]));
+    alone.forEach((tokens, i) => assert.deepEqual(tokens, together[i].tokenIds));
+    await engine.close();
+  });
+
+  it('preemption by recompute: a device tier too small for the batch preempts, and outputs stay identical', async () => {
+    for (const attention of [FULL_ATTENTION, KCACHE_512]) {
+      // 5 layers · 32 floats · 4 B · 16 tokens = 10 KiB per K block: 48 blocks hold ~768 positions.
+      const engine = await createEngine(
+        { model: stories260kDir(), numThreads: 1, deviceCapacityBytes: 48 * 10240 * (attention.mode === 'full' ? 2 : 1), hostCapacityBytes: 1 << 20 },
+        model,
+      );
+      const records = oracle.filter((r) => r.generated_token_ids.length > 150).slice(0, 4);
+      const results = await runAll(engine, attention, records);
+      assert.ok(engine.stats().numPreemptions > 0, `${attention.mode}: expected preemptions`);
+      results.forEach((result, i) => assertMatchesOracle(result.tokenIds, records[i]));
+      await engine.close();
+    }
+  });
+
+  it('seeded sampling gives the same tokens alone and in a batch', async () => {
+    const engine = await createEngine({ model: stories260kDir(), numThreads: 1 }, model);
+    const sampled = (r: OracleRecord, seed: number): GenerationRequest => ({
+      ...greedyRequest(r, FULL_ATTENTION),
+      requestId: `${r.id}-s${seed}`,
+      maxNewTokens: 60,
+      sampling: { temperature: 0.9, topK: 40, topP: 0.95, seed },
+      logprobs: true,
+    });
+    const alone = await generate(engine, sampled(oracle[0], 7));
+    const batch = await Promise.all([sampled(oracle[0], 7), sampled(oracle[1], 7), sampled(oracle[0], 8)].map((r) => generate(engine, r)));
+    assert.deepEqual(batch[0].tokenIds, alone.tokenIds);
+    assert.notDeepEqual(batch[2].tokenIds, alone.tokenIds, 'another seed samples another continuation');
+    assert.equal(alone.logprobs.length, alone.tokenIds.length);
+    assert.ok(alone.logprobs.every((lp) => lp <= 0 && Number.isFinite(lp)));
+    await engine.close();
+  });
+
+  it('cancel stops a request within one step and frees its blocks', async () => {
+    const engine = await createEngine({ model: stories260kDir(), numThreads: 1 }, model);
+    const events: string[] = [];
+    const done = new Promise<void>((resolve) =>
+      engine.submit({ ...greedyRequest(oracle[0], FULL_ATTENTION), requestId: 'to-cancel' }, (e) => {
+        events.push(e.type === 'finish' ? `finish:${e.reason}` : 'token');
+        if (e.type === 'token' && events.length === 3) assert.equal(engine.cancel('to-cancel'), true);
+        if (e.type === 'finish') resolve();
+      }),
+    );
+    await done;
+    assert.equal(events.at(-1), 'finish:cancelled');
+    assert.ok(events.length <= 5, `at most one more token after cancel, got ${events.length - 1} tokens`);
+    assert.equal(engine.stats().device.usedBytes, 0);
+    assert.equal(engine.cancel('to-cancel'), false);
+    await engine.close();
+  });
+});
