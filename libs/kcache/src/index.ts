@@ -15,3 +15,6 @@ export { validateSamplingParams } from './sampling/validate-sampling-params';
 export { KvCacheManager } from './memory/kv-cache-manager';
 export { OutOfBlocksError } from './memory/memory-errors';
 export { repoRoot, sharedDir, stories260kDir, loadGreedyOracle, OracleRecord } from './testing/reference-data';
+export { ModelRunner, ModelRunnerOptions, DecodeItem, PrefillItem } from './runtime/model-runner';
+export { GraphVariant, graphVariantOf } from './runtime/graph-variant';
+export { sampleToken, argmax, logSoftmaxAt } from './sampling/sampler';

@@ -32,10 +32,9 @@ export interface ModelRunnerOptions {
   readonly numThreads: number;
 }
 
-interface VariantSessions {
-  decode?: ort.InferenceSession;
-  prefill?: ort.InferenceSession;
-}
+type SessionKind = 'decode' | 'prefill' | 'score';
+
+type VariantSessions = Partial<Record<SessionKind, ort.InferenceSession>>;
 
 /**
  * Runs the model's graphs on onnxruntime and owns the physical KV arenas. One session.run per
@@ -140,6 +139,42 @@ export class ModelRunner {
     return results[IO.logits].data as Float32Array;
   }
 
+  /**
+   * Teacher-forced logits of a whole text, [tokenIds.length, vocab], with nothing cached: row t
+   * predicts token t+1. Query rows at positions >= numExactPositions use the variant's TopN
+   * selection in its TopN layers (KCache applied to every position), earlier rows exact attention.
+   */
+  async score(tokenIds: readonly number[], variant: GraphVariant, topN: number, numExactPositions: number): Promise<Float32Array> {
+    const session = await this.session(variant, 'score');
+    const numRows = tokenIds.length;
+    const tokens = new Int64Builder(numRows);
+    const positions = new Int64Builder(numRows);
+    const mask = new Float32Array(numRows * numRows);
+    const isApproximate = new Uint8Array(numRows);
+    for (let i = 0; i < numRows; i++) {
+      tokens.set(i, tokenIds[i]);
+      positions.set(i, i);
+      mask.fill(-Infinity, i * numRows + i + 1, (i + 1) * numRows);
+      isApproximate[i] = i >= numExactPositions ? 1 : 0;
+    }
+    const empty = new Int64Builder(0);
+    const feeds: Record<string, ort.Tensor> = {
+      [IO.tokens]: int64(tokens, [numRows]),
+      [IO.positions]: int64(positions, [numRows]),
+      [IO.mask]: new ort.Tensor('float32', mask, [numRows, numRows]),
+      [IO.kRows]: int64(empty, [0]),
+    };
+    if (hasDenseLayer(variant)) feeds[IO.vRowsDevice] = int64(empty, [0]);
+    if (hasTopNLayer(variant)) {
+      feeds[IO.vRowsHost] = int64(empty, [0]);
+      feeds[IO.topN] = scalarInt64(Math.min(topN, numRows));
+      feeds[IO.isApproximateQuery] = new ort.Tensor('bool', isApproximate, [numRows]);
+    }
+    this.addArenaFeeds(feeds, variant);
+    const results = await session.run(feeds, [IO.logits]);
+    return results[IO.logits].data as Float32Array;
+  }
+
   /** Builds (and caches) both sessions of a variant ahead of the first request. */
   async warmUp(variant: GraphVariant): Promise<void> {
     await this.session(variant, 'decode');
@@ -147,9 +182,8 @@ export class ModelRunner {
   }
 
   async release(): Promise<void> {
-    for (const s of this.sessions.values()) {
-      await s.decode?.release();
-      await s.prefill?.release();
+    for (const sessions of this.sessions.values()) {
+      for (const session of Object.values(sessions)) await session.release();
     }
     this.sessions.clear();
   }
@@ -176,7 +210,7 @@ export class ModelRunner {
     });
   }
 
-  private async session(variant: GraphVariant, kind: 'decode' | 'prefill'): Promise<ort.InferenceSession> {
+  private async session(variant: GraphVariant, kind: SessionKind): Promise<ort.InferenceSession> {
     let entry = this.sessions.get(variant.key);
     if (!entry) {
       entry = {};
@@ -187,7 +221,7 @@ export class ModelRunner {
       const graph =
         kind === 'decode'
           ? buildDecodeGraph(this.graphWeights, variant, this.options.blockSize)
-          : buildPrefillGraph(this.graphWeights, variant, this.options.blockSize);
+          : buildPrefillGraph(this.graphWeights, variant, this.options.blockSize, { allLogits: kind === 'score' });
       session = await ort.InferenceSession.create(graph, {
         intraOpNumThreads: this.options.numThreads,
         interOpNumThreads: 1,
