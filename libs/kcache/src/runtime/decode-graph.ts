@@ -1,6 +1,8 @@
-import { headDimOf } from '../model/model-config';
+import { headDimOf, kvDimOf } from '../model/model-config';
 import { GraphBuilder } from './graph-builder';
-import { IO } from './graph-io';
+import { INT64_MAX, IO } from './graph-io';
+
+const CONCAT_PAST_LIMIT_BYTES = 1 << 20;
 import { GraphVariant, hasDenseLayer, hasTopNLayer } from './graph-variant';
 import { GraphWeights } from './layer-weights-layout';
 import { buildLlamaGraph } from './llama-graph';
@@ -15,7 +17,12 @@ import { buildLlamaGraph } from './llama-graph';
  * TopN layers (KCache): [w, idx] = TopK(P, N) per query head (ties → lower index), and only the
  * selected V rows are gathered from the host-tier arena: out = Σ_i w_i · V[idx_i].
  */
-export function buildDecodeGraph(weights: GraphWeights, variant: GraphVariant, blockSize: number): Uint8Array {
+export function buildDecodeGraph(
+  weights: GraphWeights,
+  variant: GraphVariant,
+  blockSize: number,
+  options: { appendCurrentByCopy?: boolean } = {},
+): Uint8Array {
   const config = weights.config;
   const g = new GraphBuilder(`decode_${variant.key}`);
   const names = weights.addTo(g);
@@ -35,6 +42,12 @@ export function buildDecodeGraph(weights: GraphWeights, variant: GraphVariant, b
   const vRowsDeviceByHead = vRowsDevice ? byHead(vRowsDevice) : '';
   const maskByHead = g.op('Unsqueeze', [mask, g.constInt([1, 2])]); // [B, 1, 1, T + 1]
   const zero = g.constFloat([0], []);
+  const minusOne = g.constInt([-1]);
+  const scale = g.constFloat([1 / Math.sqrt(d)], []);
+  // The current token's k/v join the gathered past either by copying them onto it (one Concat:
+  // fewest nodes, best for small models) or through separate score/value terms (no copy of the
+  // whole past, best once a layer's past K is large).
+  const appendCurrentByCopy = options.appendCurrentByCopy ?? kvDimOf(config) * 4 * config.maxSeqLen <= CONCAT_PAST_LIMIT_BYTES;
 
   // TopN layers share: the flattened host row table, its per-sequence offsets and T.
   const pastLength = g.op('Slice', [g.op('Shape', [kRows]), g.constInt([1]), g.constInt([2])]); // [1]
@@ -51,14 +64,26 @@ export function buildDecodeGraph(weights: GraphWeights, variant: GraphVariant, b
       const kArena = g.input(IO.kArena(layer), 'float32', ['k_arena_rows', d]);
       const vArena = g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
       // q: [B, Hkv, G, d]; k, v (the current token): [B, Hkv, 1, d]
-      const kAll = g.op('Concat', [g.op('Gather', [kArena, kRowsByHead], { axis: 0 }), k], { axis: 2 }); // [B, Hkv, T+1, d]
-      const scores = g.contribOp('FusedMatMul', [q, kAll], { transB: 1, alpha: { float: 1 / Math.sqrt(d) } });
+      const kPast = g.op('Gather', [kArena, kRowsByHead], { axis: 0 }); // [B, Hkv, T, d]
+      const alpha = { float: 1 / Math.sqrt(d) };
+      const scores = appendCurrentByCopy
+        ? g.contribOp('FusedMatMul', [q, g.op('Concat', [kPast, k], { axis: 2 })], { transB: 1, alpha })
+        : g.op('Concat', [
+            g.contribOp('FusedMatMul', [q, kPast], { transB: 1, alpha }),
+            g.op('Mul', [g.op('ReduceSum', [g.op('Mul', [q, k]), minusOne], { keepdims: 1 }), scale]),
+          ], { axis: -1 });
       const p = g.op('Softmax', [g.op('Add', [scores, maskByHead])], { axis: -1 }); // [B, Hkv, G, T+1]
 
       let out: string; // [B, Hkv, G, d]
       if (variant.denseLayers[layer]) {
-        const vAll = g.op('Concat', [g.op('Gather', [vArena, vRowsDeviceByHead], { axis: 0 }), v], { axis: 2 });
-        out = g.op('MatMul', [p, vAll]);
+        const vPast = g.op('Gather', [vArena, vRowsDeviceByHead], { axis: 0 }); // [B, Hkv, T, d]
+        if (appendCurrentByCopy) {
+          out = g.op('MatMul', [p, g.op('Concat', [vPast, v], { axis: 2 })]);
+        } else {
+          const pPast = g.op('Slice', [p, g.constInt([0]), minusOne, minusOne]);
+          const pCurrent = g.op('Slice', [p, minusOne, g.constInt([INT64_MAX]), minusOne]);
+          out = g.op('Add', [g.op('MatMul', [pPast, vPast]), g.op('Mul', [pCurrent, v])]);
+        }
       } else {
         const [kept, index] = g.opMulti('TopK', [p, topN], 2, { axis: -1, largest: 1, sorted: 1 }); // [B, Hkv, G, n]
         const weights = variant.renormalize

@@ -30,6 +30,10 @@ export interface ModelRunnerOptions {
   readonly arenaCapacity: { kIds: number; deviceVIds: number; hostVIds: number };
   /** onnxruntime intra-op threads; 0 lets onnxruntime choose. */
   readonly numThreads: number;
+  /** Decode graph strategy for the current token's k/v (see buildDecodeGraph); default by model size. */
+  readonly appendCurrentByCopy?: boolean;
+  /** Writes onnxruntime's per-node profile (JSON) with this file prefix. */
+  readonly profileFilePrefix?: string;
 }
 
 type SessionKind = 'decode' | 'prefill' | 'score';
@@ -183,7 +187,10 @@ export class ModelRunner {
 
   async release(): Promise<void> {
     for (const sessions of this.sessions.values()) {
-      for (const session of Object.values(sessions)) await session.release();
+      for (const session of Object.values(sessions)) {
+        if (this.options.profileFilePrefix) session.endProfiling();
+        await session.release();
+      }
     }
     this.sessions.clear();
   }
@@ -220,7 +227,7 @@ export class ModelRunner {
     if (!session) {
       const graph =
         kind === 'decode'
-          ? buildDecodeGraph(this.graphWeights, variant, this.options.blockSize)
+          ? buildDecodeGraph(this.graphWeights, variant, this.options.blockSize, { appendCurrentByCopy: this.options.appendCurrentByCopy })
           : buildPrefillGraph(this.graphWeights, variant, this.options.blockSize, { allLogits: kind === 'score' });
       session = await ort.InferenceSession.create(graph, {
         intraOpNumThreads: this.options.numThreads,
@@ -228,6 +235,7 @@ export class ModelRunner {
         executionMode: 'sequential',
         graphOptimizationLevel: 'all',
         logSeverityLevel: 3,
+        ...(this.options.profileFilePrefix ? { enableProfiling: true, profileFilePrefix: `${this.options.profileFilePrefix}_${kind}` } : {}),
       });
       entry[kind] = session;
     }

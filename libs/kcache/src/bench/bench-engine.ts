@@ -1,0 +1,83 @@
+import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
+import { createEngine } from '../engine/create-engine';
+import { generate } from '../engine/generate';
+import { loadModel, LoadedModel } from '../model/model-source';
+import { GREEDY } from '../sampling/sampling-params';
+import { stories260kDir } from '../testing/reference-data';
+import { formatTable, saveBenchResults } from './bench-results';
+import { benchDecode } from './decode-bench';
+
+/**
+ * `npm run bench:engine`: decode throughput of the engine on this machine.
+ * - stories260K end to end (engine: scheduling, sampling, detokenizing), one stream, full and kcache;
+ * - decode steps with a filled cache, batch 1 and 32, for stories260K and the ~110M synthetic model.
+ * Flags: --quick (fewer steps, for smoke tests), --threads N (default: all cores).
+ */
+const KCACHE_64: AttentionConfig = { mode: 'kcache', topN: 64, denseLayers: 0, renormalize: false };
+
+interface Row {
+  readonly model: string;
+  readonly kind: 'end-to-end' | 'decode-step';
+  readonly mode: string;
+  readonly context: number;
+  readonly batchSize: number;
+  readonly tokensPerSecond: number;
+  readonly msPerStep: number;
+}
+
+async function endToEnd(model: LoadedModel, attention: AttentionConfig, numThreads: number, quick: boolean): Promise<Row> {
+  const engine = await createEngine({ model: model.name, numThreads, defaultAttention: attention }, model);
+  const prompt = model.tokenizer.encode('Once upon a time', { bos: true });
+  const request = { promptTokenIds: prompt, maxNewTokens: quick ? 50 : 500, sampling: GREEDY, stopTokenIds: [], stopStrings: [], attention, priority: 0, logprobs: false };
+  await generate(engine, { ...request, requestId: 'warm-up', maxNewTokens: 20 });
+  let bestMs = Infinity;
+  let numTokens = 0;
+  for (let rep = 0; rep < (quick ? 1 : 3); rep++) {
+    const start = performance.now();
+    const result = await generate(engine, { ...request, requestId: `run-${rep}` });
+    bestMs = Math.min(bestMs, performance.now() - start);
+    numTokens = result.tokenIds.length;
+  }
+  await engine.close();
+  return { model: 'stories260K', kind: 'end-to-end', mode: attention.mode, context: prompt.length + numTokens, batchSize: 1, tokensPerSecond: (numTokens / bestMs) * 1000, msPerStep: bestMs / numTokens };
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const threadsFlag = process.argv.indexOf('--threads');
+  const numThreads = threadsFlag >= 0 ? Number(process.argv[threadsFlag + 1]) : 0;
+  const rows: Row[] = [];
+  const stories = loadModel(stories260kDir());
+  for (const attention of [FULL_ATTENTION, KCACHE_64]) rows.push(await endToEnd(stories, attention, numThreads, quick));
+
+  const models: Array<{ name: string; spec: string; contexts: number[] }> = [
+    { name: 'stories260K', spec: stories260kDir(), contexts: [256] },
+    { name: 'llama-110m (synthetic)', spec: 'synthetic:llama-110m', contexts: quick ? [512] : [512, 2048] },
+  ];
+  for (const m of models) {
+    const weights = m.spec === stories260kDir() ? stories.weights : loadModel(m.spec).weights;
+    const isLarge = weights.config.dim >= 512;
+    for (const context of m.contexts) {
+      for (const batchSize of quick && isLarge ? [1] : [1, 32]) {
+        for (const attention of [FULL_ATTENTION, KCACHE_64]) {
+          const numSteps = quick ? 3 : isLarge ? (batchSize === 1 ? 40 : 5) : batchSize === 1 ? 2000 : 300;
+          const r = await benchDecode(weights, { attention, context, batchSize, numSteps, numThreads, blockSize: 16 });
+          rows.push({ model: m.name, kind: 'decode-step', mode: attention.mode, context, batchSize, ...r });
+          process.stderr.write(`  ${m.name} ${attention.mode} ctx ${context} batch ${batchSize}: ${r.tokensPerSecond.toFixed(1)} tok/s\n`);
+        }
+      }
+    }
+  }
+  const table = formatTable(
+    ['model', 'measure', 'attention', 'context', 'batch', 'tokens/s', 'ms/step'],
+    rows.map((r) => [r.model, r.kind, r.mode === 'kcache' ? 'kcache N=64' : 'full', r.context, r.batchSize, r.tokensPerSecond.toFixed(1), r.msPerStep.toFixed(3)]),
+  );
+  process.stdout.write(table + '\n');
+  const path = saveBenchResults(quick ? 'engine-quick' : 'engine', { numThreads, quick, kcacheTopN: 64, blockSize: 16 }, rows);
+  process.stdout.write(`saved ${path}\n`);
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench:engine failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
+import { KvCacheManager } from '../memory/kv-cache-manager';
+import { emptySequenceBlocks } from '../memory/sequence-blocks';
+import { loadModel, LoadedModel } from '../model/model-source';
+import { argmax } from '../sampling/sampler';
+import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
+import { graphVariantOf } from './graph-variant';
+import { ModelRunner } from './model-runner';
+
+const oracle = loadGreedyOracle();
+let model: LoadedModel;
+
+/** Teacher-forced over the oracle's own tokens: prefill the prompt, then decode each reference token. */
+async function maxTop5Error(attention: AttentionConfig, options: { appendCurrentByCopy?: boolean } = {}): Promise<number> {
+  const config = model.weights.config;
+  const kv = new KvCacheManager({ model: config, deviceCapacityBytes: 64 << 20, hostCapacityBytes: 64 << 20 });
+  const runner = new ModelRunner(model.weights, { blockSize: 16, arenaCapacity: kv.arenaCapacity(), numThreads: 1, ...options });
+  const variant = graphVariantOf(attention, config.numLayers);
+  let maxError = 0;
+  for (const record of oracle) {
+    const seq = { blocks: emptySequenceBlocks(), attention };
+    kv.allocate(seq, config.maxSeqLen);
+    const prompt = record.prompt_token_ids;
+    let logits = await runner.prefill({ tokenIds: prompt, startPosition: 0, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, attention.topN);
+    for (const step of record.steps) {
+      for (const [id, expected] of step.top5) maxError = Math.max(maxError, Math.abs(logits[id] - expected));
+      if (!record.near_ties.includes(step.pos)) assert.equal(argmax(logits), step.token, `${record.id} pos ${step.pos}`);
+      if (step.pos + 1 >= config.maxSeqLen || step.token === 1) break;
+      logits = await runner.decode([{ tokenId: step.token, position: step.pos + 1, blocks: seq.blocks }], variant, attention.topN);
+    }
+    kv.free(seq);
+  }
+  await runner.release();
+  return maxError;
+}
+
+describe('model runner logits against the reference top-5', () => {
+  before(() => {
+    model = loadModel(stories260kDir());
+  });
+
+  it('full attention: every step within 1e-3 of the reference logits', async () => {
+    assert.ok((await maxTop5Error(FULL_ATTENTION)) < 1e-3);
+  });
+
+  it('kcache with N = context: every step within 1e-3', async () => {
+    assert.ok((await maxTop5Error({ mode: 'kcache', topN: 512, denseLayers: 0, renormalize: false })) < 1e-3);
+  });
+
+  it('both ways of joining the current token to the past give the reference logits', async () => {
+    assert.ok((await maxTop5Error(FULL_ATTENTION, { appendCurrentByCopy: false })) < 1e-3);
+    assert.ok((await maxTop5Error({ mode: 'kcache', topN: 512, denseLayers: 1, renormalize: false }, { appendCurrentByCopy: false })) < 1e-3);
+  });
+});
