@@ -6,12 +6,14 @@ const CONCAT_PAST_LIMIT_BYTES = 1 << 20;
 import { GraphVariant, hasDenseLayer, hasTopNLayer } from './graph-variant';
 import { GraphWeights } from './layer-weights-layout';
 import { buildLlamaGraph } from './llama-graph';
+import { PagedGather } from './paged-gather';
 
 /**
  * One decode step for B sequences, each computing its next position t_b (its "current" token).
- * Past K/V rows (positions < t_b) are gathered from the arenas through row tables padded to
- * T = max t_b; the current token's k/v come from the graph itself (the runner writes them to
- * the arenas after the run) and form column T. The mask input is [B, T + 1]: -inf on padding.
+ * Past K/V (positions < t_b) are gathered from the arenas a block at a time, padded to
+ * T = numBlocks · blockSize columns; the current token's k/v come from the graph itself (the runner
+ * writes them to the arenas after the run) and form column T. The mask input is [B, T + 1]:
+ * -inf on padding.
  *
  * Exact layers: out = P · [V_past; v_cur].
  * TopN layers (KCache): [w, idx] = TopK(P, N) per query head (ties → lower index), and only the
@@ -30,16 +32,15 @@ export function buildDecodeGraph(
   const numKv = config.numKvHeads;
 
   const mask = g.input(IO.mask, 'float32', ['batch', 'columns']);
-  const kRows = g.input(IO.kRows, 'int64', ['batch', 'past']);
-  const vRowsDevice = hasDenseLayer(variant) ? g.input(IO.vRowsDevice, 'int64', ['batch', 'past']) : '';
+  const kBlocks = g.input(IO.kBlocks, 'int64', ['batch', 'past_blocks']);
+  const vBlocksDevice = hasDenseLayer(variant) ? g.input(IO.vBlocksDevice, 'int64', ['batch', 'past_blocks']) : '';
   const vRowsHost = hasTopNLayer(variant) ? g.input(IO.vRowsHost, 'int64', ['batch', 'past']) : '';
   const topN = hasTopNLayer(variant) ? g.input(IO.topN, 'int64', [1]) : '';
   const rowTableOffsets = hasTopNLayer(variant) ? g.input(IO.rowTableOffsets, 'int64', ['batch']) : '';
 
-  const headRowOffsets = g.constInt(Array.from({ length: numKv }, (_, h) => h * blockSize), [1, numKv, 1]);
-  const byHead = (rows: string) => g.op('Add', [g.op('Unsqueeze', [rows, g.constInt([1])]), headRowOffsets]); // [B, Hkv, T]
-  const kRowsByHead = byHead(kRows);
-  const vRowsDeviceByHead = vRowsDevice ? byHead(vRowsDevice) : '';
+  const paged = new PagedGather(g, numKv, d);
+  const kSlices = paged.sliceIndicesByBatch(kBlocks); // [B, Hkv, nb]
+  const vSlicesDevice = vBlocksDevice ? paged.sliceIndicesByBatch(vBlocksDevice) : '';
   const maskByHead = g.op('Unsqueeze', [mask, g.constInt([1, 2])]); // [B, 1, 1, T + 1]
   const zero = g.constFloat([0], []);
   const minusOne = g.constInt([-1]);
@@ -50,8 +51,8 @@ export function buildDecodeGraph(
   const appendCurrentByCopy = options.appendCurrentByCopy ?? kvDimOf(config) * 4 * config.maxSeqLen <= CONCAT_PAST_LIMIT_BYTES;
 
   // TopN layers share: the flattened host row table, its per-sequence offsets and T.
-  const pastLength = g.op('Slice', [g.op('Shape', [kRows]), g.constInt([1]), g.constInt([2])]); // [1]
-  const lastPast = g.op('Sub', [pastLength, g.constInt([1])]);
+  const pastLength = vRowsHost ? g.op('Slice', [g.op('Shape', [vRowsHost]), g.constInt([1]), g.constInt([2])]) : ''; // [1]: T
+  const lastPast = pastLength ? g.op('Sub', [pastLength, g.constInt([1])]) : '';
   const vRowsHostFlat = vRowsHost ? g.op('Reshape', [vRowsHost, g.constInt([-1])]) : '';
   const tableOffsets = rowTableOffsets ? g.op('Reshape', [rowTableOffsets, g.constInt([-1, 1, 1, 1])]) : '';
   const headRowOffsets4 = g.constInt(Array.from({ length: numKv }, (_, h) => h * blockSize), [1, numKv, 1, 1]);
@@ -61,10 +62,13 @@ export function buildDecodeGraph(
     config,
     names,
     (g, layer, q, k, v) => {
-      const kArena = g.input(IO.kArena(layer), 'float32', ['k_arena_rows', d]);
-      const vArena = g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
+      const dense = variant.denseLayers[layer];
+      const kArena = g.input(IO.kArena(layer), 'float32', ['k_arena_slices', blockSize * d]);
+      const vArena = dense
+        ? g.input(IO.vArena(layer), 'float32', [`v_arena_slices_${layer}`, blockSize * d])
+        : g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
       // q: [B, Hkv, G, d]; k, v (the current token): [B, Hkv, 1, d]
-      const kPast = g.op('Gather', [kArena, kRowsByHead], { axis: 0 }); // [B, Hkv, T, d]
+      const kPast = paged.gather(kArena, kSlices); // [B, Hkv, T, d]
       const alpha = { float: 1 / Math.sqrt(d) };
       const scores = appendCurrentByCopy
         ? g.contribOp('FusedMatMul', [q, g.op('Concat', [kPast, k], { axis: 2 })], { transB: 1, alpha })
@@ -75,8 +79,8 @@ export function buildDecodeGraph(
       const p = g.op('Softmax', [g.op('Add', [scores, maskByHead])], { axis: -1 }); // [B, Hkv, G, T+1]
 
       let out: string; // [B, Hkv, G, d]
-      if (variant.denseLayers[layer]) {
-        const vPast = g.op('Gather', [vArena, vRowsDeviceByHead], { axis: 0 }); // [B, Hkv, T, d]
+      if (dense) {
+        const vPast = paged.gather(vArena, vSlicesDevice); // [B, Hkv, T, d]
         if (appendCurrentByCopy) {
           out = g.op('MatMul', [p, g.op('Concat', [vPast, v], { axis: 2 })]);
         } else {

@@ -2,13 +2,19 @@
 export const IO = {
   tokens: 'tokens',
   positions: 'positions',
-  /** Decode: [B, T] additive mask over past positions; prefill: [C, T + C] causal mask. */
+  /**
+   * Past positions are gathered a block at a time, so the past spans T = numBlocks · blockSize
+   * columns (positions past the sequence's end are masked). Decode: [B, T + 1], the last column
+   * being the current token; prefill: [C, T + C].
+   */
   mask: 'mask',
-  /** [B, T] (decode) or [T] (prefill): arena row of position t for KV head 0 (add head · blockSize). */
-  kRows: 'k_rows',
-  vRowsDevice: 'v_rows_device',
+  /** Block ids of the past: [B, numBlocks] (decode) or [numBlocks] (prefill). */
+  kBlocks: 'k_blocks',
+  vBlocksDevice: 'v_blocks_device',
+  vBlocksHost: 'v_blocks_host',
+  /** Decode, TopN layers: [B, T] arena row of past position t for KV head 0 (add head · blockSize). */
   vRowsHost: 'v_rows_host',
-  /** Decode: [B] = b · T, to index the flattened row tables. */
+  /** Decode: [B] = b · T, to index the flattened row table. */
   rowTableOffsets: 'row_table_offsets',
   /** [1]: positions kept per query head (already min(N, context)). */
   topN: 'top_n',

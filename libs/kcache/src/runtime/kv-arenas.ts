@@ -51,7 +51,8 @@ export class KvArenas {
     const base = this.rowOf(blockIds, position);
     for (let h = 0; h < numKv; h++) {
       const from = ((at.row * numKv + h) * at.numLayers + at.layer) * d;
-      arena.set(source.subarray(from, from + d), (base + h * this.blockSize) * d);
+      const to = (base + h * this.blockSize) * d;
+      for (let i = 0; i < d; i++) arena[to + i] = source[from + i];
     }
   }
 }

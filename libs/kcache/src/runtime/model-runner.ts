@@ -8,7 +8,7 @@ import { GraphVariant, hasDenseLayer, hasTopNLayer } from './graph-variant';
 import { KvArenas } from './kv-arenas';
 import { GraphWeights } from './layer-weights-layout';
 import { buildPrefillGraph } from './prefill-graph';
-import { fillRowTable, Int64Builder } from './row-tables';
+import { fillBlockTable, fillRowTable, Int64Builder } from './row-tables';
 
 export interface DecodeItem {
   readonly tokenId: number;
@@ -49,6 +49,8 @@ export class ModelRunner {
   readonly arenas: KvArenas;
   private readonly graphWeights: GraphWeights;
   private readonly sessions = new Map<string, VariantSessions>();
+  /** The arenas as input tensors, per variant (they wrap the arenas; nothing is copied). */
+  private readonly arenaFeeds = new Map<string, Record<string, ort.Tensor>>();
 
   constructor(
     weights: ModelWeights,
@@ -66,28 +68,32 @@ export class ModelRunner {
   async decode(items: readonly DecodeItem[], variant: GraphVariant, topN: number): Promise<Float32Array> {
     const session = await this.session(variant, 'decode');
     const batch = items.length;
-    const past = Math.max(...items.map((i) => i.position));
+    const blockSize = this.options.blockSize;
+    let numBlocks = 0;
+    for (const item of items) numBlocks = Math.max(numBlocks, Math.ceil(item.position / blockSize));
+    const past = numBlocks * blockSize;
     const tokens = new Int64Builder(batch);
     const positions = new Int64Builder(batch);
     const mask = new Float32Array(batch * (past + 1));
-    const kRows = new Int64Builder(batch * past);
-    const vRowsDevice = hasDenseLayer(variant) ? new Int64Builder(batch * past) : null;
+    const kBlocks = new Int64Builder(batch * numBlocks);
+    const vBlocksDevice = hasDenseLayer(variant) ? new Int64Builder(batch * numBlocks) : null;
     const vRowsHost = hasTopNLayer(variant) ? new Int64Builder(batch * past) : null;
     items.forEach((item, b) => {
       tokens.set(b, item.tokenId);
       positions.set(b, item.position);
       mask.fill(-Infinity, b * (past + 1) + item.position, b * (past + 1) + past);
-      fillRowTable(kRows, b * past, this.arenas, item.blocks.kBlockIds, item.position);
-      if (vRowsDevice) fillRowTable(vRowsDevice, b * past, this.arenas, item.blocks.deviceVBlockIds, item.position);
+      const numItemBlocks = Math.ceil(item.position / blockSize);
+      fillBlockTable(kBlocks, b * numBlocks, item.blocks.kBlockIds, numItemBlocks);
+      if (vBlocksDevice) fillBlockTable(vBlocksDevice, b * numBlocks, item.blocks.deviceVBlockIds, numItemBlocks);
       if (vRowsHost) fillRowTable(vRowsHost, b * past, this.arenas, item.blocks.hostVBlockIds, item.position);
     });
     const feeds: Record<string, ort.Tensor> = {
       [IO.tokens]: int64(tokens, [batch]),
       [IO.positions]: int64(positions, [batch]),
       [IO.mask]: new ort.Tensor('float32', mask, [batch, past + 1]),
-      [IO.kRows]: int64(kRows, [batch, past]),
+      [IO.kBlocks]: int64(kBlocks, [batch, numBlocks]),
     };
-    if (vRowsDevice) feeds[IO.vRowsDevice] = int64(vRowsDevice, [batch, past]);
+    if (vBlocksDevice) feeds[IO.vBlocksDevice] = int64(vBlocksDevice, [batch, numBlocks]);
     if (vRowsHost) {
       feeds[IO.vRowsHost] = int64(vRowsHost, [batch, past]);
       feeds[IO.topN] = scalarInt64(Math.min(topN, past + 1));
@@ -95,17 +101,19 @@ export class ModelRunner {
       for (let b = 0; b < batch; b++) offsets.set(b, b * past);
       feeds[IO.rowTableOffsets] = int64(offsets, [batch]);
     }
-    this.addArenaFeeds(feeds, variant);
+    this.addArenaFeeds(feeds, variant, 'decode');
     const results = await session.run(feeds);
     items.forEach((item, b) => this.appendKv(results, variant, item.blocks, item.position, b));
     return results[IO.logits].data as Float32Array;
   }
 
-  /** logits: [1, vocab] for the chunk's last position (or [C, vocab] when allLogits). */
+  /** logits: [1, vocab] for the chunk's last position. */
   async prefill(item: PrefillItem, variant: GraphVariant, topN: number): Promise<Float32Array> {
     const session = await this.session(variant, 'prefill');
     const numRows = item.tokenIds.length;
-    const past = item.startPosition;
+    const start = item.startPosition;
+    const numBlocks = Math.ceil(start / this.options.blockSize);
+    const past = numBlocks * this.options.blockSize;
     const numKeys = past + numRows;
     const tokens = new Int64Builder(numRows);
     const positions = new Int64Builder(numRows);
@@ -113,33 +121,31 @@ export class ModelRunner {
     const isApproximate = new Uint8Array(numRows);
     for (let i = 0; i < numRows; i++) {
       tokens.set(i, item.tokenIds[i]);
-      positions.set(i, past + i);
-      mask.fill(-Infinity, i * numKeys + past + i + 1, (i + 1) * numKeys);
-      isApproximate[i] = past + i >= item.numPromptTokens ? 1 : 0;
+      positions.set(i, start + i);
+      mask.fill(-Infinity, i * numKeys + start, i * numKeys + past); // padding of the last past block
+      mask.fill(-Infinity, i * numKeys + past + i + 1, (i + 1) * numKeys); // causal
+      isApproximate[i] = start + i >= item.numPromptTokens ? 1 : 0;
     }
-    const kRows = new Int64Builder(past);
-    fillRowTable(kRows, 0, this.arenas, item.blocks.kBlockIds, past);
+    const blockTable = (ids: readonly number[]) => {
+      const table = new Int64Builder(numBlocks);
+      fillBlockTable(table, 0, ids, numBlocks);
+      return int64(table, [numBlocks]);
+    };
     const feeds: Record<string, ort.Tensor> = {
       [IO.tokens]: int64(tokens, [numRows]),
       [IO.positions]: int64(positions, [numRows]),
       [IO.mask]: new ort.Tensor('float32', mask, [numRows, numKeys]),
-      [IO.kRows]: int64(kRows, [past]),
+      [IO.kBlocks]: blockTable(item.blocks.kBlockIds),
     };
-    if (hasDenseLayer(variant)) {
-      const rows = new Int64Builder(past);
-      fillRowTable(rows, 0, this.arenas, item.blocks.deviceVBlockIds, past);
-      feeds[IO.vRowsDevice] = int64(rows, [past]);
-    }
+    if (hasDenseLayer(variant)) feeds[IO.vBlocksDevice] = blockTable(item.blocks.deviceVBlockIds);
     if (hasTopNLayer(variant)) {
-      const rows = new Int64Builder(past);
-      fillRowTable(rows, 0, this.arenas, item.blocks.hostVBlockIds, past);
-      feeds[IO.vRowsHost] = int64(rows, [past]);
+      feeds[IO.vBlocksHost] = blockTable(item.blocks.hostVBlockIds);
       feeds[IO.topN] = scalarInt64(Math.min(topN, numKeys));
       feeds[IO.isApproximateQuery] = new ort.Tensor('bool', isApproximate, [numRows]);
     }
-    this.addArenaFeeds(feeds, variant);
+    this.addArenaFeeds(feeds, variant, 'prefill');
     const results = await session.run(feeds);
-    for (let i = 0; i < numRows; i++) this.appendKv(results, variant, item.blocks, past + i, i);
+    for (let i = 0; i < numRows; i++) this.appendKv(results, variant, item.blocks, start + i, i);
     return results[IO.logits].data as Float32Array;
   }
 
@@ -166,15 +172,15 @@ export class ModelRunner {
       [IO.tokens]: int64(tokens, [numRows]),
       [IO.positions]: int64(positions, [numRows]),
       [IO.mask]: new ort.Tensor('float32', mask, [numRows, numRows]),
-      [IO.kRows]: int64(empty, [0]),
+      [IO.kBlocks]: int64(empty, [0]),
     };
-    if (hasDenseLayer(variant)) feeds[IO.vRowsDevice] = int64(empty, [0]);
+    if (hasDenseLayer(variant)) feeds[IO.vBlocksDevice] = int64(empty, [0]);
     if (hasTopNLayer(variant)) {
-      feeds[IO.vRowsHost] = int64(empty, [0]);
+      feeds[IO.vBlocksHost] = int64(empty, [0]);
       feeds[IO.topN] = scalarInt64(Math.min(topN, numRows));
       feeds[IO.isApproximateQuery] = new ort.Tensor('bool', isApproximate, [numRows]);
     }
-    this.addArenaFeeds(feeds, variant);
+    this.addArenaFeeds(feeds, variant, 'score');
     const results = await session.run(feeds, [IO.logits]);
     return results[IO.logits].data as Float32Array;
   }
@@ -195,14 +201,28 @@ export class ModelRunner {
     this.sessions.clear();
   }
 
-  private addArenaFeeds(feeds: Record<string, ort.Tensor>, variant: GraphVariant): void {
-    const d = this.arenas.headDim;
-    variant.denseLayers.forEach((dense, layer) => {
-      const k = this.arenas.k[layer];
-      const v = dense ? this.arenas.deviceV[layer] : this.arenas.hostV[layer];
-      feeds[IO.kArena(layer)] = new ort.Tensor('float32', k, [k.length / d, d]);
-      feeds[IO.vArena(layer)] = new ort.Tensor('float32', v, [v.length / d, d]);
-    });
+  /**
+   * The arenas as input tensors (wrapping them; nothing is copied), cached per graph. Block-gathered
+   * arenas are viewed as [numIds · Hkv, blockSize · d]; the decode graph's TopN V as rows [·, d].
+   */
+  private addArenaFeeds(feeds: Record<string, ort.Tensor>, variant: GraphVariant, kind: SessionKind): void {
+    const key = `${variant.key}/${kind}`;
+    let arenaFeeds = this.arenaFeeds.get(key);
+    if (!arenaFeeds) {
+      const d = this.arenas.headDim;
+      const slice = this.options.blockSize * d;
+      const view = (arena: Float32Array, width: number) => new ort.Tensor('float32', arena, [arena.length / width, width]);
+      const tensors: Record<string, ort.Tensor> = {};
+      variant.denseLayers.forEach((dense, layer) => {
+        tensors[IO.kArena(layer)] = view(this.arenas.k[layer], slice);
+        tensors[IO.vArena(layer)] = dense
+          ? view(this.arenas.deviceV[layer], slice)
+          : view(this.arenas.hostV[layer], kind === 'decode' ? d : slice);
+      });
+      arenaFeeds = tensors;
+      this.arenaFeeds.set(key, arenaFeeds);
+    }
+    Object.assign(feeds, arenaFeeds);
   }
 
   private appendKv(results: ort.InferenceSession.OnnxValueMapType, variant: GraphVariant, blocks: SequenceBlocks, position: number, row: number): void {

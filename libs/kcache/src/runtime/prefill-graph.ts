@@ -4,10 +4,12 @@ import { INT64_MAX, IO } from './graph-io';
 import { GraphVariant, hasDenseLayer, hasTopNLayer } from './graph-variant';
 import { GraphWeights } from './layer-weights-layout';
 import { buildLlamaGraph } from './llama-graph';
+import { PagedGather } from './paged-gather';
 
 /**
- * A chunk of C consecutive positions of one sequence, after T cached positions (chunked prefill,
- * and recompute after preemption). Causal attention over the T + C keys with a [C, T + C] mask.
+ * A chunk of C consecutive positions of one sequence, after the cached ones (chunked prefill,
+ * and recompute after preemption). The cached past is gathered a block at a time (T columns,
+ * padding masked); causal attention over the T + C keys with a [C, T + C] mask.
  *
  * Prompt rows use exact attention (KCACHE.md, prefill). Rows that recompute generated tokens
  * (isApproximateQuery) in TopN layers keep only probabilities >= the N-th largest of their row,
@@ -26,17 +28,16 @@ export function buildPrefillGraph(
   const numKv = config.numKvHeads;
 
   const mask = g.input(IO.mask, 'float32', ['rows', 'keys']);
-  const kRows = g.input(IO.kRows, 'int64', ['past']);
-  const vRowsDevice = hasDenseLayer(variant) ? g.input(IO.vRowsDevice, 'int64', ['past']) : '';
-  const vRowsHost = hasTopNLayer(variant) ? g.input(IO.vRowsHost, 'int64', ['past']) : '';
+  const kBlocks = g.input(IO.kBlocks, 'int64', ['past_blocks']);
+  const vBlocksDevice = hasDenseLayer(variant) ? g.input(IO.vBlocksDevice, 'int64', ['past_blocks']) : '';
+  const vBlocksHost = hasTopNLayer(variant) ? g.input(IO.vBlocksHost, 'int64', ['past_blocks']) : '';
   const topN = hasTopNLayer(variant) ? g.input(IO.topN, 'int64', [1]) : '';
   const isApproximate = hasTopNLayer(variant) ? g.input(IO.isApproximateQuery, 'bool', ['rows']) : '';
 
-  const headRowOffsets = g.constInt(Array.from({ length: numKv }, (_, h) => h * blockSize), [numKv, 1, 1]);
-  const headRows = (rows: string) => g.op('Add', [g.op('Reshape', [rows, g.constInt([1, 1, -1])]), headRowOffsets]); // [Hkv, 1, T]
-  const kRowsByHead = headRows(kRows);
-  const vRowsDeviceByHead = vRowsDevice ? headRows(vRowsDevice) : '';
-  const vRowsHostByHead = vRowsHost ? headRows(vRowsHost) : '';
+  const paged = new PagedGather(g, numKv, d);
+  const kSlices = paged.sliceIndicesByHead(kBlocks); // [Hkv, 1, nb]
+  const vSlicesDevice = vBlocksDevice ? paged.sliceIndicesByHead(vBlocksDevice) : '';
+  const vSlicesHost = vBlocksHost ? paged.sliceIndicesByHead(vBlocksHost) : '';
   const isExactRow = isApproximate
     ? g.op('Not', [g.op('Reshape', [isApproximate, g.constInt([1, 1, -1, 1])])]) // [1, 1, C, 1]
     : '';
@@ -46,17 +47,17 @@ export function buildPrefillGraph(
     config,
     names,
     (g, layer, q, k, v) => {
-      const kArena = g.input(IO.kArena(layer), 'float32', ['k_arena_rows', d]);
-      const vArena = g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
+      const kArena = g.input(IO.kArena(layer), 'float32', ['k_arena_slices', blockSize * d]);
+      const vArena = g.input(IO.vArena(layer), 'float32', [`v_arena_slices_${layer}`, blockSize * d]);
       const dense = variant.denseLayers[layer];
       // q: [C, Hkv, G, d]; k, v: [C, Hkv, 1, d]
       const byHead = { perm: [1, 2, 0, 3] };
       const qHeads = g.op('Transpose', [q], byHead); // [Hkv, G, C, d]
-      const kAll = g.op('Concat', [g.op('Gather', [kArena, kRowsByHead], { axis: 0 }), g.op('Transpose', [k], byHead)], { axis: 2 }); // [Hkv, 1, T+C, d]
+      const kAll = g.op('Concat', [paged.gather(kArena, kSlices), g.op('Transpose', [k], byHead)], { axis: 2 }); // [Hkv, 1, T+C, d]
       const scores = g.contribOp('FusedMatMul', [qHeads, kAll], { transB: 1, alpha: { float: 1 / Math.sqrt(d) } });
       const p = g.op('Softmax', [g.op('Add', [scores, mask])], { axis: -1 }); // [Hkv, G, C, T+C]
 
-      const vPast = g.op('Gather', [vArena, dense ? vRowsDeviceByHead : vRowsHostByHead], { axis: 0 });
+      const vPast = paged.gather(vArena, dense ? vSlicesDevice : vSlicesHost);
       const vAll = g.op('Concat', [vPast, g.op('Transpose', [v], byHead)], { axis: 2 }); // [Hkv, 1, T+C, d]
 
       let weights = p;

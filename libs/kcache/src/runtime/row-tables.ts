@@ -27,3 +27,8 @@ export function fillRowTable(table: Int64Builder, offset: number, arenas: KvAren
     for (let t = start; t < end; t++) table.set(offset + t, base + (t - start));
   }
 }
+
+/** Writes the first numBlocks block ids of a table at `offset` (entries past the table stay 0). */
+export function fillBlockTable(table: Int64Builder, offset: number, blockIds: readonly number[], numBlocks: number): void {
+  for (let j = 0; j < numBlocks; j++) table.set(offset + j, blockIds[j]);
+}
