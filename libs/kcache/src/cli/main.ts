@@ -1,13 +1,15 @@
 import { UsageError } from './cli-errors';
+import { EXPORT_MODEL_USAGE, exportModelCommand } from './export-model-command';
 import { generateCommand, GENERATE_USAGE } from './generate-command';
 
 type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, Command> = {
   generate: generateCommand,
+  'export-model': exportModelCommand,
 };
 
-const USAGE = `usage: kcache <command> [flags]\ncommands: ${Object.keys(COMMANDS).join(', ')}\n\n${GENERATE_USAGE}`;
+const USAGE = `usage: kcache <command> [flags]\ncommands: ${Object.keys(COMMANDS).join(', ')}\n\n${GENERATE_USAGE}\n${EXPORT_MODEL_USAGE}`;
 
 /** Entry point of the `kcache` command. Errors become one line on stderr and a non-zero exit code. */
 export async function main(argv: string[]): Promise<number> {

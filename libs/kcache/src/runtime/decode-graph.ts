@@ -89,7 +89,7 @@ export function buildDecodeGraph(
           out = g.op('Add', [g.op('MatMul', [pPast, vPast]), g.op('Mul', [pCurrent, v])]);
         }
       } else {
-        const [kept, index] = g.opMulti('TopK', [p, topN], 2, { axis: -1, largest: 1, sorted: 1 }); // [B, Hkv, G, n]
+        const [kept, index] = g.opMulti('TopK', [p, topN], 2, { axis: -1, largest: 1, sorted: 0 }); // [B, Hkv, G, n]
         const weights = variant.renormalize
           ? g.op('Div', [kept, g.op('ReduceSum', [kept, g.constInt([-1])], { keepdims: 1 })])
           : kept;
