@@ -1,0 +1,109 @@
+// ESLint flat config for the whole workspace.
+//
+// The point of linting here is architecture, not style: `@nx/enforce-module-boundaries` checks the
+// Nx tags in each project.json (scope:engine, scope:contracts, scope:app). Style rules are kept to a
+// handful of warnings so that concurrent work is never blocked on a nit.
+import { createProjectGraphAsync } from '@nx/devkit';
+import nx from '@nx/eslint-plugin';
+import tseslint from 'typescript-eslint';
+
+// The boundary rule reads Nx's *cached* project graph and silently skips itself when there is none
+// (fresh checkout, plain `eslint .`, the ESLint Node API). Inside an Nx task the graph is already
+// fresh; everywhere else compute it once here so the rule always runs.
+if (!process.env.NX_TASK_TARGET_PROJECT) {
+  process.env.NX_DAEMON ??= 'false';
+  try {
+    await createProjectGraphAsync({ exitOnError: false });
+  } catch (err) {
+    console.warn('eslint.config.mjs: could not compute the Nx project graph; module boundaries are NOT checked.', err);
+  }
+}
+
+/** Packages the engine must never import: it is transport- and framework-free (STYLE.md habit 12). */
+const ENGINE_BANNED_IMPORTS = ['@nestjs/*', 'bullmq', 'ioredis', '@grpc/*'];
+
+const moduleBoundaries = [
+  'error',
+  {
+    allow: [],
+    enforceBuildableLibDependency: false,
+    depConstraints: [
+      {
+        sourceTag: 'scope:engine',
+        onlyDependOnLibsWithTags: ['scope:engine'],
+        bannedExternalImports: ENGINE_BANNED_IMPORTS,
+      },
+      {
+        sourceTag: 'scope:contracts',
+        onlyDependOnLibsWithTags: ['scope:engine', 'scope:contracts'],
+      },
+      {
+        // Apps may use any lib, never another app.
+        sourceTag: 'scope:app',
+        notDependOnLibsWithTags: ['scope:app'],
+      },
+    ],
+  },
+];
+
+export default [
+  {
+    ignores: [
+      '**/node_modules/**',
+      '**/dist/**',
+      '**/*.d.ts',
+      '.nx/**',
+      '.scratch/**',
+      '.cache/**',
+      'coverage/**',
+      'bench/results/**',
+      'libs/proto/src/gen/**', // ts-proto output
+    ],
+  },
+  {
+    files: ['**/*.{ts,mts,cts,js,mjs,cjs}'],
+    plugins: { '@nx': nx },
+    linterOptions: { reportUnusedDisableDirectives: 'warn' },
+    rules: {
+      '@nx/enforce-module-boundaries': moduleBoundaries,
+      'no-debugger': 'error',
+      'no-dupe-keys': 'error',
+      'no-unreachable': 'warn',
+      'no-constant-condition': ['warn', { checkLoops: false }],
+      eqeqeq: ['warn', 'smart'],
+    },
+  },
+  {
+    files: ['**/*.{ts,mts,cts}'],
+    languageOptions: {
+      parser: tseslint.parser,
+      parserOptions: { ecmaVersion: 'latest', sourceType: 'module' },
+    },
+    plugins: { '@typescript-eslint': tseslint.plugin },
+    rules: {
+      '@typescript-eslint/no-unused-vars': [
+        'warn',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
+    },
+  },
+  {
+    files: ['**/*.{js,cjs}'],
+    languageOptions: { sourceType: 'commonjs', ecmaVersion: 'latest' },
+  },
+  {
+    files: ['**/*.mjs'],
+    languageOptions: { sourceType: 'module', ecmaVersion: 'latest' },
+  },
+  {
+    // STYLE.md habit 5: the engine takes typed config; only the apps read the environment.
+    files: ['libs/kcache/src/**/*.ts'],
+    ignores: ['**/*.test.ts', 'libs/kcache/src/testing/**'],
+    rules: {
+      'no-restricted-properties': [
+        'warn',
+        { object: 'process', property: 'env', message: 'libs/kcache takes typed config; read process.env in the apps.' },
+      ],
+    },
+  },
+];

@@ -1,0 +1,82 @@
+// Proves the Nx module-boundary rule in eslint.config.mjs bites: the same import text is linted as if
+// it lived in different projects (the file paths need not exist; Nx maps a path to a project by its root).
+//   in:  eslint.config.mjs, the project.json tags, the Nx project graph (computed offline by the config)
+//   out: node:test results
+import assert from 'node:assert/strict';
+import { dirname, join } from 'node:path';
+import { describe, it, before } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+process.chdir(repoRoot); // Nx finds its workspace from the cwd.
+
+const RULE = '@nx/enforce-module-boundaries';
+let eslint;
+
+before(async () => {
+  const { ESLint } = await import('eslint');
+  eslint = new ESLint({ cwd: repoRoot });
+});
+
+/** Lints `code` as if it were `relPath`; returns the boundary-rule messages (fails on parse errors). */
+async function boundaryMessages(relPath, code) {
+  const [result] = await eslint.lintText(code, { filePath: join(repoRoot, relPath) });
+  const fatal = result.messages.filter((m) => m.fatal);
+  assert.deepEqual(fatal, [], `parse errors in ${relPath}`);
+  return result.messages.filter((m) => m.ruleId === RULE);
+}
+
+const cases = {
+  bullmq: "import { Queue } from 'bullmq';\nexport const q = Queue;\n",
+  ioredis: "import Redis from 'ioredis';\nexport const r = Redis;\n",
+  nest: "import { Injectable } from '@nestjs/common';\nexport const i = Injectable;\n",
+  grpc: "import { Server } from '@grpc/grpc-js';\nexport const s = Server;\n",
+  engine: "import * as engine from '@kcache-serve/kcache';\nexport const e = engine;\n",
+  contracts: "import * as proto from '@kcache-serve/proto';\nexport const p = proto;\n",
+  worker: "import * as worker from '@kcache-serve/worker';\nexport const w = worker;\n",
+  gateway: "import * as gateway from '@kcache-serve/gateway';\nexport const g = gateway;\n",
+};
+
+describe('module boundaries (scope:engine)', () => {
+  const file = 'libs/kcache/src/__lint_fixture__/forbidden-import.ts';
+
+  for (const name of ['bullmq', 'ioredis', 'nest', 'grpc']) {
+    it(`rejects ${name} imports in libs/kcache`, async () => {
+      const messages = await boundaryMessages(file, cases[name]);
+      assert.equal(messages.length, 1, JSON.stringify(messages));
+      assert.equal(messages[0].severity, 2);
+      assert.match(messages[0].message, /scope:engine" is not allowed to import/);
+    });
+  }
+
+  it('rejects engine -> app and engine -> contracts imports', async () => {
+    for (const name of ['gateway', 'contracts']) {
+      const messages = await boundaryMessages(file, cases[name]);
+      assert.equal(messages.length, 1, `${name}: ${JSON.stringify(messages)}`);
+      assert.equal(messages[0].severity, 2);
+    }
+  });
+});
+
+describe('module boundaries (scope:contracts)', () => {
+  it('allows the engine, rejects apps', async () => {
+    const file = 'libs/proto/src/__lint_fixture__.ts';
+    assert.deepEqual(await boundaryMessages(file, cases.engine), []);
+    assert.equal((await boundaryMessages(file, cases.worker)).length, 1);
+  });
+});
+
+describe('module boundaries (scope:app)', () => {
+  it('allows bullmq, ioredis, NestJS, gRPC and the libs in apps/worker', async () => {
+    const file = 'apps/worker/src/__lint_fixture__.ts';
+    for (const name of ['bullmq', 'ioredis', 'nest', 'grpc', 'engine', 'contracts']) {
+      assert.deepEqual(await boundaryMessages(file, cases[name]), [], name);
+    }
+  });
+
+  it('rejects one app importing another', async () => {
+    const messages = await boundaryMessages('apps/gateway/src/__lint_fixture__.ts', cases.worker);
+    assert.equal(messages.length, 1, JSON.stringify(messages));
+    assert.equal(messages[0].severity, 2);
+  });
+});
