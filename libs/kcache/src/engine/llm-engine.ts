@@ -8,7 +8,7 @@ import { sampleToken } from '../sampling/sampler';
 import { ScheduledChunk } from '../scheduler/scheduler-output';
 import { Scheduler } from '../scheduler/scheduler';
 import { Sequence } from '../scheduler/sequence';
-import { Llama2cTokenizer } from '../tokenizer/llama2c-tokenizer';
+import { Tokenizer } from '../tokenizer/tokenizer';
 import { CapacityError, DuplicateRequestIdError, EngineClosedError } from './engine-errors';
 import { ResolvedEngineOptions } from './engine-options';
 import { EngineStats, GenerationEngine } from './generation-engine';
@@ -26,7 +26,7 @@ const NO_SAMPLED_TOKENS: ReadonlyMap<string, number> = new Map();
  */
 export class LlmEngine implements GenerationEngine {
   readonly modelConfig: ModelConfig;
-  readonly tokenizer: Llama2cTokenizer;
+  readonly tokenizer: Tokenizer;
   readonly kv: KvCacheManager;
   private readonly scheduler: Scheduler;
   private readonly runner: ModelRunner;

@@ -1,6 +1,6 @@
 import { StopChecker, StopDecision } from '../sampling/stop-checker';
 import { Sequence } from '../scheduler/sequence';
-import { Llama2cTokenizer } from '../tokenizer/llama2c-tokenizer';
+import { Tokenizer } from '../tokenizer/tokenizer';
 import { StreamingDetokenizer } from '../tokenizer/streaming-detokenizer';
 import { FinishReason, GenerationListener, GenerationRequest } from './generation-request';
 
@@ -16,7 +16,7 @@ export class RequestState {
     readonly request: GenerationRequest,
     readonly sequence: Sequence,
     private readonly listener: GenerationListener,
-    tokenizer: Llama2cTokenizer,
+    tokenizer: Tokenizer,
     eosTokenIds: readonly number[],
     maxTotalTokens: number,
   ) {

@@ -1,5 +1,5 @@
-export { ModelConfig, headDimOf, kvDimOf } from './model-config';
-export { LayerWeights, ModelWeights } from './model-weights';
+export { ModelConfig, RopeScaling, headDimOf, kvDimOf } from './model-config';
+export { LayerWeights, ModelWeights, QkvBiases } from './model-weights';
 export { ModelChecksumError, ModelDownloadError, ModelFormatError, ModelNotFoundError } from './model-errors';
 export {
   LLAMA2C_HEADER_BYTES,

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { repoRoot, stories260kDir } from '../testing/reference-data';
+import { Llama2cTokenizer } from '../tokenizer/llama2c-tokenizer';
 import { serializeLlama2cCheckpoint } from './llama2c-checkpoint';
 import { ModelFormatError, ModelNotFoundError } from './model-errors';
 import { loadDefaultModel, loadModel, parseModelSpec } from './model-source';
@@ -43,7 +44,7 @@ describe('loadModel', () => {
     const dir = join(scratch, 'written');
     mkdirSync(dir);
     writeFileSync(join(dir, 'tiny.bin'), serializeLlama2cCheckpoint(createSyntheticModel('tiny')));
-    writeFileSync(join(dir, 'tokenizer.bin'), loadModel('synthetic:tiny').tokenizer.toBytes());
+    writeFileSync(join(dir, 'tokenizer.bin'), (loadModel('synthetic:tiny').tokenizer as Llama2cTokenizer).toBytes());
     const model = loadModel('written', { cwd: scratch });
     assert.equal(model.name, 'tiny');
     assert.deepEqual(model.weights.layers[1].w2, createSyntheticModel('tiny').layers[1].w2);

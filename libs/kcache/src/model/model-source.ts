@@ -1,6 +1,11 @@
-import { statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
+import { GGUF_MAGIC } from '../gguf/gguf-file';
+import { loadGgufModel } from '../gguf/gguf-model';
+import { isHfModelDir } from '../hf/hf-checkpoint';
+import { loadHfModel } from '../hf/hf-model';
 import { Llama2cTokenizer } from '../tokenizer/llama2c-tokenizer';
+import { Tokenizer } from '../tokenizer/tokenizer';
 import { createSyntheticTokenizer } from '../tokenizer/synthetic-tokenizer';
 import { DefaultModelResolverOptions, resolveDefaultModelDir } from './default-model-resolver';
 import { loadLlama2cCheckpoint } from './llama2c-checkpoint';
@@ -12,7 +17,12 @@ import { createSyntheticModel, syntheticModelConfig } from './synthetic-models';
 export interface LoadedModel {
   readonly name: string;
   readonly weights: ModelWeights;
-  readonly tokenizer: Llama2cTokenizer;
+  readonly tokenizer: Tokenizer;
+  /**
+   * Tokens that end a generation (Hugging Face: generation_config.json's eos_token_id). Absent: the
+   * tokenizer's BOS, as llama2.c's generator stops (its models end a story with BOS).
+   */
+  readonly stopTokenIds?: readonly number[];
 }
 
 export type ModelSpec =
@@ -21,7 +31,10 @@ export type ModelSpec =
 
 const SYNTHETIC_PREFIX = 'synthetic:';
 
-/** `synthetic:NAME`, `synthetic:NAME@SEED` (uint32 seed, default 0), or a folder / .bin path. */
+/**
+ * `synthetic:NAME`, `synthetic:NAME@SEED` (uint32 seed, default 0), or a path: a llama2.c folder or
+ * .bin checkpoint, a Hugging Face folder (with config.json) or a .gguf file.
+ */
 export function parseModelSpec(spec: string): ModelSpec {
   if (!spec.startsWith(SYNTHETIC_PREFIX)) return { kind: 'path', path: spec };
   const [name, seedText, ...rest] = spec.slice(SYNTHETIC_PREFIX.length).split('@');
@@ -50,15 +63,27 @@ export function loadModel(spec: string, options: { readonly cwd?: string } = {})
     isDirectory = statSync(path).isDirectory();
   } catch (error) {
     throw new ModelNotFoundError(
-      `model "${spec}" is neither synthetic:NAME nor an existing folder or .bin file (looked for ${path})`,
+      `model "${spec}" is neither synthetic:NAME nor an existing model folder, .bin or .gguf file (looked for ${path})`,
       { cause: error },
     );
   }
+  if (isDirectory && isHfModelDir(path)) return loadHfModel(path);
+  if (!isDirectory && isGgufFile(path)) return loadGgufModel(path);
   const checkpointPath = isDirectory ? findCheckpointFile(path) : path;
   const weights = loadLlama2cCheckpoint(checkpointPath);
   const tokenizerPath = findTokenizerFile(dirname(checkpointPath), weights.config.vocabSize);
   const tokenizer = Llama2cTokenizer.fromFile(tokenizerPath, weights.config.vocabSize);
   return { name: basename(checkpointPath).replace(/\.bin$/i, ''), weights, tokenizer };
+}
+
+function isGgufFile(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const magic = new Uint8Array(4);
+    return readSync(fd, magic, 0, 4, 0) === 4 && new DataView(magic.buffer).getUint32(0, true) === GGUF_MAGIC;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The default stories260K model, resolved (and downloaded if need be) as resolveDefaultModelDir does. */

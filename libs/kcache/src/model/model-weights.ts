@@ -24,4 +24,13 @@ export interface ModelWeights {
   readonly finalNorm: Float32Array; // [dim]
   /** Same array as tokenEmbedding when config.sharedClassifier. */
   readonly classifier: Float32Array; // [vocab, dim]
+  /** Per layer, biases of the q/k/v projections (Qwen2); absent: no biases (llama2.c, Llama, Mistral). */
+  readonly qkvBiases?: readonly QkvBiases[];
+}
+
+/** Rows ordered as the rows of the layer's wq, wk and wv. */
+export interface QkvBiases {
+  readonly bq: Float32Array; // [dim]
+  readonly bk: Float32Array; // [kvDim]
+  readonly bv: Float32Array; // [kvDim]
 }

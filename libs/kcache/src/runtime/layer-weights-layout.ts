@@ -7,6 +7,8 @@ export interface LayerWeightNames {
   readonly attentionNorm: string;
   /** [dim, dim + 2·kvDim], columns grouped per KV head g: q heads of g, then k_g, then v_g. */
   readonly wqkvT: string;
+  /** [dim + 2·kvDim] in wqkvT's column order; absent when the model has no q/k/v biases. */
+  readonly qkvBias?: string;
   readonly woT: string; // [dim, dim]
   readonly ffnNorm: string;
   readonly w13T: string; // [dim, 2·hidden]
@@ -41,9 +43,10 @@ export class GraphWeights {
       classifierT: g.weight('classifier_t', this.derived('classifier_t', () => transpose(w.classifier, c.vocabSize, c.dim)), [c.dim, c.vocabSize]),
       layers: w.layers.map((layer, l) => ({
         attentionNorm: g.weight(`l${l}_attention_norm`, layer.attentionNorm, [c.dim]),
+        ...(w.qkvBiases ? { qkvBias: this.qkvBias(g, l) } : {}),
         wqkvT: g.weight(
           `l${l}_wqkv_t`,
-          this.derived(`l${l}_wqkv_t`, () => transpose(groupedQkvRows(c, layer.wq, layer.wk, layer.wv), c.dim + 2 * kvDim, c.dim)),
+          this.derived(`l${l}_wqkv_t`, () => transpose(groupedQkvRows(c, c.dim, layer.wq, layer.wk, layer.wv), c.dim + 2 * kvDim, c.dim)),
           [c.dim, c.dim + 2 * kvDim],
         ),
         woT: g.weight(`l${l}_wo_t`, this.derived(`l${l}_wo_t`, () => transpose(layer.wo, c.dim, c.dim)), [c.dim, c.dim]),
@@ -56,6 +59,13 @@ export class GraphWeights {
         w2T: g.weight(`l${l}_w2_t`, this.derived(`l${l}_w2_t`, () => transpose(layer.w2, c.dim, c.hiddenDim)), [c.hiddenDim, c.dim]),
       })),
     };
+  }
+
+  private qkvBias(g: GraphBuilder, l: number): string {
+    const c = this.config;
+    const { bq, bk, bv } = this.weights.qkvBiases![l];
+    const bias = this.derived(`l${l}_qkv_bias`, () => groupedQkvRows(c, 1, bq, bk, bv));
+    return g.weight(`l${l}_qkv_bias`, bias, [c.dim + 2 * kvDimOf(c)]);
   }
 
   get headDim(): number {
@@ -73,13 +83,13 @@ export class GraphWeights {
 }
 
 /**
- * Rows of Wq, Wk, Wv ([out, in]) reordered so that, per KV head g, the G query heads it serves
- * come first, then its K head, then its V head: [Hkv, G + 2, headDim] output columns.
+ * Rows of Wq, Wk, Wv ([out, rowWidth]: matrices have rowWidth = dim, biases 1) reordered so that,
+ * per KV head g, the G query heads it serves come first, then its K head, then its V head:
+ * [Hkv, G + 2, headDim] output columns.
  */
-function groupedQkvRows(c: ModelConfig, wq: Float32Array, wk: Float32Array, wv: Float32Array): Float32Array {
-  const d = c.dim / c.numHeads;
+function groupedQkvRows(c: ModelConfig, rowWidth: number, wq: Float32Array, wk: Float32Array, wv: Float32Array): Float32Array {
   const group = c.numHeads / c.numKvHeads;
-  const headFloats = d * c.dim;
+  const headFloats = headDimOf(c) * rowWidth;
   const out = new Float32Array(wq.length + wk.length + wv.length);
   let offset = 0;
   const copyHead = (w: Float32Array, head: number) => {

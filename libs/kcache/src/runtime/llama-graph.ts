@@ -2,7 +2,7 @@ import { headDimOf, ModelConfig } from '../model/model-config';
 import { GraphBuilder } from './graph-builder';
 import { IO } from './graph-io';
 import { ModelWeightNames } from './layer-weights-layout';
-import { addAndRmsNorm, applyRotary, linear, rmsNorm, rotaryTables, swiGlu } from './transformer-ops';
+import { addAndRmsNorm, applyRotary, linear, rmsNorm, ropeInverseFrequencies, rotaryTables, swiGlu } from './transformer-ops';
 
 /**
  * Attention of one layer for `rows` query tokens, in the grouped layout: q [rows, Hkv, G, d],
@@ -11,8 +11,8 @@ import { addAndRmsNorm, applyRotary, linear, rmsNorm, rotaryTables, swiGlu } fro
 export type LayerAttention = (g: GraphBuilder, layer: number, q: string, k: string, v: string) => string;
 
 /**
- * The Llama decoder around a pluggable attention: embedding, per layer RMSNorm → fused QKV →
- * RoPE → attention → Wo → residual → RMSNorm → SwiGLU → residual, then final norm and classifier.
+ * The Llama decoder around a pluggable attention: embedding, per layer RMSNorm → fused QKV
+ * (+ bias, Qwen2) → RoPE → attention → Wo → residual → RMSNorm → SwiGLU → residual, then final norm and classifier.
  * Residual adds are fused with the following norm. New K and V rows of every layer are outputs
  * ([rows, Hkv, numLayers, d]), so the runner can append them to the tiers.
  */
@@ -28,7 +28,8 @@ export function buildLlamaGraph(
   const group = config.numHeads / numKv;
   const tokens = g.input(IO.tokens, 'int64', ['rows']);
   const positions = g.input(IO.positions, 'int64', ['rows']);
-  const rotary = rotaryTables(g, positions, { numKvHeads: numKv, group, headDim: d, theta: config.ropeTheta });
+  const inverseFrequencies = ropeInverseFrequencies(d, config.ropeTheta, config.ropeScaling ?? null);
+  const rotary = rotaryTables(g, positions, { numKvHeads: numKv, group, headDim: d, inverseFrequencies });
   const groupedShape = g.constInt([0, numKv, group + 2, d]);
   const qkvSizes = g.constInt([group, 1, 1]);
   const newK: string[] = [];
@@ -37,7 +38,8 @@ export function buildLlamaGraph(
   let residual = g.op('Gather', [names.tokenEmbedding, tokens], { axis: 0 }); // [rows, dim]
   let normalized = rmsNorm(g, residual, names.layers[0].attentionNorm, config.normEps);
   names.layers.forEach((w, layer) => {
-    const qkv = applyRotary(g, linear(g, normalized, w.wqkvT), rotary);
+    const projected = linear(g, normalized, w.wqkvT);
+    const qkv = applyRotary(g, w.qkvBias ? g.op('Add', [projected, w.qkvBias]) : projected, rotary);
     const [q, k, v] = g.opMulti('Split', [g.op('Reshape', [qkv, groupedShape]), qkvSizes], 3, { axis: 2 });
     newK.push(k);
     newV.push(v);

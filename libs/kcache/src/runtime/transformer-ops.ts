@@ -1,3 +1,4 @@
+import { RopeScaling } from '../model/model-config';
 import { GraphBuilder } from './graph-builder';
 
 /** Building blocks of a Llama layer, shared by the prefill and decode graphs. */
@@ -25,19 +26,39 @@ export function linear(g: GraphBuilder, x: string, weightT: string): string {
 }
 
 /**
+ * RoPE inverse frequency of each rotated pair j (0..headDim/2): theta^(-2j/headDim) in fp32, as the
+ * reference computes it, then the config's frequency scaling (Hugging Face's rope_scaling).
+ */
+export function ropeInverseFrequencies(headDim: number, theta: number, scaling: RopeScaling | null = null): number[] {
+  const base = Array.from({ length: headDim / 2 }, (_, j) => Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / headDim)))));
+  if (scaling === null) return base;
+  if (scaling.type === 'linear') return base.map((f) => Math.fround(f / scaling.factor));
+  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions } = scaling;
+  const lowFreqWavelength = originalMaxPositions / lowFreqFactor;
+  const highFreqWavelength = originalMaxPositions / highFreqFactor;
+  return base.map((f) => {
+    const wavelength = (2 * Math.PI) / f;
+    if (wavelength < highFreqWavelength) return f;
+    if (wavelength > lowFreqWavelength) return Math.fround(f / factor);
+    const smooth = (originalMaxPositions / wavelength - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+    return Math.fround(((1 - smooth) * f) / factor + smooth * f);
+  });
+}
+
+/**
  * Rotary tables for the fused projection laid out as [Hkv, G + 2, headDim] (per KV head: G query
  * heads, its K head, its V head). Interleaved-pair layout (Meta / GPT-J): pair (2j, 2j+1) of every
- * q and k head rotates by pos · theta^(-2j/headDim). Applied as x·cos + x[swap]·sinSigned, where
+ * q and k head rotates by pos · inverseFrequencies[j]. Applied as x·cos + x[swap]·sinSigned, where
  * swap exchanges the members of each pair and sinSigned is -sin on even and +sin on odd columns;
- * V columns get cos 1 and sin 0, so they pass unchanged. Angles are pos · inverseFrequency in
- * fp32, as the reference computes them.
+ * V columns get cos 1 and sin 0, so they pass unchanged. Angles are computed in fp32, as the
+ * reference computes them.
  */
 export function rotaryTables(
   g: GraphBuilder,
   positions: string,
-  shape: { numKvHeads: number; group: number; headDim: number; theta: number },
+  shape: { numKvHeads: number; group: number; headDim: number; inverseFrequencies: readonly number[] },
 ): { cos: string; sinSigned: string; swapIndex: string } {
-  const { numKvHeads, group, headDim, theta } = shape;
+  const { numKvHeads, group, headDim, inverseFrequencies } = shape;
   const width = numKvHeads * (group + 2) * headDim;
   const inverseFrequency: number[] = [];
   const sign: number[] = [];
@@ -45,7 +66,7 @@ export function rotaryTables(
   for (let c = 0; c < width; c++) {
     const isV = Math.floor(c / headDim) % (group + 2) === group + 1;
     const j = Math.floor((c % headDim) / 2);
-    inverseFrequency.push(isV ? 0 : Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / headDim)))));
+    inverseFrequency.push(isV ? 0 : inverseFrequencies[j]);
     sign.push(isV ? 0 : c % 2 === 0 ? -1 : 1);
     swap.push(isV ? c : c % 2 === 0 ? c + 1 : c - 1);
   }

@@ -4,19 +4,15 @@ import { Llama2cVocabulary, parseLlama2cVocabulary, serializeLlama2cVocabulary }
 import { PieceLookup } from './piece-lookup';
 import { concatBytes, referenceDecodePiece, referencePrintedBytes } from './reference-decoding';
 import { TokenizerFormatError } from './tokenizer-errors';
+import { EncodeOptions, Tokenizer } from './tokenizer';
 
 /** Specials (0..2) plus the 256 byte-fallback tokens (3..258) every llama2.c vocabulary starts with. */
 export const MIN_LLAMA2C_VOCAB_SIZE = 259;
 
-export interface EncodeOptions {
-  /** Prepend BOS (default true, as llama2.c's generator does). */
-  readonly bos?: boolean;
-  /** Append EOS (default false). */
-  readonly eos?: boolean;
-}
+export { EncodeOptions };
 
 /** SentencePiece-style BPE vocabulary in llama2.c's tokenizer.bin format, with its exact encoder. */
-export class Llama2cTokenizer {
+export class Llama2cTokenizer implements Tokenizer {
   readonly unkId = 0;
   readonly bosId = 1;
   readonly eosId = 2;

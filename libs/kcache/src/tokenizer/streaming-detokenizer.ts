@@ -1,4 +1,4 @@
-import { Llama2cTokenizer } from './llama2c-tokenizer';
+import { Tokenizer } from './tokenizer';
 
 /**
  * Turns tokens into text deltas one token at a time. A multi-byte character split over byte
@@ -10,7 +10,7 @@ export class StreamingDetokenizer {
 
   /** `previousToken`: the token before the first pushed one (e.g. the last prompt token). */
   constructor(
-    private readonly tokenizer: Llama2cTokenizer,
+    private readonly tokenizer: Tokenizer,
     previousToken: number | null = null,
   ) {
     this.previousToken = previousToken;

@@ -1,0 +1,65 @@
+import { DynamicModule, Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
+import { GENERATION_QUEUE_NAME, GenerationJobData, GenerationJobResult, RedisKeys } from '@kcache-serve/proto';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
+import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { CancelBus } from './cancel-bus';
+import { ServedModel } from './served-model';
+import { GENERATION_QUEUE, LOGGER, REDIS, SERVED_MODEL } from './tokens';
+
+export type GenerationQueue = Queue<GenerationJobData, GenerationJobResult>;
+
+/** Closes the shared connections last, after every other provider stopped using them. */
+@Injectable()
+class ConnectionsCloser implements OnApplicationShutdown {
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(GENERATION_QUEUE) private readonly queue: GenerationQueue,
+    @Inject(CancelBus) private readonly cancelBus: CancelBus,
+  ) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    this.cancelBus.close();
+    await this.queue.close();
+    await this.redis.quit();
+  }
+}
+
+/** Config, model, Redis, the queue, the cancel bus and metrics: shared by every feature module. */
+@Global()
+@Module({})
+export class CoreModule {
+  static register(config: GatewayConfig, model: ServedModel, log: Logger): DynamicModule {
+    const keys = new RedisKeys(config.redisPrefix);
+    const providers = [
+      { provide: GATEWAY_CONFIG, useValue: config },
+      { provide: SERVED_MODEL, useValue: model },
+      { provide: LOGGER, useValue: log },
+      { provide: RedisKeys, useValue: keys },
+      { provide: REDIS, useFactory: () => new Redis(config.redisUrl, { maxRetriesPerRequest: null }) },
+      {
+        provide: GENERATION_QUEUE,
+        inject: [REDIS],
+        useFactory: (redis: Redis): GenerationQueue => new Queue(GENERATION_QUEUE_NAME, { connection: redis, prefix: keys.bullPrefix }),
+      },
+      { provide: CancelBus, inject: [REDIS], useFactory: (redis: Redis) => new CancelBus(redis, keys) },
+      {
+        provide: GatewayMetrics,
+        inject: [GENERATION_QUEUE],
+        useFactory: (queue: GenerationQueue) =>
+          new GatewayMetrics(async () => {
+            const counts = await queue.getJobCounts('wait', 'prioritized');
+            return (counts.wait ?? 0) + (counts.prioritized ?? 0);
+          }),
+      },
+      ConnectionsCloser,
+    ];
+    return {
+      module: CoreModule,
+      providers,
+      exports: [GATEWAY_CONFIG, SERVED_MODEL, LOGGER, RedisKeys, REDIS, GENERATION_QUEUE, CancelBus, GatewayMetrics],
+    };
+  }
+}

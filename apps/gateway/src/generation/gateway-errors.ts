@@ -1,0 +1,50 @@
+/**
+ * Named errors at the gateway's edge. Each maps to one gRPC status in grpc/grpc-status.ts (and from there
+ * to an HTTP status); the message is what the client sees, `cause` keeps the origin.
+ */
+
+/** Bad client input; `field` is the request field's proto name (e.g. `sampling.top_p`). */
+export class InvalidArgumentError extends Error {
+  override readonly name = 'InvalidArgumentError';
+  constructor(
+    readonly field: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${field}: ${message}`, options);
+  }
+}
+
+/** MAX_QUEUED_REQUESTS requests are already waiting for a worker. */
+export class QueueFullError extends Error {
+  override readonly name = 'QueueFullError';
+  constructor(numQueued: number) {
+    super(`queue full: ${numQueued} requests are waiting for a worker; retry later`);
+  }
+}
+
+/** A request with this client-chosen id is still in flight. */
+export class RequestIdInUseError extends Error {
+  override readonly name = 'RequestIdInUseError';
+  constructor(readonly requestId: string) {
+    super(`request_id: '${requestId}' is already in flight`);
+  }
+}
+
+/** The request cannot fit a worker's KV memory, even alone. */
+export class CapacityExceededError extends Error {
+  override readonly name = 'CapacityExceededError';
+}
+
+/** A worker failed the request for a reason of its own. */
+export class GenerationFailedError extends Error {
+  override readonly name = 'GenerationFailedError';
+}
+
+/** The gateway is shutting down and takes no new requests. */
+export class ShuttingDownError extends Error {
+  override readonly name = 'ShuttingDownError';
+  constructor() {
+    super('the gateway is shutting down; retry on another instance');
+  }
+}

@@ -1,0 +1,177 @@
+import { randomUUID } from 'node:crypto';
+import { BeforeApplicationShutdown, Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import {
+  FinishReason,
+  GENERATION_JOB_NAME,
+  GenerateRequest,
+  GenerationJobData,
+  GenerationJobRequest,
+  generationJobId,
+  RedisKeys,
+  toQueuePriority,
+} from '@kcache-serve/proto';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
+import { CancelBus } from '../core/cancel-bus';
+import { GenerationQueue } from '../core/core.module';
+import { GENERATION_QUEUE, LOGGER, REDIS } from '../core/tokens';
+import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { QueueFullError, RequestIdInUseError, ShuttingDownError } from './gateway-errors';
+import { RelayGrpcServer } from './relay-grpc.server';
+import { RequestStream, StreamListener } from './request-stream';
+import { RequestValidator } from './request-validator';
+import { StreamRegistry } from './stream-registry';
+
+const DRAIN_POLL_MS = 50;
+
+/**
+ * Transport-independent request handling: validate, queue as a BullMQ job, stream the worker's events
+ * back, cancel. Used by the gRPC Generation service and by POST /v1/completions.
+ */
+@Injectable()
+export class GenerationService implements OnModuleInit, BeforeApplicationShutdown {
+  private isShuttingDown = false;
+  /** Admission (bound check + add) runs one request at a time, so one gateway never overshoots the bound. */
+  private admission: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+    @Inject(GENERATION_QUEUE) private readonly queue: GenerationQueue,
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(RedisKeys) private readonly keys: RedisKeys,
+    @Inject(CancelBus) private readonly cancelBus: CancelBus,
+    @Inject(GatewayMetrics) private readonly metrics: GatewayMetrics,
+    @Inject(LOGGER) private readonly log: Logger,
+    @Inject(RequestValidator) private readonly validator: RequestValidator,
+    @Inject(StreamRegistry) private readonly registry: StreamRegistry,
+    @Inject(RelayGrpcServer) private readonly relayServer: RelayGrpcServer,
+  ) {}
+
+  get isAccepting(): boolean {
+    return !this.isShuttingDown;
+  }
+
+  async onModuleInit(): Promise<void> {
+    await this.cancelBus.subscribe((requestId) => this.onCancelMessage(requestId));
+  }
+
+  /** Validates and applies defaults; throws InvalidArgumentError. Synchronous, so the id is known at once. */
+  prepare(input: GenerateRequest): GenerationJobRequest {
+    return this.validator.toJobRequest(input);
+  }
+
+  /**
+   * Opens the stream and queues the job. `listener` may be called before this resolves. Throws
+   * ShuttingDownError, RequestIdInUseError or QueueFullError, with nothing left queued.
+   */
+  async start(request: GenerationJobRequest, listener: StreamListener, deadlineUnixMs: number | null): Promise<void> {
+    if (this.isShuttingDown) throw new ShuttingDownError();
+    const requestId = request.requestId;
+    if (this.registry.get(requestId) !== undefined) throw new RequestIdInUseError(requestId);
+    const stream = new RequestStream(requestId, request.promptTokenIds.length, listener, this.metrics, (s) => this.registry.delete(s));
+    this.registry.add(stream);
+    try {
+      await this.admit(request, deadlineUnixMs);
+    } catch (error) {
+      stream.abandon();
+      throw error;
+    }
+    if (stream.isAbandoned) await this.stopJob(requestId); // the client left while the job was being queued
+  }
+
+  /** Cancel RPC: true if the request was in flight (on any gateway); its stream ends CANCELLED. */
+  async cancel(requestId: string): Promise<boolean> {
+    const job = await this.queue.getJob(generationJobId(requestId));
+    if (job === undefined) return false;
+    const state = await job.getState();
+    if (state === 'completed' || state === 'failed' || state === 'unknown') return false;
+    await this.cancelBus.publish(requestId);
+    return true;
+  }
+
+  /** The client went away (disconnect, deadline): stop the work, tell the client nothing. */
+  async abandon(requestId: string): Promise<void> {
+    const stream = this.registry.get(requestId);
+    if (stream === undefined) return;
+    stream.abandon();
+    await this.stopJob(requestId);
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.isShuttingDown = true;
+    const giveUpAt = Date.now() + this.config.shutdownGraceMs;
+    this.log.info({ numStreams: this.registry.size }, 'draining client streams');
+    while (this.registry.size > 0 && Date.now() < giveUpAt) await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+    for (const stream of this.registry.all()) {
+      stream.fail(new ShuttingDownError());
+      await this.stopJob(stream.requestId).catch(() => undefined);
+    }
+  }
+
+  private admit(request: GenerationJobRequest, deadlineUnixMs: number | null): Promise<void> {
+    const run = this.admission.then(() => this.enqueue(request, deadlineUnixMs));
+    this.admission = run.catch(() => undefined);
+    return run;
+  }
+
+  private async enqueue(request: GenerationJobRequest, deadlineUnixMs: number | null): Promise<void> {
+    const counts = await this.queue.getJobCounts('wait', 'prioritized');
+    const numQueued = (counts.wait ?? 0) + (counts.prioritized ?? 0);
+    if (numQueued >= this.config.maxQueuedRequests) throw new QueueFullError(numQueued);
+    const jobId = generationJobId(request.requestId);
+    const existing = await this.queue.getJob(jobId);
+    if (existing !== undefined) {
+      const state = await existing.getState();
+      if (state !== 'completed' && state !== 'failed') throw new RequestIdInUseError(request.requestId);
+      await existing.remove();
+      await this.redis.del(this.keys.deliveredTokens(request.requestId));
+    }
+    const data: GenerationJobData = {
+      request,
+      relayAddress: this.relayServer.advertisedAddress,
+      submissionId: randomUUID(),
+      deadlineUnixMs,
+    };
+    await this.queue.add(GENERATION_JOB_NAME, data, {
+      jobId,
+      priority: toQueuePriority(request.priority),
+      removeOnComplete: true,
+      removeOnFail: { age: 3600 },
+      attempts: 1,
+    });
+    // Another gateway may have queued the same id between getJob and add; BullMQ then kept its job.
+    const stored = await this.queue.getJob(jobId);
+    if (stored !== undefined && stored.data.submissionId !== data.submissionId) throw new RequestIdInUseError(request.requestId);
+  }
+
+  /** Cancel published by any gateway: if the stream is ours, drop a still-waiting job and end the stream. */
+  private onCancelMessage(requestId: string): void {
+    const stream = this.registry.get(requestId);
+    if (stream === undefined) return;
+    stream.isCancelRequested = true;
+    this.removeWaitingJob(requestId).then(
+      (isRemoved) => isRemoved && stream.finish(FinishReason.FINISH_REASON_CANCELLED),
+      (error) => this.log.warn({ err: error, requestId }, 'could not remove cancelled job'),
+    );
+  }
+
+  /** Removes the job if no worker holds it, else asks the workers to cancel it. */
+  private async stopJob(requestId: string): Promise<void> {
+    if (!(await this.removeWaitingJob(requestId))) await this.cancelBus.publish(requestId);
+  }
+
+  /** true if the job is gone now (removed here, or never there); false if a worker holds it. */
+  private async removeWaitingJob(requestId: string): Promise<boolean> {
+    const job = await this.queue.getJob(generationJobId(requestId));
+    if (job === undefined) return true;
+    if ((await job.getState()) === 'active') return false;
+    try {
+      await job.remove();
+      await this.redis.del(this.keys.deliveredTokens(requestId));
+      return true;
+    } catch {
+      return false; // a worker took it meanwhile (its lock blocks removal)
+    }
+  }
+}

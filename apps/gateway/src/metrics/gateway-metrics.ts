@@ -1,0 +1,48 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** The gateway's Prometheus metrics, in their own registry (served at GET /metrics). */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly registers = [this.registry];
+  /** Finished requests by transport (grpc, http) and gRPC status name (OK, INVALID_ARGUMENT, ...). */
+  readonly requests = new Counter({
+    name: 'kcache_gateway_requests_total',
+    help: 'Finished generation requests by transport and status',
+    labelNames: ['transport', 'status'] as const,
+    registers: this.registers,
+  });
+  readonly tokens = new Counter({ name: 'kcache_gateway_tokens_total', help: 'Tokens streamed to clients', registers: this.registers });
+  readonly activeStreams = new Gauge({ name: 'kcache_gateway_active_streams', help: 'Client streams open on this gateway', registers: this.registers });
+  readonly ttftSeconds = new Histogram({
+    name: 'kcache_gateway_ttft_seconds',
+    help: 'Time from accepting a request to its first token',
+    buckets: LATENCY_BUCKETS_S,
+    registers: this.registers,
+  });
+  readonly interTokenSeconds = new Histogram({
+    name: 'kcache_gateway_inter_token_seconds',
+    help: 'Time between consecutive tokens of one stream',
+    buckets: LATENCY_BUCKETS_S,
+    registers: this.registers,
+  });
+  readonly queueSeconds = new Histogram({
+    name: 'kcache_gateway_queue_seconds',
+    help: 'Time from accepting a request to a worker starting it',
+    buckets: LATENCY_BUCKETS_S,
+    registers: this.registers,
+  });
+
+  /** queueDepth: requests waiting for a worker (BullMQ waiting + prioritized), read at scrape time. */
+  constructor(queueDepth: () => Promise<number>) {
+    new Gauge({
+      name: 'kcache_gateway_queue_depth',
+      help: 'Requests waiting for a worker (all gateways)',
+      registers: this.registers,
+      async collect() {
+        this.set(await queueDepth());
+      },
+    });
+  }
+}

@@ -1,0 +1,50 @@
+import { Template } from '@huggingface/jinja';
+import { InvalidRequestError } from '../sampling/sampling-errors';
+import { TokenizerFormatError } from '../tokenizer/tokenizer-errors';
+
+export interface ChatMessage {
+  readonly role: string;
+  readonly content: string;
+}
+
+export interface ChatTemplateOptions {
+  /** End with the header of an assistant turn, so the model writes the reply (default true). */
+  readonly addGenerationPrompt?: boolean;
+  /** Further template variables (tools, documents, …). */
+  readonly variables?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * A tokenizer's Jinja chat template, rendered as transformers' apply_chat_template renders it:
+ * `messages`, `add_generation_prompt` and the special tokens' text (`bos_token`, `eos_token`, …)
+ * are variables; raise_exception and strftime_now are built in.
+ */
+export class ChatTemplate {
+  private readonly template: Template;
+
+  constructor(
+    readonly source: string,
+    private readonly specialTokens: Readonly<Record<string, string>>,
+  ) {
+    try {
+      this.template = new Template(source);
+    } catch (error) {
+      throw new TokenizerFormatError(`chat template does not parse: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+  }
+
+  /** Throws InvalidRequestError (field `messages`) when the template rejects the conversation. */
+  render(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
+    try {
+      return this.template.render({
+        ...this.specialTokens,
+        ...options.variables,
+        messages,
+        add_generation_prompt: options.addGenerationPrompt ?? true,
+      });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new InvalidRequestError(`messages: the chat template rejected them: ${message}`, 'messages', { cause: error });
+    }
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The BullMQ contract between gateways (producers) and workers (consumers).
+ *
+ * In:  one job per client request, name GENERATION_JOB_NAME, id = generationJobId(request id) (so one id is
+ *      never queued twice), data GenerationJobData. BullMQ priority = toQueuePriority(request.priority).
+ * Out: the job's return value GenerationJobResult. Tokens do not travel through Redis: the worker relays
+ *      them to `relayAddress` (see kcache/internal/v1/relay.proto).
+ */
+
+/** Queue of generation requests waiting for a worker with a free engine slot. */
+export const GENERATION_QUEUE_NAME = 'kcache-generation';
+export const GENERATION_JOB_NAME = 'generate';
+
+export type JobAttentionMode = 'full' | 'kcache';
+export type JobFinishReason = 'length' | 'stop' | 'eos' | 'cancelled';
+
+/**
+ * A validated request, field for field the engine's GenerationRequest (libs/kcache) without
+ * resumeTokenIds, which the worker adds on a retry. Token ids are already checked against the model.
+ */
+export interface GenerationJobRequest {
+  readonly requestId: string;
+  readonly promptTokenIds: readonly number[];
+  readonly maxNewTokens: number;
+  readonly sampling: { readonly temperature: number; readonly topK: number; readonly topP: number; readonly seed: number };
+  readonly stopTokenIds: readonly number[];
+  readonly stopStrings: readonly string[];
+  readonly attention: {
+    readonly mode: JobAttentionMode;
+    readonly topN: number;
+    readonly denseLayers: number;
+    readonly renormalize: boolean;
+  };
+  /** Higher runs first, in [MIN_PRIORITY, MAX_PRIORITY]. */
+  readonly priority: number;
+  readonly logprobs: boolean;
+}
+
+export interface GenerationJobData {
+  readonly request: GenerationJobRequest;
+  /** host:port of the owning gateway's internal Relay service. */
+  readonly relayAddress: string;
+  /** Distinguishes this submission from an earlier one with the same request id. */
+  readonly submissionId: string;
+  /** Wall-clock time (ms since epoch) after which nobody waits for the result; null: no deadline. */
+  readonly deadlineUnixMs: number | null;
+}
+
+export interface GenerationJobResult {
+  readonly finishReason: JobFinishReason;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+}
+
+/** Client-chosen request ids: safe as Redis key parts and BullMQ job ids. */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** BullMQ rejects job ids that are integers or contain ':'; the prefix rules out the first. */
+export function generationJobId(requestId: string): string {
+  return `gen-${requestId}`;
+}
+
+export function requestIdOfJobId(jobId: string): string {
+  return jobId.replace(/^gen-/, '');
+}
+
+export const MIN_PRIORITY = -1000;
+export const MAX_PRIORITY = 1000;
+
+/** BullMQ runs lower numbers first and treats 0 as "no priority"; map [MIN, MAX] onto [1, 2001] reversed. */
+export function toQueuePriority(priority: number): number {
+  return MAX_PRIORITY - priority + 1;
+}

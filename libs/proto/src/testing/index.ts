@@ -1,0 +1,4 @@
+/** Test kit for the serving contracts (import from '@kcache-serve/proto/dist/testing'; not loaded by the apps). */
+export * from './redis-server';
+export * from './serving-cluster';
+export * from './wait-for';
