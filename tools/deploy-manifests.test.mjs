@@ -1,6 +1,6 @@
 // Renders each kustomize overlay under deploy/k8s/overlays and checks the objects against the apps'
 // contract: ports 50051 (gRPC) / 8080 (gateway HTTP) / 9090 (worker metrics), probes on /healthz and
-// /readyz, AOF Redis, the autoscaler pointing at the worker on kcache_queue_depth. Also checks
+// /readyz, AOF Redis, the autoscaler pointing at the worker on kcache_gateway_queue_depth. Also checks
 // deploy/docker-compose.yml against the same contract.
 //   in:  deploy/k8s, deploy/docker-compose.yml; a renderer on PATH (`kustomize` or `kubectl`)
 //   out: node:test results; the render tests are skipped, with the reason, when no renderer exists.
@@ -23,7 +23,7 @@ const APP = {
   hostTierDir: '/dev/shm/kcache',
   healthPath: '/healthz',
   readyPath: '/readyz',
-  queueDepthMetric: 'kcache_queue_depth',
+  queueDepthMetric: 'kcache_gateway_queue_depth',
 };
 
 function findRenderer() {
@@ -112,7 +112,7 @@ for (const overlay of overlays) {
       assert.equal(portOf(container, 'grpc'), APP.grpcPort);
       assert.equal(portOf(container, 'http'), APP.httpPort);
       const env = envOf(container);
-      assert.equal(env.GRPC_PORT, String(APP.grpcPort));
+      assert.equal(env.PORT, String(APP.grpcPort));
       assert.equal(env.HTTP_PORT, String(APP.httpPort));
       assertHttpProbe(container.readinessProbe, APP.readyPath, 'http', 'gateway readiness');
       assertHttpProbe(container.livenessProbe, APP.healthPath, 'http', 'gateway liveness');
@@ -163,7 +163,7 @@ for (const overlay of overlays) {
       }
     });
 
-    it('autoscales the worker Deployment on kcache_queue_depth', () => {
+    it('autoscales the worker Deployment on kcache_gateway_queue_depth', () => {
       const scaledObject = objects.find((o) => o.kind === 'ScaledObject');
       const hpa = objects.find((o) => o.kind === 'HorizontalPodAutoscaler');
       assert.ok(Boolean(scaledObject) !== Boolean(hpa), 'exactly one of KEDA ScaledObject and HPA');
@@ -195,7 +195,7 @@ describe('docker compose', () => {
   it('uses the app ports and env', () => {
     const { gateway, worker } = compose.services;
     assert.deepEqual(gateway.ports.map(String).sort(), [`${APP.grpcPort}:${APP.grpcPort}`, `${APP.httpPort}:${APP.httpPort}`]);
-    assert.equal(gateway.environment.GRPC_PORT, String(APP.grpcPort));
+    assert.equal(gateway.environment.PORT, String(APP.grpcPort));
     assert.equal(gateway.environment.HTTP_PORT, String(APP.httpPort));
     assert.equal(worker.environment.METRICS_PORT, String(APP.metricsPort));
     assert.equal(worker.environment.HOST_TIER_DIR, APP.hostTierDir);

@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1.7
-# kcache-serve gateway: gRPC API (kcache.v1.Generation) on GRPC_PORT, health + Prometheus metrics on HTTP_PORT.
+# kcache-serve gateway: gRPC API (kcache.v1.Generation) on PORT, health + Prometheus metrics on HTTP_PORT.
 # Build from the repository root:  docker build -f deploy/docker/gateway.Dockerfile -t kcache-serve/gateway .
 # Run:  docker run -p 50051:50051 -p 8080:8080 -e REDIS_URL=redis://redis:6379 -v /path/to/models:/models:ro kcache-serve/gateway
 
@@ -28,7 +28,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /models
 ENV NODE_ENV=production \
-    GRPC_PORT=50051 \
+    PORT=50051 \
     HTTP_PORT=8080 \
     REDIS_URL=redis://redis:6379 \
     MODEL=/models/stories260K

@@ -60,7 +60,11 @@ export class WorkerApp {
     this.worker.on('error', (error) => log.error({ err: error }, 'queue error'));
     this.worker.on('stalled', (jobId) => log.warn({ jobId }, 'job stalled; resuming it'));
     this.metrics = new WorkerMetrics(engine, () => this.processor.numActive);
-    this.metricsServer = new MetricsServer(this.metrics.registry, () => !this.isClosing);
+    this.metricsServer = new MetricsServer(
+      this.metrics.registry,
+      () => !this.isClosing,
+      () => !this.isClosing && this.redis.status === 'ready',
+    );
     this.subscriber.on('message', (_channel: string, requestId: string) => {
       if (this.processor.cancel(requestId)) log.info({ requestId }, 'cancelled');
     });

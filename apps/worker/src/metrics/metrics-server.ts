@@ -2,11 +2,14 @@ import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
-/** Plain HTTP: GET /metrics (Prometheus text), GET /healthz (200 while `isHealthy()`). */
+/**
+ * Plain HTTP: GET /metrics (Prometheus text), GET /healthz (liveness: 200 while `isHealthy()`),
+ * GET /readyz (readiness: 200 while `isReady()`, i.e. the worker can take jobs now).
+ */
 export class MetricsServer {
   private readonly server: Server;
 
-  constructor(registry: Registry, isHealthy: () => boolean) {
+  constructor(registry: Registry, isHealthy: () => boolean, isReady: () => boolean = isHealthy) {
     this.server = createServer((req, res) => {
       if (req.method === 'GET' && req.url === '/metrics') {
         registry.metrics().then(
@@ -16,6 +19,9 @@ export class MetricsServer {
       } else if (req.method === 'GET' && req.url === '/healthz') {
         const healthy = isHealthy();
         res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ healthy }));
+      } else if (req.method === 'GET' && req.url === '/readyz') {
+        const ready = isReady();
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready }));
       } else {
         res.writeHead(404).end();
       }
