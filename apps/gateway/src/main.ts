@@ -6,11 +6,12 @@ import { AppModule } from './app.module';
 import { parseGatewayConfig } from './config/gateway-config';
 import { PinoNestLogger } from './core/pino-nest-logger';
 import { loadServedModel } from './core/served-model';
+import { resolveModelSpec } from '@kcache-serve/kcache';
 
 async function main(): Promise<void> {
   const config = parseGatewayConfig(process.env);
   const log = pino({ level: config.logLevel, base: { app: 'gateway', gatewayId: config.gatewayId } });
-  const model = loadServedModel(config.model);
+  const model = loadServedModel(await resolveModelSpec(config.model));
   const app = await NestFactory.create<NestExpressApplication>(AppModule.register(config, model, log), {
     logger: new PinoNestLogger(log),
     bodyParser: false,

@@ -1,4 +1,4 @@
-import { createEngine } from '@kcache-serve/kcache';
+import { createEngine, resolveModelSpec } from '@kcache-serve/kcache';
 import pino from 'pino';
 import { WorkerApp } from './worker-app';
 import { parseWorkerConfig } from './worker-config';
@@ -6,7 +6,7 @@ import { parseWorkerConfig } from './worker-config';
 async function main(): Promise<void> {
   const config = parseWorkerConfig(process.env);
   const log = pino({ level: config.logLevel, base: { app: 'worker', workerId: config.workerId } });
-  const engine = await createEngine({ model: config.model, ...config.engine });
+  const engine = await createEngine({ model: await resolveModelSpec(config.model), ...config.engine });
   const app = new WorkerApp(config, engine, log);
   let exitCode = 0;
   let isStopping = false;

@@ -10,8 +10,8 @@ const workerEnvSchema = z.object({
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
   /** Namespace of every Redis key and BullMQ queue (lets deployments or tests share one Redis). */
   REDIS_PREFIX: z.string().min(1).default(DEFAULT_REDIS_PREFIX),
-  /** Model spec: `synthetic:NAME[@SEED]` or a llama2.c model folder / .bin file. Must match the gateways'. */
-  MODEL: z.string().min(1).default('synthetic:tiny'),
+  /** Model spec: `synthetic:NAME[@SEED]` or a llama2.c model folder / .bin file. Must match the gateways'. Unset: stories260K (../shared/models beside the checkout, the local cache, or a verified download). */
+  MODEL: z.string().min(1).optional(),
   WORKER_ID: z.string().min(1).optional(),
   /** HTTP /metrics and /healthz; port 0 picks a free one (logged and put in the heartbeat). */
   METRICS_HOST: z.string().default('0.0.0.0'),
@@ -40,7 +40,7 @@ const workerEnvSchema = z.object({
 export interface WorkerConfig {
   readonly redisUrl: string;
   readonly redisPrefix: string;
-  readonly model: string;
+  readonly model: string | undefined;
   readonly workerId: string;
   readonly metricsHost: string;
   readonly metricsPort: number;

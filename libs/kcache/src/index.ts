@@ -18,3 +18,4 @@ export { repoRoot, sharedDir, stories260kDir, loadGreedyOracle, OracleRecord } f
 export { ModelRunner, ModelRunnerOptions, DecodeItem, PrefillItem } from './runtime/model-runner';
 export { GraphVariant, graphVariantOf } from './runtime/graph-variant';
 export { sampleToken, argmax, logSoftmaxAt } from './sampling/sampler';
+export { resolveModelSpec } from './model/resolve-model-spec';

@@ -19,8 +19,8 @@ const gatewayEnvSchema = z.object({
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
   /** Namespace of every Redis key and BullMQ queue; must match the workers'. */
   REDIS_PREFIX: z.string().min(1).default(DEFAULT_REDIS_PREFIX),
-  /** Model spec (`synthetic:NAME[@SEED]` or llama2.c folder / .bin): its tokenizer and limits validate requests. */
-  MODEL: z.string().min(1).default('synthetic:tiny'),
+  /** Model spec (`synthetic:NAME[@SEED]` or llama2.c folder / .bin): its tokenizer and limits validate requests. Unset: stories260K (../shared/models beside the checkout, the local cache, or a verified download). */
+  MODEL: z.string().min(1).optional(),
   GATEWAY_ID: z.string().min(1).optional(),
   /** Requests waiting for a worker (all gateways together); beyond it new requests get RESOURCE_EXHAUSTED. */
   MAX_QUEUED_REQUESTS: z.coerce.number().int().min(1).default(1024),
@@ -48,7 +48,7 @@ export interface GatewayConfig {
   readonly relayAdvertiseHost: string;
   readonly redisUrl: string;
   readonly redisPrefix: string;
-  readonly model: string;
+  readonly model: string | undefined;
   readonly maxQueuedRequests: number;
   readonly maxRequestBytes: number;
   readonly defaults: RequestDefaults;

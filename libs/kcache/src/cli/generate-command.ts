@@ -5,7 +5,7 @@ import { GenerationRequest } from '../engine/generation-request';
 import { loadModel } from '../model/model-source';
 import { UsageError } from './cli-errors';
 import { parseFloatFlag, parseIntegerFlag } from './parse-number';
-import { resolveModelSpec } from './resolve-model-spec';
+import { resolveModelSpec } from '../model/resolve-model-spec';
 
 export const GENERATE_USAGE = `usage: kcache generate [--model <dir|file|synthetic:NAME>] --prompt <text> --max-new-tokens N
        [--temperature T --top-k K --top-p P --seed S]

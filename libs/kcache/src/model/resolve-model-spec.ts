@@ -1,10 +1,14 @@
 import { join } from 'node:path';
 import { homedir } from 'node:os';
-import { resolveDefaultModelDir } from '../model/default-model-resolver';
+import { resolveDefaultModelDir } from './default-model-resolver';
 import { repoRoot } from '../testing/reference-data';
 
-/** `--model` as given, or the default stories260K folder (shared data, cache, or a verified download). */
-export async function resolveModelSpec(model: string | undefined): Promise<string> {
+/**
+ * A model spec as given, or the default stories260K folder when none is: `../shared/models` beside
+ * the checkout, else `~/.cache/kcache-serve`, else a checksum-verified download into that cache
+ * (progress on stderr).
+ */
+export async function resolveModelSpec(model: string | undefined | null): Promise<string> {
   if (model) return model;
   let root: string | null = null;
   try {
