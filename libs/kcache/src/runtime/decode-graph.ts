@@ -1,8 +1,7 @@
-import { headDimOf, kvDimOf } from '../model/model-config';
+import { headDimOf } from '../model/model-config';
 import { GraphBuilder } from './graph-builder';
 import { INT64_MAX, IO } from './graph-io';
 
-const CONCAT_PAST_LIMIT_BYTES = 1 << 20;
 import { GraphVariant, hasDenseLayer, hasTopNLayer } from './graph-variant';
 import { GraphWeights } from './layer-weights-layout';
 import { buildLlamaGraph } from './llama-graph';
@@ -23,7 +22,7 @@ export function buildDecodeGraph(
   weights: GraphWeights,
   variant: GraphVariant,
   blockSize: number,
-  options: { appendCurrentByCopy?: boolean } = {},
+  options: { appendCurrentByCopy: boolean },
 ): Uint8Array {
   const config = weights.config;
   const g = new GraphBuilder(`decode_${variant.key}`);
@@ -46,9 +45,9 @@ export function buildDecodeGraph(
   const minusOne = g.constInt([-1]);
   const scale = g.constFloat([1 / Math.sqrt(d)], []);
   // The current token's k/v join the gathered past either by copying them onto it (one Concat:
-  // fewest nodes, best for small models) or through separate score/value terms (no copy of the
-  // whole past, best once a layer's past K is large).
-  const appendCurrentByCopy = options.appendCurrentByCopy ?? kvDimOf(config) * 4 * config.maxSeqLen <= CONCAT_PAST_LIMIT_BYTES;
+  // fewest nodes, best when the past is small) or through separate score/value terms (no copy of
+  // the whole past, best once it is large).
+  const appendCurrentByCopy = options.appendCurrentByCopy;
 
   // TopN layers share: the flattened host row table, its per-sequence offsets and T.
   const pastLength = vRowsHost ? g.op('Slice', [g.op('Shape', [vRowsHost]), g.constInt([1]), g.constInt([2])]) : ''; // [1]: T

@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { ModelConfig } from '../model/model-config';
+import { kvDimOf, ModelConfig } from '../model/model-config';
 import { ModelWeights } from '../model/model-weights';
 import { SequenceBlocks } from '../memory/sequence-blocks';
 import { buildDecodeGraph } from './decode-graph';
@@ -30,13 +30,21 @@ export interface ModelRunnerOptions {
   readonly arenaCapacity: { kIds: number; deviceVIds: number; hostVIds: number };
   /** onnxruntime intra-op threads; 0 lets onnxruntime choose. */
   readonly numThreads: number;
-  /** Decode graph strategy for the current token's k/v (see buildDecodeGraph); default by model size. */
+  /**
+   * Decode graph for the current token's k/v (see buildDecodeGraph): true / false forces one;
+   * unset picks per step, copying while a step's past is small (COPY_PAST_LIMIT_BYTES).
+   */
   readonly appendCurrentByCopy?: boolean;
   /** Writes onnxruntime's per-node profile (JSON) with this file prefix. */
   readonly profileFilePrefix?: string;
 }
 
-type SessionKind = 'decode' | 'prefill' | 'score';
+/** Below this many bytes of past K per layer and step, the decode graph that copies the current k/v onto the past is faster. */
+const COPY_PAST_LIMIT_BYTES = 256 * 1024;
+/** Models whose past K per layer stays below this at full context also get the copying decode graph. */
+const SMALL_MODEL_PAST_BYTES = 1024 * 1024;
+
+type SessionKind = 'decode' | 'decodeByCopy' | 'prefill' | 'score';
 
 type VariantSessions = Partial<Record<SessionKind, ort.InferenceSession>>;
 
@@ -51,6 +59,8 @@ export class ModelRunner {
   private readonly sessions = new Map<string, VariantSessions>();
   /** The arenas as input tensors, per variant (they wrap the arenas; nothing is copied). */
   private readonly arenaFeeds = new Map<string, Record<string, ort.Tensor>>();
+  private readonly kvDim: number;
+  private readonly isSmallModel: boolean;
 
   constructor(
     weights: ModelWeights,
@@ -58,6 +68,9 @@ export class ModelRunner {
   ) {
     this.graphWeights = new GraphWeights(weights);
     this.arenas = new KvArenas(weights.config, options.blockSize, options.arenaCapacity);
+    this.kvDim = kvDimOf(weights.config);
+    // A second decode session holds a second copy of the weights: only worth it for small models.
+    this.isSmallModel = this.kvDim * 4 * weights.config.maxSeqLen <= SMALL_MODEL_PAST_BYTES;
   }
 
   get config(): ModelConfig {
@@ -66,12 +79,13 @@ export class ModelRunner {
 
   /** logits: [items.length, vocab]. */
   async decode(items: readonly DecodeItem[], variant: GraphVariant, topN: number): Promise<Float32Array> {
-    const session = await this.session(variant, 'decode');
     const batch = items.length;
     const blockSize = this.options.blockSize;
     let numBlocks = 0;
     for (const item of items) numBlocks = Math.max(numBlocks, Math.ceil(item.position / blockSize));
     const past = numBlocks * blockSize;
+    const byCopy = this.options.appendCurrentByCopy ?? (this.isSmallModel && batch * past * this.kvDim * 4 <= COPY_PAST_LIMIT_BYTES);
+    const session = await this.session(variant, byCopy ? 'decodeByCopy' : 'decode');
     const tokens = new Int64Builder(batch);
     const positions = new Int64Builder(batch);
     const mask = new Float32Array(batch * (past + 1));
@@ -185,10 +199,11 @@ export class ModelRunner {
     return results[IO.logits].data as Float32Array;
   }
 
-  /** Builds (and caches) both sessions of a variant ahead of the first request. */
+  /** Builds (and caches) a variant's sessions ahead of the first request. */
   async warmUp(variant: GraphVariant): Promise<void> {
-    await this.session(variant, 'decode');
     await this.session(variant, 'prefill');
+    await this.session(variant, 'decode');
+    if (this.options.appendCurrentByCopy ?? this.isSmallModel) await this.session(variant, 'decodeByCopy');
   }
 
   async release(): Promise<void> {
@@ -246,8 +261,8 @@ export class ModelRunner {
     let session = entry[kind];
     if (!session) {
       const graph =
-        kind === 'decode'
-          ? buildDecodeGraph(this.graphWeights, variant, this.options.blockSize, { appendCurrentByCopy: this.options.appendCurrentByCopy })
+        kind === 'decode' || kind === 'decodeByCopy'
+          ? buildDecodeGraph(this.graphWeights, variant, this.options.blockSize, { appendCurrentByCopy: kind === 'decodeByCopy' })
           : buildPrefillGraph(this.graphWeights, variant, this.options.blockSize, { allLogits: kind === 'score' });
       session = await ort.InferenceSession.create(graph, {
         intraOpNumThreads: this.options.numThreads,
