@@ -9,6 +9,8 @@ export * from './engine/generate';
 export * from './engine/validate-request';
 export * from './model';
 export * from './tokenizer';
+export * from './hf';
+export * from './gguf';
 export { SamplingParams, GREEDY } from './sampling/sampling-params';
 export { InvalidRequestError } from './sampling/sampling-errors';
 export { validateSamplingParams } from './sampling/validate-sampling-params';

@@ -51,4 +51,15 @@ describe('kcache CLI', () => {
     assert.equal(again.status, 0, again.stderr);
     assert.deepEqual(JSON.parse(again.stdout).tokenIds, JSON.parse(direct.stdout).tokenIds);
   });
+
+  it('convert turns stories260K into a Hugging Face folder that generates the reference tokens', () => {
+    const record = loadGreedyOracle()[0];
+    const dir = join(mkdtempSync(join(tmpdir(), 'kcache-convert-')), 'hf');
+    const run = kcache('convert', '--from', stories260kDir(), '--to', dir);
+    assert.equal(run.status, 0, run.stderr);
+    const generated = kcache('generate', '--model', dir, '--prompt', record.prompt, '--max-new-tokens', '512', '--json');
+    assert.equal(generated.status, 0, generated.stderr);
+    assert.deepEqual(JSON.parse(generated.stdout).tokenIds, record.generated_token_ids);
+    assert.notEqual(kcache('convert', '--from', stories260kDir(), '--to', dir).status, 0, 'refuses to overwrite');
+  });
 });

@@ -1,4 +1,5 @@
 import { UsageError } from './cli-errors';
+import { CONVERT_USAGE, convertCommand } from './convert-command';
 import { EXPORT_MODEL_USAGE, exportModelCommand } from './export-model-command';
 import { generateCommand, GENERATE_USAGE } from './generate-command';
 
@@ -7,9 +8,10 @@ type Command = (argv: string[]) => Promise<number>;
 const COMMANDS: Record<string, Command> = {
   generate: generateCommand,
   'export-model': exportModelCommand,
+  convert: convertCommand,
 };
 
-const USAGE = `usage: kcache <command> [flags]\ncommands: ${Object.keys(COMMANDS).join(', ')}\n\n${GENERATE_USAGE}\n${EXPORT_MODEL_USAGE}`;
+const USAGE = `usage: kcache <command> [flags]\ncommands: ${Object.keys(COMMANDS).join(', ')}\n\n${GENERATE_USAGE}\n${EXPORT_MODEL_USAGE}\n${CONVERT_USAGE}`;
 
 /** Entry point of the `kcache` command. Errors become one line on stderr and a non-zero exit code. */
 export async function main(argv: string[]): Promise<number> {

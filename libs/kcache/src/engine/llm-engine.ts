@@ -43,8 +43,9 @@ export class LlmEngine implements GenerationEngine {
   ) {
     this.modelConfig = model.weights.config;
     this.tokenizer = model.tokenizer;
-    // The reference generator ends a story when the model emits BOS; it never stops on EOS.
-    this.eosTokenIds = [model.tokenizer.bosId];
+    // The model's own stop tokens (Hugging Face generation config); llama2.c models end a story with
+    // BOS, as the reference generator does (it never stops on EOS).
+    this.eosTokenIds = model.stopTokenIds ?? [model.tokenizer.bosId];
     this.kv = new KvCacheManager({
       model: this.modelConfig,
       blockSize: options.blockSize,

@@ -1,18 +1,7 @@
 import { Template } from '@huggingface/jinja';
 import { InvalidRequestError } from '../sampling/sampling-errors';
+import { ChatMessage, ChatTemplateOptions } from '../tokenizer/tokenizer';
 import { TokenizerFormatError } from '../tokenizer/tokenizer-errors';
-
-export interface ChatMessage {
-  readonly role: string;
-  readonly content: string;
-}
-
-export interface ChatTemplateOptions {
-  /** End with the header of an assistant turn, so the model writes the reply (default true). */
-  readonly addGenerationPrompt?: boolean;
-  /** Further template variables (tools, documents, …). */
-  readonly variables?: Readonly<Record<string, unknown>>;
-}
 
 /**
  * A tokenizer's Jinja chat template, rendered as transformers' apply_chat_template renders it:

@@ -1,11 +1,11 @@
 import { Tokenizer as TokenizerLibrary } from '@huggingface/tokenizers';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EncodeOptions, Tokenizer } from '../tokenizer/tokenizer';
+import { ChatMessage, ChatTemplateOptions, EncodeOptions, Tokenizer } from '../tokenizer/tokenizer';
 import { TokenizerFormatError } from '../tokenizer/tokenizer-errors';
 import { concatBytes } from '../tokenizer/reference-decoding';
 import { byteLevelTokenBytes } from './byte-level';
-import { ChatMessage, ChatTemplate, ChatTemplateOptions } from './chat-template';
+import { ChatTemplate } from './chat-template';
 import { SPM_SPACE } from './tokenizer-json';
 
 export const HF_TOKENIZER_FILE = 'tokenizer.json';

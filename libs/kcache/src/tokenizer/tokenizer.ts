@@ -22,4 +22,21 @@ export interface Tokenizer {
   decodeTokenBytes(prevToken: number | null, token: number): Uint8Array;
   /** Tokens that mark structure (BOS, EOS, chat markers) and add no text. */
   isControlToken(token: number): boolean;
+  /**
+   * A conversation through the model's chat template, encoded; absent when the tokenizer has no
+   * template (llama2.c). Throws InvalidRequestError when the template rejects the messages.
+   */
+  encodeChat?(messages: readonly ChatMessage[], options?: ChatTemplateOptions): number[];
+}
+
+export interface ChatMessage {
+  readonly role: string;
+  readonly content: string;
+}
+
+export interface ChatTemplateOptions {
+  /** End with the header of an assistant turn, so the model writes the reply (default true). */
+  readonly addGenerationPrompt?: boolean;
+  /** Further template variables (tools, documents, …). */
+  readonly variables?: Readonly<Record<string, unknown>>;
 }
