@@ -61,7 +61,8 @@ async function main(): Promise<void> {
       for (const batchSize of quick && isLarge ? [1] : [1, 32]) {
         for (const attention of [FULL_ATTENTION, KCACHE_64]) {
           const numSteps = quick ? 3 : isLarge ? (batchSize === 1 ? 40 : 5) : batchSize === 1 ? 2000 : 300;
-          const r = await benchDecode(weights, { attention, context, batchSize, numSteps, numThreads, blockSize: 16 });
+          const threads = numThreads || (weights.config.dim <= 256 ? 1 : 0); // as the engine picks them
+          const r = await benchDecode(weights, { attention, context, batchSize, numSteps, numThreads: threads, blockSize: 16 });
           rows.push({ model: m.name, kind: 'decode-step', mode: attention.mode, context, batchSize, ...r });
           process.stderr.write(`  ${m.name} ${attention.mode} ctx ${context} batch ${batchSize}: ${r.tokensPerSecond.toFixed(1)} tok/s\n`);
         }

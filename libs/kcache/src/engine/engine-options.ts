@@ -14,7 +14,7 @@ export interface EngineOptions {
   readonly maxNumSeqs?: number;
   /** Token budget per step, also the prefill chunk size. Default 512. */
   readonly maxNumBatchedTokens?: number;
-  /** onnxruntime intra-op threads; 0 = onnxruntime's choice. Default 0. */
+  /** onnxruntime intra-op threads; 0 = automatic: 1 for small models (per-op overhead dominates), else one per core. Default 0. */
   readonly numThreads?: number;
   /** Attention for requests that do not set it. Default full. */
   readonly defaultAttention?: AttentionConfig;

@@ -16,6 +16,9 @@ import { GenerationListener, GenerationRequest } from './generation-request';
 import { RequestState } from './request-state';
 import { validateGenerationRequest } from './validate-request';
 
+/** Up to this width, one onnxruntime thread is faster than several (per-op overhead dominates). */
+const SMALL_MODEL_DIM = 256;
+
 const NO_SAMPLED_TOKENS: ReadonlyMap<string, number> = new Map();
 
 /**
@@ -64,7 +67,7 @@ export class LlmEngine implements GenerationEngine {
     this.runner = new ModelRunner(model.weights, {
       blockSize: options.blockSize,
       arenaCapacity: this.kv.arenaCapacity(),
-      numThreads: options.numThreads,
+      numThreads: options.numThreads || (this.modelConfig.dim <= SMALL_MODEL_DIM ? 1 : 0),
     });
   }
 
