@@ -1,4 +1,6 @@
 import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
+import { DEFAULT_HOST_TIER, HostTierOptions, resolveSharedHostTierOptions } from '../host-tier/host-tier-options';
+import { EXECUTION_PROVIDERS, ExecutionProviderName, isExecutionProvider } from '../runtime/execution-provider';
 import { InvalidRequestError } from '../sampling/sampling-errors';
 
 export interface EngineOptions {
@@ -18,6 +20,20 @@ export interface EngineOptions {
   readonly numThreads?: number;
   /** Attention for requests that do not set it. Default full. */
   readonly defaultAttention?: AttentionConfig;
+  /** Where onnxruntime runs the graphs: cpu, webgpu or cuda (see docs/gpu.md). Default cpu. */
+  readonly executionProvider?: ExecutionProviderName;
+  /**
+   * Where the host tier lives: { kind: 'process' } (this process's memory) or { kind: 'shared', ... }
+   * (one tier for every worker process of the node; see host-tier/host-tier-options.ts). Default process.
+   */
+  readonly hostTier?: HostTierOptions;
+  /**
+   * How generated tokens are recomputed after a preemption or when a request resumes on another
+   * worker: 'decode' replays them one per step, bit-identical to the first run (a seeded sampled
+   * stream continues exactly as it would have); 'prefill' recomputes them in chunks, faster to catch
+   * up but rounding differently in the last bits. Default decode.
+   */
+  readonly recompute?: 'decode' | 'prefill';
 }
 
 export type ResolvedEngineOptions = Required<EngineOptions>;
@@ -34,6 +50,9 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
     maxNumBatchedTokens: options.maxNumBatchedTokens ?? 512,
     numThreads: options.numThreads ?? 0,
     defaultAttention: options.defaultAttention ?? FULL_ATTENTION,
+    executionProvider: options.executionProvider ?? 'cpu',
+    hostTier: options.hostTier ?? DEFAULT_HOST_TIER,
+    recompute: options.recompute ?? 'decode',
   };
   for (const field of ['blockSize', 'maxNumSeqs', 'maxNumBatchedTokens'] as const) {
     if (!Number.isSafeInteger(resolved[field]) || resolved[field] <= 0) {
@@ -42,6 +61,16 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
   }
   if (!Number.isSafeInteger(resolved.numThreads) || resolved.numThreads < 0) {
     throw new InvalidRequestError(`numThreads must be a non-negative integer, got ${resolved.numThreads}`, 'numThreads');
+  }
+  if (!isExecutionProvider(resolved.executionProvider)) {
+    throw new InvalidRequestError(`executionProvider must be one of ${EXECUTION_PROVIDERS.join(', ')}, got '${resolved.executionProvider}'`, 'executionProvider');
+  }
+  if (resolved.recompute !== 'decode' && resolved.recompute !== 'prefill') {
+    throw new InvalidRequestError(`recompute must be decode or prefill, got '${resolved.recompute}'`, 'recompute');
+  }
+  if (resolved.hostTier.kind === 'shared') resolveSharedHostTierOptions(resolved.hostTier, resolved.hostCapacityBytes); // throws HostTierConfigError
+  else if (resolved.hostTier.kind !== 'process') {
+    throw new InvalidRequestError(`hostTier.kind must be 'process' or 'shared', got '${(resolved.hostTier as { kind: unknown }).kind}'`, 'hostTier');
   }
   return resolved;
 }

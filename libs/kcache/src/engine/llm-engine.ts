@@ -1,9 +1,11 @@
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
+import { SharedHostVBlocks, SharedHostVStats } from '../host-tier/shared-host-v-blocks';
 import { KvCacheManager } from '../memory/kv-cache-manager';
 import { LoadedModel } from '../model/model-source';
 import { ModelConfig } from '../model/model-config';
 import { DecodeItem, ModelRunner } from '../runtime/model-runner';
-import { GraphVariant, graphVariantOf } from '../runtime/graph-variant';
+import { GraphVariant, graphVariantOf, hasTopNLayer } from '../runtime/graph-variant';
+import { KvArenas } from '../runtime/kv-arenas';
 import { sampleToken } from '../sampling/sampler';
 import { ScheduledChunk } from '../scheduler/scheduler-output';
 import { Scheduler } from '../scheduler/scheduler';
@@ -20,6 +22,9 @@ import { validateGenerationRequest } from './validate-request';
 const SMALL_MODEL_DIM = 256;
 
 const NO_SAMPLED_TOKENS: ReadonlyMap<string, number> = new Map();
+
+/** How long a step that could schedule nothing (the shared host tier is full) waits before retrying. */
+const IDLE_WAIT_MS = 2;
 
 /**
  * Continuous-batching KCache engine. Each step: schedule → run → commit.
@@ -39,10 +44,15 @@ export class LlmEngine implements GenerationEngine {
   private loop: Promise<void> | null = null;
   private closing = false;
   private counters = { numGeneratedTokens: 0, numSteps: 0, numPreemptions: 0, lastBatchSize: 0 };
+  /** V rows the decode graphs gathered from the host tier (B · numHeads · min(N, T+1) per TopN layer) and the time of those runs. */
+  private gather = { numHostVRows: 0, decodeMs: 0 };
+  private numScheduledLastStep = 0;
 
+  /** sharedHost: the node's shared host tier (createEngine opens it); the engine closes it. Default: in-process host tier. */
   constructor(
     model: LoadedModel,
     readonly options: ResolvedEngineOptions,
+    private readonly sharedHost: SharedHostVBlocks | null = null,
   ) {
     this.modelConfig = model.weights.config;
     this.tokenizer = model.tokenizer;
@@ -54,6 +64,7 @@ export class LlmEngine implements GenerationEngine {
       blockSize: options.blockSize,
       deviceCapacityBytes: options.deviceCapacityBytes,
       hostCapacityBytes: options.hostCapacityBytes,
+      ...(sharedHost ? { externalHostTier: sharedHost } : {}),
     });
     this.scheduler = new Scheduler(
       {
@@ -61,6 +72,7 @@ export class LlmEngine implements GenerationEngine {
         maxNumBatchedTokens: options.maxNumBatchedTokens,
         // The last sampled token needs no cache position (as in the reference generator).
         maxModelLen: this.modelConfig.maxSeqLen + 1,
+        replayGeneratedByDecode: options.recompute === 'decode',
       },
       this.kv,
     );
@@ -68,6 +80,13 @@ export class LlmEngine implements GenerationEngine {
       blockSize: options.blockSize,
       arenaCapacity: this.kv.arenaCapacity(),
       numThreads: options.numThreads || (this.modelConfig.dim <= SMALL_MODEL_DIM ? 1 : 0),
+      executionProvider: options.executionProvider,
+      ...(sharedHost
+        ? {
+            arenas: new KvArenas(this.modelConfig, options.blockSize, this.kv.arenaCapacity(), sharedHost.tier.v),
+            isHostVBlockReadOnly: (id: number) => sharedHost.isHostVBlockReadOnly(id),
+          }
+        : {}),
     });
   }
 
@@ -112,7 +131,8 @@ export class LlmEngine implements GenerationEngine {
     return Math.max(0, this.options.maxNumSeqs - this.requests.size);
   }
 
-  stats(): EngineStats {
+  /** host: node-wide for a shared host tier, whose own figures are in hostTier. */
+  stats(): EngineStats & { numHostVRowsGathered: number; hostVRowsPerSecond: number; hostTier?: SharedHostVStats } {
     const usage = this.kv.usage();
     return {
       numRunning: this.scheduler.numRunning,
@@ -120,6 +140,9 @@ export class LlmEngine implements GenerationEngine {
       device: { usedBytes: usage.device.usedBytes, capacityBytes: usage.device.capacityBytes },
       host: { usedBytes: usage.host.usedBytes, capacityBytes: usage.host.capacityBytes },
       ...this.counters,
+      numHostVRowsGathered: this.gather.numHostVRows,
+      hostVRowsPerSecond: this.gather.decodeMs > 0 ? (this.gather.numHostVRows * 1000) / this.gather.decodeMs : 0,
+      ...(this.sharedHost ? { hostTier: this.sharedHost.stats() } : {}),
     };
   }
 
@@ -129,6 +152,7 @@ export class LlmEngine implements GenerationEngine {
     this.ensureLoop();
     await this.loop;
     await this.runner.release();
+    this.sharedHost?.close();
   }
 
   /** Resolves when every submitted request has finished. */
@@ -153,7 +177,9 @@ export class LlmEngine implements GenerationEngine {
       } catch (error) {
         this.failAll(error);
       }
-      await yieldToEventLoop();
+      // Nothing could run: admissions wait for the node's shared host tier to free blocks.
+      if (this.numScheduledLastStep === 0 && this.sharedHost) await sleep(IDLE_WAIT_MS);
+      else await yieldToEventLoop();
     }
   }
 
@@ -172,6 +198,7 @@ export class LlmEngine implements GenerationEngine {
   /** One schedule → run → commit step. */
   async step(): Promise<void> {
     const output = this.scheduler.schedule();
+    this.numScheduledLastStep = output.scheduled.length;
     this.counters.numSteps++;
     this.counters.numPreemptions += output.preempted.length;
     for (const rejected of output.rejected) this.endRequest(rejected.requestId, 'cancelled', rejected.reason);
@@ -188,17 +215,23 @@ export class LlmEngine implements GenerationEngine {
         decodeGroups.set(key, group);
       } else {
         const seq = chunk.sequence;
-        const logits = await this.runner.prefill(
-          {
-            tokenIds: seq.tokenIds.slice(chunk.startPosition, chunk.startPosition + chunk.numNewTokens),
-            startPosition: chunk.startPosition,
-            numPromptTokens: seq.numPromptTokens,
-            blocks: seq.blocks,
-          },
-          graphVariantOf(seq.attention, this.modelConfig.numLayers),
-          seq.attention.topN,
-        );
-        if (chunk.isLastChunk) toSample.push({ chunk, logits });
+        const end = chunk.startPosition + chunk.numNewTokens;
+        // A shared prefix whose K was spilled is copied back, not computed (never the last prompt token).
+        const start = this.sharedHost?.restorePrefix(seq.blocks, seq.attention, chunk.startPosition, end, this.runner.arenas) ?? chunk.startPosition;
+        if (start < end) {
+          const logits = await this.runner.prefill(
+            {
+              tokenIds: seq.tokenIds.slice(start, end),
+              startPosition: start,
+              numPromptTokens: seq.numPromptTokens,
+              blocks: seq.blocks,
+            },
+            graphVariantOf(seq.attention, this.modelConfig.numLayers),
+            seq.attention.topN,
+          );
+          if (chunk.isLastChunk) toSample.push({ chunk, logits });
+        }
+        this.sharedHost?.publishPrefix(seq.blocks, seq.attention, seq.numPromptTokens, end, this.runner.arenas);
       }
     }
     let batchSize = 0;
@@ -208,9 +241,20 @@ export class LlmEngine implements GenerationEngine {
         position: c.startPosition,
         blocks: c.sequence.blocks,
       }));
+      const startMs = performance.now();
       const logits = await this.runner.decode(items, group.variant, group.topN);
+      if (hasTopNLayer(group.variant)) {
+        const bs = this.options.blockSize;
+        const past = Math.ceil(Math.max(...items.map((i) => i.position)) / bs) * bs;
+        const numTopNLayers = group.variant.denseLayers.filter((dense) => !dense).length;
+        this.gather.numHostVRows += items.length * this.modelConfig.numHeads * Math.min(group.topN, past + 1) * numTopNLayers;
+        this.gather.decodeMs += performance.now() - startMs;
+      }
       const vocab = this.modelConfig.vocabSize;
-      group.chunks.forEach((chunk, b) => toSample.push({ chunk, logits: logits.subarray(b * vocab, (b + 1) * vocab) }));
+      group.chunks.forEach((chunk, b) => {
+        // A replayed generated token (recompute after preemption or resume) only fills the cache.
+        if (chunk.isLastChunk) toSample.push({ chunk, logits: logits.subarray(b * vocab, (b + 1) * vocab) });
+      });
       batchSize += items.length;
     }
     this.counters.lastBatchSize = batchSize;

@@ -16,7 +16,9 @@ import { PagedGather } from './paged-gather';
  *
  * Exact layers: out = P · [V_past; v_cur].
  * TopN layers (KCache): [w, idx] = TopK(P, N) per query head (ties → lower index), and only the
- * selected V rows are gathered from the host-tier arena: out = Σ_i w_i · V[idx_i].
+ * selected V rows are gathered from the host-tier arena: out = Σ_i w_i · V[idx_i]. TopK is sorted:
+ * an unsorted TopK returns the same set in an order that depends on T, so the sum would round
+ * differently with the batch's padding (sorting costs ~10% of a stories260K step, ~0% at 110M).
  */
 export function buildDecodeGraph(
   weights: GraphWeights,
@@ -88,7 +90,7 @@ export function buildDecodeGraph(
           out = g.op('Add', [g.op('MatMul', [pPast, vPast]), g.op('Mul', [pCurrent, v])]);
         }
       } else {
-        const [kept, index] = g.opMulti('TopK', [p, topN], 2, { axis: -1, largest: 1, sorted: 0 }); // [B, Hkv, G, n]
+        const [kept, index] = g.opMulti('TopK', [p, topN], 2, { axis: -1, largest: 1, sorted: 1 }); // [B, Hkv, G, n]
         const weights = variant.renormalize
           ? g.op('Div', [kept, g.op('ReduceSum', [kept, g.constInt([-1])], { keepdims: 1 })])
           : kept;

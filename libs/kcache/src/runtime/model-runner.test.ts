@@ -50,7 +50,36 @@ describe('model runner logits against the reference top-5', () => {
   });
 
   it('both ways of joining the current token to the past give the reference logits', async () => {
-    assert.ok((await maxTop5Error(FULL_ATTENTION, { appendCurrentByCopy: false })) < 1e-3);
-    assert.ok((await maxTop5Error({ mode: 'kcache', topN: 512, denseLayers: 1, renormalize: false }, { appendCurrentByCopy: false })) < 1e-3);
+    assert.ok((await maxTop5Error(FULL_ATTENTION, { appendCurrentByCopy: true })) < 1e-3);
+    assert.ok((await maxTop5Error({ mode: 'kcache', topN: 512, denseLayers: 1, renormalize: false }, { appendCurrentByCopy: true })) < 1e-3);
+  });
+
+  it('a sequence gets bit-identical logits alone and in a large batch of longer sequences', async () => {
+    const config = model.weights.config;
+    for (const attention of [FULL_ATTENTION, { mode: 'kcache', topN: 32, denseLayers: 1, renormalize: true } as const]) {
+      const kv = new KvCacheManager({ model: config, deviceCapacityBytes: 256 << 20, hostCapacityBytes: 256 << 20 });
+      const runner = new ModelRunner(model.weights, { blockSize: 16, arenaCapacity: kv.arenaCapacity(), numThreads: 1 });
+      const variant = graphVariantOf(attention, config.numLayers);
+      // 40 sequences with prompts of 20..410 tokens (the oracle prompts, repeated and extended).
+      const seqs = Array.from({ length: 40 }, (_, i) => {
+        const base = oracle[i % oracle.length];
+        const tokens = [...base.prompt_token_ids, ...base.generated_token_ids].slice(0, 20 + i * 10);
+        const seq = { blocks: emptySequenceBlocks(), attention };
+        kv.allocate(seq, tokens.length + 1);
+        return { seq, tokens };
+      });
+      for (const { seq, tokens } of seqs) {
+        const prompt = tokens.slice(0, -1);
+        await runner.prefill({ tokenIds: prompt, startPosition: 0, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, attention.topN);
+      }
+      const items = seqs.map(({ seq, tokens }) => ({ tokenId: tokens.at(-1)!, position: tokens.length - 1, blocks: seq.blocks }));
+      const vocab = config.vocabSize;
+      const batched = await runner.decode(items, variant, attention.topN);
+      for (const i of [0, 7, 39]) {
+        const alone = await runner.decode([items[i]], variant, attention.topN);
+        assert.deepEqual(Array.from(alone), Array.from(batched.subarray(i * vocab, (i + 1) * vocab)), `${attention.mode}: sequence ${i}`);
+      }
+      await runner.release();
+    }
   });
 });

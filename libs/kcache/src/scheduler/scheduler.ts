@@ -11,6 +11,13 @@ export interface SchedulerOptions {
   readonly maxNumBatchedTokens: number;
   /** Model context; a sequence with more tokens is rejected. */
   readonly maxModelLen: number;
+  /**
+   * Recompute generated tokens (after a preemption or a resume on another worker) one per step, as the
+   * decode steps that first produced them did, instead of in prefill chunks. Prefill rounds differently
+   * in the last bits, which can flip a sampled token; replaying by decode continues bit for bit.
+   * Default false (chunks).
+   */
+  readonly replayGeneratedByDecode?: boolean;
 }
 
 /**
@@ -39,7 +46,12 @@ export class Scheduler {
         throw new SchedulerConfigError(`${field} must be a positive integer, got ${value}`, field);
       }
     }
-    this.opts = { maxNumSeqs: opts.maxNumSeqs, maxNumBatchedTokens: opts.maxNumBatchedTokens, maxModelLen: opts.maxModelLen };
+    this.opts = {
+      maxNumSeqs: opts.maxNumSeqs,
+      maxNumBatchedTokens: opts.maxNumBatchedTokens,
+      maxModelLen: opts.maxModelLen,
+      replayGeneratedByDecode: opts.replayGeneratedByDecode ?? false,
+    };
   }
 
   get numWaiting(): number {
@@ -83,7 +95,7 @@ export class Scheduler {
 
     for (let i = 0; i < this.running.length && budget > 0; ) {
       const seq = this.running[i];
-      const numNewTokens = Math.min(seq.numTokens - seq.numComputedTokens, budget);
+      const numNewTokens = this.numNewTokens(seq, budget);
       if (numNewTokens <= 0) {
         i++; // sampled token omitted at commit: waits for the engine's finish()
         continue;
@@ -110,7 +122,7 @@ export class Scheduler {
     // Admitting right after a preemption would only thrash; the preempted retry next step.
     while (preempted.length === 0 && this.waiting.length > 0 && budget > 0 && this.running.length < this.opts.maxNumSeqs) {
       const seq = this.waiting[0];
-      const numNewTokens = Math.min(seq.numTokens - seq.numComputedTokens, budget);
+      const numNewTokens = this.numNewTokens(seq, budget);
       const numTokensTotal = seq.numComputedTokens + numNewTokens;
       assert.ok(numNewTokens > 0, `waiting request '${seq.requestId}' has nothing to compute`);
       if (!this.kv.fitsCapacity(seq.attention, numTokensTotal)) {
@@ -184,6 +196,14 @@ export class Scheduler {
     seq.status = 'waiting';
     seq.numPreemptions++;
     insertSorted(this.waiting, seq);
+  }
+
+  /** The next chunk's size: what is left, within budget; with replayGeneratedByDecode, prompt and generated tokens never share a chunk and generated ones go one at a time. */
+  private numNewTokens(seq: Sequence, budget: number): number {
+    const numLeft = Math.min(seq.numTokens - seq.numComputedTokens, budget);
+    if (!this.opts.replayGeneratedByDecode) return numLeft;
+    const numPromptLeft = seq.numPromptTokens - seq.numComputedTokens;
+    return Math.min(numLeft, numPromptLeft > 0 ? numPromptLeft : 1);
   }
 
   private chunk(seq: Sequence, numNewTokens: number): ScheduledChunk {
