@@ -14,8 +14,38 @@ export interface KvCacheManagerOptions {
   readonly blockSize?: number;
   /** Device tier budget, shared by K blocks and dense-layer V blocks. Must hold one K block. */
   readonly deviceCapacityBytes: number;
-  /** Host tier budget for the V of non-dense layers. Must hold one single-layer V block. */
+  /** Host tier budget for the V of non-dense layers. Must hold one single-layer V block. Ignored with externalHostTier. */
   readonly hostCapacityBytes: number;
+  /**
+   * Host-V ids from a tier outside this manager (the node's shared host tier, see host-tier/)
+   * instead of this process's own pool. Default: none (the in-process host tier).
+   */
+  readonly externalHostTier?: ExternalHostTier;
+}
+
+/**
+ * A host tier that hands out host-V ids itself (e.g. shared by every worker of a node), counted
+ * in whole blocks of blockBytes. It decides per sequence: admission may hold a reservation and
+ * prefix hits for the sequence, so that later growth never fails.
+ */
+export interface ExternalHostTier {
+  /** Ids are below numBlocks; the physical arenas span them all. */
+  readonly numBlocks: number;
+  /** Bytes of one host block (what usage() counts per block). */
+  readonly blockBytes: number;
+  /** Node-wide bytes of referenced blocks and capacity. */
+  usage(): { readonly usedBytes: number; readonly capacityBytes: number };
+  /** Host-V ids this process holds now. */
+  numIdsHeld(): number;
+  /**
+   * Could seq's host table grow by numNewBlocks now? For a sequence without blocks (admission) a
+   * true answer holds what the sequence needs (its reservation, its prefix hits) until grow or release.
+   */
+  canGrow(seq: KvSequence, numNewBlocks: number): boolean;
+  /** Appends numNewBlocks ids to seq.blocks.hostVBlockIds. Throws OutOfBlocksError when they do not fit. */
+  grow(seq: KvSequence, numNewBlocks: number): void;
+  /** Returns seq's host ids and anything held for it; empties its host table. */
+  release(seq: KvSequence): void;
 }
 
 export const DEFAULT_BLOCK_SIZE = 16;
@@ -24,6 +54,10 @@ export const DEFAULT_BLOCK_SIZE = 16;
 export interface KvSequence {
   readonly blocks: SequenceBlocks;
   readonly attention: AttentionConfig;
+  /** For an external host tier (prefix sharing, reservations); a scheduler Sequence has them. */
+  readonly tokenIds?: readonly number[];
+  readonly numPromptTokens?: number;
+  readonly maxTotalTokens?: number;
 }
 
 export interface TierUsage {
@@ -74,6 +108,7 @@ export class KvCacheManager {
   private readonly kPool: BlockPool;
   private readonly deviceVPool: BlockPool;
   private readonly hostVPool: BlockPool;
+  private readonly externalHost: ExternalHostTier | null;
 
   constructor(opts: KvCacheManagerOptions) {
     const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
@@ -96,19 +131,21 @@ export class KvCacheManager {
         'deviceCapacityBytes',
       );
     }
-    if (!Number.isSafeInteger(opts.hostCapacityBytes) || opts.hostCapacityBytes < this.layerBlockBytes) {
+    this.externalHost = opts.externalHostTier ?? null;
+    const hostCapacityBytes = this.externalHost ? this.externalHost.numBlocks * this.externalHost.blockBytes : opts.hostCapacityBytes;
+    if (!Number.isSafeInteger(hostCapacityBytes) || hostCapacityBytes < this.layerBlockBytes) {
       throw new MemoryConfigError(
-        `hostCapacityBytes ${opts.hostCapacityBytes} is below one single-layer V block (${this.layerBlockBytes} bytes)`,
+        `hostCapacityBytes ${hostCapacityBytes} is below one single-layer V block (${this.layerBlockBytes} bytes)`,
         'hostCapacityBytes',
       );
     }
     this.deviceCapacityBytes = opts.deviceCapacityBytes;
-    this.hostCapacityBytes = opts.hostCapacityBytes;
+    this.hostCapacityBytes = hostCapacityBytes;
     // K and device-V are separate id spaces under one device budget: each pool may use all of it,
     // and this class checks their sum (deviceUsedBytes) before every allocation.
     this.kPool = new BlockPool({ name: 'device-k', capacityBytes: opts.deviceCapacityBytes });
     this.deviceVPool = new BlockPool({ name: 'device-v', capacityBytes: opts.deviceCapacityBytes });
-    this.hostVPool = new BlockPool({ name: 'host-v', capacityBytes: opts.hostCapacityBytes });
+    this.hostVPool = new BlockPool({ name: 'host-v', capacityBytes: hostCapacityBytes });
   }
 
   blocksNeeded(numTokens: number): number {
@@ -127,17 +164,19 @@ export class KvCacheManager {
   /** Would growing seq's tables to cover numTokensTotal positions fit both tiers now? */
   canAllocate(seq: KvSequence, numTokensTotal: number): boolean {
     const need = this.bytesToGrow(seq, numTokensTotal);
-    return need.deviceBytes <= this.deviceFreeBytes() && need.hostBytes <= this.hostVPool.freeBytes;
+    if (need.deviceBytes > this.deviceFreeBytes()) return false;
+    if (this.externalHost && need.hostBytes > 0) return this.externalHost.canGrow(seq, need.numNewBlocks);
+    return need.hostBytes <= this.hostVPool.freeBytes;
   }
 
   /** Could a sequence with this attention cover numTokensTotal positions if it were alone in the cache? */
   fitsCapacity(attention: AttentionConfig, numTokensTotal: number): boolean {
     const numBlocks = this.blocksNeeded(numTokensTotal);
     const charges = this.chargesPerBlock(attention);
-    return (
-      numBlocks * (charges.kBytes + charges.deviceVBytes) <= this.deviceCapacityBytes &&
-      numBlocks * charges.hostVBytes <= this.hostCapacityBytes
-    );
+    const fitsHost = this.externalHost
+      ? charges.hostVBytes === 0 || numBlocks <= this.externalHost.numBlocks
+      : numBlocks * charges.hostVBytes <= this.hostCapacityBytes;
+    return numBlocks * (charges.kBytes + charges.deviceVBytes) <= this.deviceCapacityBytes && fitsHost;
   }
 
   /** Grows seq's tables to cover numTokensTotal positions. All or nothing: throws OutOfBlocksError. */
@@ -151,7 +190,7 @@ export class KvCacheManager {
         this.deviceFreeBytes(),
       );
     }
-    if (need.hostBytes > this.hostVPool.freeBytes) {
+    if (!this.externalHost && need.hostBytes > this.hostVPool.freeBytes) {
       throw new OutOfBlocksError(
         `host tier: need ${need.hostBytes} bytes for ${numTokensTotal} positions, ${this.hostVPool.freeBytes} free`,
         'host',
@@ -164,7 +203,19 @@ export class KvCacheManager {
     for (let i = 0; i < need.numNewBlocks; i++) {
       blocks.kBlockIds.push(this.kPool.allocateId(charges.kBytes));
       if (charges.deviceVBytes > 0) blocks.deviceVBlockIds.push(this.deviceVPool.allocateId(charges.deviceVBytes));
-      if (charges.hostVBytes > 0) blocks.hostVBlockIds.push(this.hostVPool.allocateId(charges.hostVBytes));
+      if (charges.hostVBytes > 0 && !this.externalHost) blocks.hostVBlockIds.push(this.hostVPool.allocateId(charges.hostVBytes));
+    }
+    // grow is all or nothing; when it throws, the device ids taken above go back.
+    if (this.externalHost && charges.hostVBytes > 0 && need.numNewBlocks > 0) {
+      try {
+        this.externalHost.grow(seq, need.numNewBlocks);
+      } catch (error) {
+        for (const id of blocks.kBlockIds.splice(blocks.kBlockIds.length - need.numNewBlocks)) this.kPool.freeId(id, charges.kBytes);
+        if (charges.deviceVBytes > 0) {
+          for (const id of blocks.deviceVBlockIds.splice(blocks.deviceVBlockIds.length - need.numNewBlocks)) this.deviceVPool.freeId(id, charges.deviceVBytes);
+        }
+        throw error;
+      }
     }
     assert.ok(this.deviceUsedBytes() <= this.deviceCapacityBytes, 'device tier over budget');
   }
@@ -176,7 +227,8 @@ export class KvCacheManager {
     this.assertTablesConsistent(blocks, charges);
     for (const id of blocks.kBlockIds) this.kPool.freeId(id, charges.kBytes);
     for (const id of blocks.deviceVBlockIds) this.deviceVPool.freeId(id, charges.deviceVBytes);
-    for (const id of blocks.hostVBlockIds) this.hostVPool.freeId(id, charges.hostVBytes);
+    if (this.externalHost) this.externalHost.release(seq);
+    else for (const id of blocks.hostVBlockIds) this.hostVPool.freeId(id, charges.hostVBytes);
     blocks.kBlockIds.length = 0;
     blocks.deviceVBlockIds.length = 0;
     blocks.hostVBlockIds.length = 0;
@@ -190,14 +242,10 @@ export class KvCacheManager {
         freeBytes: this.deviceCapacityBytes - deviceUsedBytes,
         capacityBytes: this.deviceCapacityBytes,
       },
-      host: {
-        usedBytes: this.hostVPool.usedBytes,
-        freeBytes: this.hostVPool.freeBytes,
-        capacityBytes: this.hostCapacityBytes,
-      },
+      host: this.hostUsage(),
       numKBlockIds: this.kPool.numIdsInUse,
       numDeviceVBlockIds: this.deviceVPool.numIdsInUse,
-      numHostVBlockIds: this.hostVPool.numIdsInUse,
+      numHostVBlockIds: this.externalHost ? this.externalHost.numIdsHeld() : this.hostVPool.numIdsInUse,
     };
   }
 
@@ -213,7 +261,7 @@ export class KvCacheManager {
     return {
       kIds,
       deviceVIds: Math.floor(this.deviceCapacityBytes / (kBlockBytes + this.layerBlockBytes)),
-      hostVIds: Math.min(kIds, Math.floor(this.hostCapacityBytes / this.layerBlockBytes)),
+      hostVIds: this.externalHost ? this.externalHost.numBlocks : Math.min(kIds, Math.floor(this.hostCapacityBytes / this.layerBlockBytes)),
     };
   }
 
@@ -222,8 +270,16 @@ export class KvCacheManager {
     return {
       kIds: this.kPool.maxIdInUsePlusOne,
       deviceVIds: this.deviceVPool.maxIdInUsePlusOne,
-      hostVIds: this.hostVPool.maxIdInUsePlusOne,
+      hostVIds: this.externalHost ? this.externalHost.numBlocks : this.hostVPool.maxIdInUsePlusOne,
     };
+  }
+
+  private hostUsage(): TierUsage {
+    if (!this.externalHost) {
+      return { usedBytes: this.hostVPool.usedBytes, freeBytes: this.hostVPool.freeBytes, capacityBytes: this.hostCapacityBytes };
+    }
+    const usage = this.externalHost.usage();
+    return { usedBytes: usage.usedBytes, freeBytes: usage.capacityBytes - usage.usedBytes, capacityBytes: usage.capacityBytes };
   }
 
   private chargesPerBlock(attention: AttentionConfig): { kBytes: number; deviceVBytes: number; hostVBytes: number } {

@@ -20,6 +20,8 @@ export class KvArenas {
     config: ModelConfig,
     readonly blockSize: number,
     capacity: { kIds: number; deviceVIds: number; hostVIds: number },
+    /** Host-V arenas living elsewhere (the node's shared host tier: a mapping), one per layer, same layout. */
+    hostV?: readonly Float32Array[],
   ) {
     this.headDim = headDimOf(config);
     this.rowsPerBlock = config.numKvHeads * blockSize;
@@ -27,7 +29,10 @@ export class KvArenas {
     const arena = (ids: number) => new Float32Array(checkedLength(Math.max(ids, 1) * floatsPerBlock));
     this.k = Array.from({ length: config.numLayers }, () => arena(capacity.kIds));
     this.deviceV = Array.from({ length: config.numLayers }, () => arena(capacity.deviceVIds));
-    this.hostV = Array.from({ length: config.numLayers }, () => arena(capacity.hostVIds));
+    if (hostV && (hostV.length !== config.numLayers || hostV.some((a) => a.length < capacity.hostVIds * floatsPerBlock))) {
+      throw new RangeError(`given host-V arenas must be ${config.numLayers} of at least ${capacity.hostVIds * floatsPerBlock} floats`);
+    }
+    this.hostV = hostV ? [...hostV] : Array.from({ length: config.numLayers }, () => arena(capacity.hostVIds));
   }
 
   /** Row of (block id, KV head 0, position) — add head · blockSize for other heads. */
