@@ -4,6 +4,7 @@ import { emptySequenceBlocks, SequenceBlocks } from '../memory/sequence-blocks';
 import { ModelWeights } from '../model/model-weights';
 import { SeededRandom } from '../model/seeded-random';
 import { graphVariantOf } from '../runtime/graph-variant';
+import { ExecutionProviderName } from '../runtime/execution-provider';
 import { DecodeItem, ModelRunner } from '../runtime/model-runner';
 
 export interface DecodeBenchCase {
@@ -15,6 +16,8 @@ export interface DecodeBenchCase {
   readonly blockSize: number;
   readonly profileFilePrefix?: string;
   readonly appendCurrentByCopy?: boolean;
+  /** onnxruntime execution provider (default cpu). */
+  readonly executionProvider?: ExecutionProviderName;
 }
 
 export interface DecodeBenchResult {
@@ -35,7 +38,7 @@ export async function benchDecode(weights: ModelWeights, c: DecodeBenchCase): Pr
     deviceCapacityBytes: c.batchSize * (c.context + c.blockSize) * config.numLayers * 2 * (config.dim / config.numHeads) * config.numKvHeads * 4 + 1,
     hostCapacityBytes: c.batchSize * (c.context + c.blockSize) * config.numLayers * (config.dim / config.numHeads) * config.numKvHeads * 4 + 1,
   });
-  const runner = new ModelRunner(weights, { blockSize: c.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: c.numThreads, profileFilePrefix: c.profileFilePrefix, appendCurrentByCopy: c.appendCurrentByCopy });
+  const runner = new ModelRunner(weights, { blockSize: c.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: c.numThreads, profileFilePrefix: c.profileFilePrefix, appendCurrentByCopy: c.appendCurrentByCopy, executionProvider: c.executionProvider });
   const variant = graphVariantOf(c.attention, config.numLayers);
   const sequences: Array<{ blocks: SequenceBlocks; attention: AttentionConfig }> = [];
   for (let b = 0; b < c.batchSize; b++) {
