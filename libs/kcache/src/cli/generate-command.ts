@@ -6,10 +6,11 @@ import { loadModel } from '../model/model-source';
 import { UsageError } from './cli-errors';
 import { parseFloatFlag, parseIntegerFlag } from './parse-number';
 import { resolveModelSpec } from '../model/resolve-model-spec';
+import { EXECUTION_PROVIDERS, ExecutionProviderName, isExecutionProvider } from '../runtime/execution-provider';
 
 export const GENERATE_USAGE = `usage: kcache generate [--model <dir|file|synthetic:NAME>] --prompt <text> --max-new-tokens N
        [--temperature T --top-k K --top-p P --seed S]
-       [--attention full|kcache --top-n N --dense-layers K --renormalize] [--threads N] [--json]`;
+       [--attention full|kcache --top-n N --dense-layers K --renormalize] [--threads N] [--ep cpu|webgpu|cuda] [--json]`;
 
 /** `kcache generate`: one request through the engine, streamed to stdout (or one JSON object). */
 export async function generateCommand(argv: string[]): Promise<number> {
@@ -29,15 +30,17 @@ export async function generateCommand(argv: string[]): Promise<number> {
       'dense-layers': { type: 'string' },
       renormalize: { type: 'boolean', default: false },
       threads: { type: 'string' },
+      ep: { type: 'string' },
       logprobs: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
   if (values.prompt === undefined) throw new UsageError('--prompt is required');
   const attention = parseAttention(values);
+  const executionProvider = parseExecutionProviderFlag(values.ep);
   const model = loadModel(await resolveModelSpec(values.model));
   const engine = await createEngine(
-    { model: model.name, numThreads: parseIntegerFlag('threads', values.threads, 0), defaultAttention: attention },
+    { model: model.name, numThreads: parseIntegerFlag('threads', values.threads, 0), defaultAttention: attention, executionProvider },
     model,
   );
   const request: GenerationRequest = {
@@ -111,4 +114,10 @@ function parseAttention(values: Record<string, string | boolean | undefined>): A
     denseLayers: parseIntegerFlag('dense-layers', values['dense-layers'] as string | undefined, 0),
     renormalize: values.renormalize === true,
   };
+}
+
+function parseExecutionProviderFlag(value: string | undefined): ExecutionProviderName {
+  if (value === undefined) return 'cpu';
+  if (!isExecutionProvider(value)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got '${value}'`);
+  return value;
 }

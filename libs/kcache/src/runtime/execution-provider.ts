@@ -1,0 +1,87 @@
+import type { InferenceSession } from 'onnxruntime-node';
+
+/**
+ * Where onnxruntime runs the engine's graphs.
+ * - cpu: the default; bundled with onnxruntime-node.
+ * - webgpu: bundled with onnxruntime-node on Linux x64 (Dawn); on Linux it runs through Vulkan, so it
+ *   needs a GPU driver with a Vulkan ICD and libvulkan.so.1 (see docs/gpu.md).
+ * - cuda: not bundled; onnxruntime-node must be installed with its CUDA files
+ *   (`npm install onnxruntime-node --onnxruntime-node-install=cuda12`, or ONNXRUNTIME_NODE_INSTALL=cuda12),
+ *   plus CUDA 12 and cuDNN 9 on the library path.
+ */
+export const EXECUTION_PROVIDERS = ['cpu', 'webgpu', 'cuda'] as const;
+
+export type ExecutionProviderName = (typeof EXECUTION_PROVIDERS)[number];
+
+/** The environment variable an app may read to pick the provider (see executionProviderFromEnv). */
+export const EXECUTION_PROVIDER_ENV = 'KCACHE_EP';
+
+export function isExecutionProvider(value: unknown): value is ExecutionProviderName {
+  return typeof value === 'string' && (EXECUTION_PROVIDERS as readonly string[]).includes(value);
+}
+
+/** `value` as a provider name; throws a RangeError naming `source` (a flag or variable) otherwise. */
+export function parseExecutionProvider(value: string, source: string): ExecutionProviderName {
+  if (!isExecutionProvider(value)) {
+    throw new RangeError(`${source} must be one of ${EXECUTION_PROVIDERS.join(', ')}, got '${value}'`);
+  }
+  return value;
+}
+
+/**
+ * KCACHE_EP from an environment the caller passes (apps read process.env; the library takes typed
+ * config), else cpu.
+ */
+export function executionProviderFromEnv(env: Readonly<Record<string, string | undefined>>): ExecutionProviderName {
+  const value = env[EXECUTION_PROVIDER_ENV];
+  return value === undefined || value === '' ? 'cpu' : parseExecutionProvider(value, EXECUTION_PROVIDER_ENV);
+}
+
+/**
+ * Session options that select the provider. Empty for cpu, so CPU sessions are created exactly as
+ * before (onnxruntime's default provider list is the CPU provider alone).
+ * Nodes a GPU provider has no kernel for fall back to the CPU provider (onnxruntime inserts the copies).
+ */
+export function providerSessionOptions(provider: ExecutionProviderName): Pick<InferenceSession.SessionOptions, 'executionProviders'> {
+  switch (provider) {
+    case 'cpu':
+      return {};
+    case 'webgpu':
+      return { executionProviders: [{ name: 'webgpu' }] };
+    case 'cuda':
+      return { executionProviders: [{ name: 'cuda', deviceId: 0 }] };
+  }
+}
+
+/** A provider that could not start a session; the message says what is missing and keeps onnxruntime's own text. */
+export class ExecutionProviderError extends Error {
+  constructor(
+    readonly provider: ExecutionProviderName,
+    readonly detail: string,
+  ) {
+    super(`execution provider '${provider}' could not start: ${hintFor(provider, detail)} (onnxruntime: ${detail.trim()})`);
+    this.name = 'ExecutionProviderError';
+  }
+}
+
+function hintFor(provider: ExecutionProviderName, detail: string): string {
+  if (provider === 'webgpu') {
+    if (/adapter/i.test(detail)) {
+      return 'no WebGPU adapter was found; on Linux the WebGPU provider needs a GPU, its driver\'s Vulkan ICD and libvulkan.so.1 (set VK_DRIVER_FILES to the ICD json if the loader does not find it; see docs/gpu.md)';
+    }
+    return 'the WebGPU provider failed to create the session';
+  }
+  if (provider === 'cuda') {
+    if (/load|shared library|providers_shared|cannot open/i.test(detail)) {
+      return 'the CUDA provider files are not installed; reinstall onnxruntime-node with --onnxruntime-node-install=cuda12 (or ONNXRUNTIME_NODE_INSTALL=cuda12) and put CUDA 12 and cuDNN 9 on the library path';
+    }
+    return 'the CUDA provider failed to create the session';
+  }
+  return 'session creation failed';
+}
+
+/** Wraps a session-creation failure of a non-CPU provider in an ExecutionProviderError (CPU errors pass unchanged). */
+export function providerError(provider: ExecutionProviderName, error: unknown): unknown {
+  if (provider === 'cpu' || error instanceof ExecutionProviderError) return error;
+  return new ExecutionProviderError(provider, error instanceof Error ? error.message : String(error));
+}
