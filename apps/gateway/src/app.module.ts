@@ -1,4 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { CompletionsModule } from './completions/completions.module';
 import { GatewayConfig } from './config/gateway-config';
@@ -10,10 +11,10 @@ import { MetricsModule } from './metrics/metrics.module';
 
 @Module({})
 export class AppModule {
-  static register(config: GatewayConfig, model: ServedModel, log: Logger): DynamicModule {
+  static register(config: GatewayConfig, model: ServedModel, log: Logger, redis: Redis): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.register(config, model, log), GenerationModule, HealthModule, MetricsModule, CompletionsModule],
+      imports: [CoreModule.register(config, model, log, redis), GenerationModule, HealthModule, MetricsModule, CompletionsModule],
     };
   }
 }

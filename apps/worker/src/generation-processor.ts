@@ -5,6 +5,7 @@ import {
   GenerationJobRequest,
   GenerationJobResult,
   JobFinishReason,
+  parseGenerationJobData,
   relay,
 } from '@kcache-serve/proto';
 import { Job, UnrecoverableError } from 'bullmq';
@@ -56,7 +57,16 @@ export class GenerationProcessor {
   }
 
   readonly process = async (job: Job<GenerationJobData, GenerationJobResult>): Promise<GenerationJobResult> => {
-    const { request, relayAddress, deadlineUnixMs } = job.data;
+    // The queue is not trusted: nothing of a job is used (not even its relay address) before it parses.
+    let data: GenerationJobData;
+    try {
+      data = parseGenerationJobData(job.id, job.data);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      this.log.warn({ jobId: job.id, reason }, 'job refused');
+      throw Object.assign(new UnrecoverableError(reason), { cause: error });
+    }
+    const { request, relayAddress, deadlineUnixMs } = data;
     const requestId = request.requestId;
     const gateway = this.relays.get(relayAddress);
     if (this.active.has(requestId)) throw new Error(`request ${requestId} is already running on this worker`);
@@ -71,7 +81,7 @@ export class GenerationProcessor {
           ? finishedEarly(request, 'cancelled', resumeTokenIds.length)
           : resumeTokenIds.length >= request.maxNewTokens
             ? finishedEarly(request, 'length', resumeTokenIds.length)
-            : await this.generate(job.data, resumeTokenIds, gateway, state);
+            : await this.generate(data, resumeTokenIds, gateway, state);
       if (finish.error !== undefined) throw new Error(finish.error);
       await gateway.send(
         event(requestId, {

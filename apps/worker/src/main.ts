@@ -1,13 +1,27 @@
 import { createEngine, resolveModelSpec } from '@kcache-serve/kcache';
+import { createRedis, redactRedisUrl, waitForRedis } from '@kcache-serve/proto';
 import pino from 'pino';
+import { startupFailureLine } from './startup-failure';
 import { WorkerApp } from './worker-app';
 import { parseWorkerConfig } from './worker-config';
 
+/** Log fields that could carry a prompt or a credential if someone logged a job whole. */
+const REDACTED_PATHS = ['authorization', '*.authorization', 'prompt', '*.prompt', 'promptTokenIds', '*.promptTokenIds', 'stopStrings', '*.stopStrings'];
+
 async function main(): Promise<void> {
   const config = parseWorkerConfig(process.env);
-  const log = pino({ level: config.logLevel, base: { app: 'worker', workerId: config.workerId } });
+  const log = pino({ level: config.logLevel, base: { app: 'worker', workerId: config.workerId }, redact: REDACTED_PATHS });
   const engine = await createEngine({ model: await resolveModelSpec(config.model), ...config.engine });
-  const app = new WorkerApp(config, engine, log);
+  const redis = createRedis(config.redis);
+  try {
+    await waitForRedis(redis, config.redis.url, config.redisStartupTimeoutMs);
+  } catch (error) {
+    redis.disconnect();
+    await engine.close();
+    throw error;
+  }
+  redis.on('error', (error) => log.warn({ err: error, redis: redactRedisUrl(config.redis.url) }, 'Redis connection error'));
+  const app = new WorkerApp(config, engine, log, redis);
   let exitCode = 0;
   let isStopping = false;
   const stop = (signal: string) => {
@@ -34,6 +48,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error) => {
-  console.error(error);
+  console.error(startupFailureLine('worker', error, ['debug', 'trace'].includes(process.env.LOG_LEVEL ?? '')));
   process.exit(1);
 });

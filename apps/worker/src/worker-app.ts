@@ -1,13 +1,14 @@
 import type { GenerationEngine } from '@kcache-serve/kcache';
 import { GENERATION_QUEUE_NAME, GenerationJobData, GenerationJobResult, RedisKeys } from '@kcache-serve/proto';
 import { Worker } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { GenerationProcessor } from './generation-processor';
 import { Heartbeat } from './heartbeat';
 import { MetricsServer } from './metrics/metrics-server';
 import { WorkerMetrics } from './metrics/worker-metrics';
 import { DeliveredTokens } from './relay/delivered-tokens';
+import { relayChannelOf } from './relay/relay-credentials';
 import { RelayPool } from './relay/relay-pool';
 import { WorkerConfig } from './worker-config';
 
@@ -27,17 +28,21 @@ export class WorkerApp {
   private heartbeat: Heartbeat | undefined;
   private isClosing = false;
 
+  /** redis: the worker's connection, already answering (main.ts waits for it); closed by close(). */
   constructor(
     private readonly config: WorkerConfig,
     private readonly engine: GenerationEngine,
     private readonly log: Logger,
+    redis: Redis,
   ) {
     const keys = (this.keys = new RedisKeys(config.redisPrefix));
-    this.redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+    this.redis = redis;
     this.subscriber = this.redis.duplicate();
+    this.subscriber.on('error', () => undefined); // reconnects and resubscribes by itself; errors are logged for `redis`
     const delivered = new DeliveredTokens(this.redis, keys);
     this.relays = new RelayPool({
       workerId: config.workerId,
+      channel: relayChannelOf(config.relayTls),
       timeoutMs: config.relayTimeoutMs,
       delivered,
       onCancelRequested: (ids) => ids.forEach((id) => this.processor.cancel(id)),

@@ -1,13 +1,27 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { DEFAULT_REDIS_PREFIX } from '@kcache-serve/proto';
+import { DEFAULT_REDIS_PREFIX, RedisConnectionOptions } from '@kcache-serve/proto';
 
 const optionalInt = (min: number) => z.coerce.number().int().min(min).optional();
+const optionalPath = z.string().min(1).optional();
 
 /** The worker's environment, parsed once at start-up. Defaults are documented here and only here. */
 const workerEnvSchema = z.object({
+  /** Credentials in the URL (redis://user:password@host:port); rediss:// for TLS. */
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** PEM files: the CA that signed Redis's certificate (turns TLS on), a client certificate and key. */
+  REDIS_TLS_CA_PATH: optionalPath,
+  REDIS_TLS_CERT_PATH: optionalPath,
+  REDIS_TLS_KEY_PATH: optionalPath,
+  /** At start-up, Redis must answer within this long, else the worker exits naming the reason. */
+  REDIS_STARTUP_TIMEOUT_MS: z.coerce.number().int().min(100).default(10000),
+  /** Mutual TLS to the gateways' Relay: this worker's client certificate and key, and the CA that signed the gateways' certificates. All or none. */
+  RELAY_TLS_CERT_PATH: optionalPath,
+  RELAY_TLS_KEY_PATH: optionalPath,
+  RELAY_TLS_CA_PATH: optionalPath,
+  /** Name the gateways' certificates are checked against, when it is not the host in their relay address. */
+  RELAY_TLS_SERVER_NAME: z.string().min(1).optional(),
   /** Namespace of every Redis key and BullMQ queue (lets deployments or tests share one Redis). */
   REDIS_PREFIX: z.string().min(1).default(DEFAULT_REDIS_PREFIX),
   /** Model spec: `synthetic:NAME[@SEED]` or a llama2.c model folder / .bin file. Must match the gateways'. Unset: stories260K (../shared/models beside the checkout, the local cache, or a verified download). */
@@ -38,7 +52,9 @@ const workerEnvSchema = z.object({
 });
 
 export interface WorkerConfig {
-  readonly redisUrl: string;
+  readonly redis: RedisConnectionOptions;
+  readonly redisStartupTimeoutMs: number;
+  readonly relayTls: RelayTlsFiles | null;
   readonly redisPrefix: string;
   readonly model: string | undefined;
   readonly workerId: string;
@@ -62,11 +78,40 @@ export interface WorkerConfig {
   };
 }
 
-/** Throws a ZodError naming every bad variable. */
+export interface RelayTlsFiles {
+  readonly certPath: string;
+  readonly keyPath: string;
+  readonly caPath: string;
+  readonly serverName: string | null;
+}
+
+/** A bad environment: the message names every bad variable (never its value) on one line. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Throws ConfigError naming every bad variable. */
 export function parseWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
-  const e = workerEnvSchema.parse(env);
+  const parsed = workerEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  const e = parsed.data;
+  if ((e.REDIS_TLS_CERT_PATH === undefined) !== (e.REDIS_TLS_KEY_PATH === undefined)) {
+    throw new ConfigError('invalid configuration: REDIS_TLS_CERT_PATH and REDIS_TLS_KEY_PATH go together; set both or neither');
+  }
+  const relayTlsPaths = [e.RELAY_TLS_CERT_PATH, e.RELAY_TLS_KEY_PATH, e.RELAY_TLS_CA_PATH];
+  const numRelayTlsPaths = relayTlsPaths.filter((p) => p !== undefined).length;
+  if (numRelayTlsPaths !== 0 && numRelayTlsPaths !== 3) {
+    throw new ConfigError('invalid configuration: RELAY_TLS_CERT_PATH, RELAY_TLS_KEY_PATH and RELAY_TLS_CA_PATH go together; set all or none');
+  }
   return {
-    redisUrl: e.REDIS_URL,
+    redis: { url: e.REDIS_URL, tlsCaPath: e.REDIS_TLS_CA_PATH, tlsCertPath: e.REDIS_TLS_CERT_PATH, tlsKeyPath: e.REDIS_TLS_KEY_PATH },
+    redisStartupTimeoutMs: e.REDIS_STARTUP_TIMEOUT_MS,
+    relayTls:
+      numRelayTlsPaths === 0
+        ? null
+        : { certPath: e.RELAY_TLS_CERT_PATH!, keyPath: e.RELAY_TLS_KEY_PATH!, caPath: e.RELAY_TLS_CA_PATH!, serverName: e.RELAY_TLS_SERVER_NAME ?? null },
     redisPrefix: e.REDIS_PREFIX,
     model: e.MODEL,
     workerId: e.WORKER_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,

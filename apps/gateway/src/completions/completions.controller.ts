@@ -2,9 +2,12 @@ import { Body, Controller, Inject, Post, Res } from '@nestjs/common';
 import { status as Status } from '@grpc/grpc-js';
 import { FinishReason, GenerationJobRequest, TokenEvent } from '@kcache-serve/proto';
 import type { Response } from 'express';
+import { principalOf } from '../auth/http-auth.middleware';
+import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { SERVED_MODEL } from '../core/tokens';
 import { ServedModel } from '../core/served-model';
-import { InvalidArgumentError } from '../generation/gateway-errors';
+import { ClientBackpressure } from '../generation/client-backpressure';
+import { InvalidArgumentError, RateLimitedError } from '../generation/gateway-errors';
 import { GenerationService } from '../generation/generation.service';
 import { StreamEvent } from '../generation/request-stream';
 import type { Logger } from 'pino';
@@ -30,16 +33,18 @@ export class CompletionsController {
     @Inject(GatewayMetrics) private readonly metrics: GatewayMetrics,
     @Inject(SERVED_MODEL) private readonly model: ServedModel,
     @Inject(LOGGER) private readonly log: Logger,
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
   ) {}
 
   @Post('completions')
   async complete(@Body() body: unknown, @Res() res: Response): Promise<void> {
     let request: GenerationJobRequest;
     let isStream: boolean;
+    const principal = principalOf(res);
     try {
       const parsed = parseCompletionBody(body);
       isStream = parsed.stream;
-      request = this.generation.prepare(toGenerateRequest(parsed));
+      request = this.generation.prepare(toGenerateRequest(parsed), principal);
     } catch (error) {
       return this.sendError(res, toHttpFieldError(error));
     }
@@ -48,7 +53,21 @@ export class CompletionsController {
     const envelope = { id, object: 'text_completion', created, model: this.model.name };
     const tokens: TokenEvent[] = [];
     let isOver = false;
+    // Also after the last event: a client that never reads it would hold the response (and its buffer).
+    const backpressure = new ClientBackpressure(this.config.slowClient, () => {
+      this.metrics.slowClients.inc({ transport: 'http' });
+      this.log.warn({ requestId: request.requestId }, 'client reads too slowly; closing its stream');
+      if (!isOver) {
+        isOver = true;
+        this.count(Status.RESOURCE_EXHAUSTED);
+        void this.generation.abandon(request.requestId);
+      }
+      res.destroy();
+    });
+    res.on('drain', () => backpressure.drained());
+    res.on('finish', () => backpressure.dispose());
     res.on('close', () => {
+      backpressure.dispose();
       if (isOver) return;
       isOver = true;
       this.count(Status.CANCELLED);
@@ -57,7 +76,7 @@ export class CompletionsController {
     const listener = (event: StreamEvent): void => {
       if (isOver) return;
       if (event.type === 'token') {
-        if (isStream) writeSse(res, { ...envelope, choices: [choice(event.token.text, null, [event.token], request.logprobs)] });
+        if (isStream) backpressure.wrote(writeSse(res, { ...envelope, choices: [choice(event.token.text, null, [event.token], request.logprobs)] }));
         else tokens.push(event.token);
         return;
       }
@@ -84,7 +103,7 @@ export class CompletionsController {
         res.status(200).set({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
         res.setHeader('x-request-id', request.requestId);
       }
-      await this.generation.start(request, listener, null);
+      await this.generation.start(request, principal, listener, null);
       if (isStream && !res.headersSent) res.flushHeaders();
     } catch (error) {
       if (isOver) return;
@@ -103,6 +122,7 @@ export class CompletionsController {
       res.end();
       return;
     }
+    if (error instanceof RateLimitedError) res.setHeader('retry-after', String(Math.ceil(error.retryAfterMs / 1000)));
     res.status(httpStatusOf(code)).json({ error: errorBody(error) });
   }
 
@@ -129,6 +149,7 @@ function errorBody(error: unknown) {
   };
 }
 
-function writeSse(res: Response, data: unknown): void {
-  res.write(`data: ${JSON.stringify(data)}\n\n`);
+/** false when the response buffer is above its high-water mark (the client is behind). */
+function writeSse(res: Response, data: unknown): boolean {
+  return res.write(`data: ${JSON.stringify(data)}\n\n`);
 }

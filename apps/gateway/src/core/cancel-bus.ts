@@ -13,6 +13,7 @@ export class CancelBus {
     private readonly keys: RedisKeys,
   ) {
     this.subscriber = redis.duplicate();
+    this.subscriber.on('error', () => undefined); // reconnects and resubscribes by itself; errors are logged for `redis`
   }
 
   async subscribe(onCancel: (requestId: string) => void): Promise<void> {

@@ -3,6 +3,7 @@ import { GENERATION_QUEUE_NAME, GenerationJobData, GenerationJobResult, RedisKey
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { ApiKeyAuthenticator } from '../auth/api-key-authenticator';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { CancelBus } from './cancel-bus';
@@ -31,18 +32,25 @@ class ConnectionsCloser implements OnApplicationShutdown {
 @Global()
 @Module({})
 export class CoreModule {
-  static register(config: GatewayConfig, model: ServedModel, log: Logger): DynamicModule {
+  /** redis: the gateway's connection, already answering (main.ts waits for it). */
+  static register(config: GatewayConfig, model: ServedModel, log: Logger, redis: Redis): DynamicModule {
     const keys = new RedisKeys(config.redisPrefix);
     const providers = [
       { provide: GATEWAY_CONFIG, useValue: config },
       { provide: SERVED_MODEL, useValue: model },
       { provide: LOGGER, useValue: log },
       { provide: RedisKeys, useValue: keys },
-      { provide: REDIS, useFactory: () => new Redis(config.redisUrl, { maxRetriesPerRequest: null }) },
+      { provide: REDIS, useValue: redis },
+      { provide: ApiKeyAuthenticator, useValue: new ApiKeyAuthenticator(config.auth.apiKeys) },
       {
         provide: GENERATION_QUEUE,
         inject: [REDIS],
-        useFactory: (redis: Redis): GenerationQueue => new Queue(GENERATION_QUEUE_NAME, { connection: redis, prefix: keys.bullPrefix }),
+        useFactory: (redis: Redis): GenerationQueue => {
+          const queue: GenerationQueue = new Queue(GENERATION_QUEUE_NAME, { connection: redis, prefix: keys.bullPrefix });
+          // Without a listener an 'error' event (Redis restarting) would be thrown.
+          queue.on('error', (error) => log.warn({ err: error }, 'queue error'));
+          return queue;
+        },
       },
       { provide: CancelBus, inject: [REDIS], useFactory: (redis: Redis) => new CancelBus(redis, keys) },
       {
@@ -59,7 +67,7 @@ export class CoreModule {
     return {
       module: CoreModule,
       providers,
-      exports: [GATEWAY_CONFIG, SERVED_MODEL, LOGGER, RedisKeys, REDIS, GENERATION_QUEUE, CancelBus, GatewayMetrics],
+      exports: [GATEWAY_CONFIG, SERVED_MODEL, LOGGER, RedisKeys, REDIS, GENERATION_QUEUE, CancelBus, GatewayMetrics, ApiKeyAuthenticator],
     };
   }
 }

@@ -48,3 +48,34 @@ export class ShuttingDownError extends Error {
     super('the gateway is shutting down; retry on another instance');
   }
 }
+
+/** No valid API key came with the call. */
+export class UnauthenticatedError extends Error {
+  override readonly name = 'UnauthenticatedError';
+}
+
+/** A per-key limit (concurrent streams, tokens per minute) is reached; retrying after retryAfterMs may succeed. */
+export class RateLimitedError extends Error {
+  override readonly name = 'RateLimitedError';
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(`${message}; retry in ${Math.ceil(retryAfterMs / 1000)} s`);
+  }
+}
+
+/** Redis (the queue) cannot be reached now; nothing was queued. */
+export class QueueUnavailableError extends Error {
+  override readonly name = 'QueueUnavailableError';
+}
+
+/** The request's job vanished from the queue (Redis lost it) before it finished. */
+export class RequestLostError extends Error {
+  override readonly name = 'RequestLostError';
+}
+
+/** The client read too slowly: its stream was cut to keep the gateway's buffers bounded. */
+export class ClientTooSlowError extends Error {
+  override readonly name = 'ClientTooSlowError';
+}

@@ -2,9 +2,17 @@ import { Metadata, ServerWritableStream, status as Status } from '@grpc/grpc-js'
 import { Inject, Injectable } from '@nestjs/common';
 import { GenerateRequest, GenerateResponse, GenerationJobRequest, GenerationServer, REQUEST_ID_METADATA_KEY } from '@kcache-serve/proto';
 import type { Logger } from 'pino';
+import { ApiKeyAuthenticator } from '../auth/api-key-authenticator';
+import { authorizationOf } from '../auth/grpc-auth-interceptor';
+import { Principal } from '../auth/principal';
+import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { LOGGER } from '../core/tokens';
 import { grpcStatusOf, isUnexpected, statusName, toServiceError } from '../grpc/grpc-status';
+import { isMalformed } from '../grpc/lenient-decoding';
+import { resetCall } from '../grpc/reset-call';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { ClientBackpressure } from './client-backpressure';
+import { ClientTooSlowError, InvalidArgumentError } from './gateway-errors';
 import { GenerationService } from './generation.service';
 import { StreamEvent } from './request-stream';
 
@@ -14,6 +22,7 @@ export class GenerationGrpcController {
   readonly implementation: GenerationServer = {
     generate: (call) => this.generate(call),
     cancel: (call, callback) => {
+      if (isMalformed(call.request)) return callback(toServiceError(new InvalidArgumentError('request', 'not a valid kcache.v1.CancelRequest message')));
       this.generation.cancel(call.request.requestId).then(
         (cancelled) => callback(null, { cancelled }),
         (error) => {
@@ -28,12 +37,18 @@ export class GenerationGrpcController {
     @Inject(GenerationService) private readonly generation: GenerationService,
     @Inject(GatewayMetrics) private readonly metrics: GatewayMetrics,
     @Inject(LOGGER) private readonly log: Logger,
+    @Inject(ApiKeyAuthenticator) private readonly authenticator: ApiKeyAuthenticator,
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
   ) {}
 
   private generate(call: ServerWritableStream<GenerateRequest, GenerateResponse>): void {
     let request: GenerationJobRequest;
+    let principal: Principal;
     try {
-      request = this.generation.prepare(call.request);
+      if (isMalformed(call.request)) throw new InvalidArgumentError('request', 'not a valid kcache.v1.GenerateRequest message');
+      // The interceptor refused calls without a valid key already; this names the caller for its limits.
+      principal = this.authenticator.authenticate(authorizationOf(call.metadata));
+      request = this.generation.prepare(call.request, principal);
     } catch (error) {
       return this.fail(call, error);
     }
@@ -42,7 +57,22 @@ export class GenerationGrpcController {
     call.sendMetadata(metadata);
 
     let isOver = false;
+    // Also after the final event: a client that never reads it would hold the call (and its buffer) forever.
+    const backpressure = new ClientBackpressure(this.config.slowClient, () => {
+      this.metrics.slowClients.inc({ transport: 'grpc' });
+      this.log.warn({ requestId: request.requestId }, 'client reads too slowly; cutting its stream');
+      const wasOver = isOver;
+      if (!isOver) {
+        isOver = true;
+        this.count(Status.RESOURCE_EXHAUSTED);
+        void this.generation.abandon(request.requestId);
+      }
+      if (!resetCall(call) && !wasOver) call.emit('error', toServiceError(new ClientTooSlowError('the client read too slowly; stream cut')));
+    });
+    call.on('drain', () => backpressure.drained());
+    call.on('finish', () => backpressure.dispose());
     call.on('cancelled', () => {
+      backpressure.dispose();
       if (isOver) return;
       isOver = true;
       const isPastDeadline = Number(call.getDeadline()) <= Date.now();
@@ -52,7 +82,7 @@ export class GenerationGrpcController {
     const listener = (event: StreamEvent): void => {
       if (isOver) return;
       if (event.type === 'token') {
-        call.write({ event: { $case: 'token', value: event.token } });
+        backpressure.wrote(call.write({ event: { $case: 'token', value: event.token } }));
         return;
       }
       isOver = true;
@@ -62,7 +92,7 @@ export class GenerationGrpcController {
       this.count(Status.OK);
     };
     const deadline = Number(call.getDeadline());
-    this.generation.start(request, listener, Number.isFinite(deadline) ? deadline : null).catch((error) => {
+    this.generation.start(request, principal, listener, Number.isFinite(deadline) ? deadline : null).catch((error) => {
       if (isOver) return;
       isOver = true;
       this.fail(call, error);

@@ -12,18 +12,22 @@ import {
 } from '@kcache-serve/proto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { Principal } from '../auth/principal';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { CancelBus } from '../core/cancel-bus';
 import { GenerationQueue } from '../core/core.module';
 import { GENERATION_QUEUE, LOGGER, REDIS } from '../core/tokens';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
-import { QueueFullError, RequestIdInUseError, ShuttingDownError } from './gateway-errors';
+import { KeyLimiter } from '../limits/key-limiter';
+import { QueueFullError, QueueUnavailableError, RequestIdInUseError, ShuttingDownError } from './gateway-errors';
 import { RelayGrpcServer } from './relay-grpc.server';
 import { RequestStream, StreamListener } from './request-stream';
 import { RequestValidator } from './request-validator';
 import { StreamRegistry } from './stream-registry';
 
 const DRAIN_POLL_MS = 50;
+/** Longest a request waits for Redis to queue it before it fails UNAVAILABLE. */
+const ADMISSION_TIMEOUT_MS = 5000;
 
 /**
  * Transport-independent request handling: validate, queue as a BullMQ job, stream the worker's events
@@ -46,6 +50,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     @Inject(RequestValidator) private readonly validator: RequestValidator,
     @Inject(StreamRegistry) private readonly registry: StreamRegistry,
     @Inject(RelayGrpcServer) private readonly relayServer: RelayGrpcServer,
+    @Inject(KeyLimiter) private readonly keyLimiter: KeyLimiter,
   ) {}
 
   get isAccepting(): boolean {
@@ -56,20 +61,41 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     await this.cancelBus.subscribe((requestId) => this.onCancelMessage(requestId));
   }
 
-  /** Validates and applies defaults; throws InvalidArgumentError. Synchronous, so the id is known at once. */
-  prepare(input: GenerateRequest): GenerationJobRequest {
-    return this.validator.toJobRequest(input);
+  /**
+   * Validates and applies defaults; throws InvalidArgumentError. Synchronous, so the id is known at once.
+   * Logs the request's shape at debug level; its content (prompt, stop strings) only with LOG_REQUEST_CONTENT.
+   */
+  prepare(input: GenerateRequest, principal: Principal): GenerationJobRequest {
+    const request = this.validator.toJobRequest(input);
+    if (this.log.isLevelEnabled('debug')) {
+      const content = this.config.isRequestContentLogged ? { prompt: input.prompt, promptTokenIds: request.promptTokenIds, stop: request.stopStrings } : {};
+      this.log.debug(
+        { requestId: request.requestId, key: principal.name, numPromptTokens: request.promptTokenIds.length, maxNewTokens: request.maxNewTokens, content },
+        'request validated',
+      );
+    }
+    return request;
   }
 
   /**
    * Opens the stream and queues the job. `listener` may be called before this resolves. Throws
-   * ShuttingDownError, RequestIdInUseError or QueueFullError, with nothing left queued.
+   * ShuttingDownError, RequestIdInUseError, RateLimitedError, QueueFullError or QueueUnavailableError,
+   * with nothing left queued.
    */
-  async start(request: GenerationJobRequest, listener: StreamListener, deadlineUnixMs: number | null): Promise<void> {
+  async start(request: GenerationJobRequest, principal: Principal, listener: StreamListener, deadlineUnixMs: number | null): Promise<void> {
     if (this.isShuttingDown) throw new ShuttingDownError();
     const requestId = request.requestId;
     if (this.registry.get(requestId) !== undefined) throw new RequestIdInUseError(requestId);
-    const stream = new RequestStream(requestId, request.promptTokenIds.length, listener, this.metrics, (s) => this.registry.delete(s));
+    const lease = this.keyLimiter.acquire(principal, request.promptTokenIds.length);
+    const countingListener: StreamListener = (event) => {
+      if (event.type === 'token') lease.addTokens(1);
+      listener(event);
+    };
+    const onEnd = (s: RequestStream): void => {
+      this.registry.delete(s);
+      lease.release();
+    };
+    const stream = new RequestStream(requestId, request.promptTokenIds.length, countingListener, this.metrics, onEnd);
     this.registry.add(stream);
     try {
       await this.admit(request, deadlineUnixMs);
@@ -77,6 +103,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       stream.abandon();
       throw error;
     }
+    stream.markQueued();
     if (stream.isAbandoned) await this.stopJob(requestId); // the client left while the job was being queued
   }
 
@@ -109,8 +136,12 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     }
   }
 
+  /** One at a time; fails fast (QueueUnavailableError) while Redis is unreachable instead of waiting for it. */
   private admit(request: GenerationJobRequest, deadlineUnixMs: number | null): Promise<void> {
-    const run = this.admission.then(() => this.enqueue(request, deadlineUnixMs));
+    const run = this.admission.then(() => {
+      if (this.redis.status !== 'ready') throw new QueueUnavailableError('the queue (Redis) is unreachable; nothing was queued, retry later');
+      return withTimeout(this.enqueue(request, deadlineUnixMs), ADMISSION_TIMEOUT_MS, () => new QueueUnavailableError(`the queue (Redis) did not answer within ${ADMISSION_TIMEOUT_MS} ms; retry later`));
+    });
     this.admission = run.catch(() => undefined);
     return run;
   }
@@ -174,4 +205,14 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       return false; // a worker took it meanwhile (its lock blocks removal)
     }
   }
+}
+
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number, onTimeout: () => Error): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), timeoutMs);
+    promise.then(
+      (value) => (clearTimeout(timer), resolve(value)),
+      (error) => (clearTimeout(timer), reject(error)),
+    );
+  });
 }

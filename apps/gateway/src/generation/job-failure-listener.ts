@@ -22,6 +22,7 @@ export class JobFailureListener implements OnModuleInit, OnApplicationShutdown {
 
   async onModuleInit(): Promise<void> {
     this.events = new QueueEvents(GENERATION_QUEUE_NAME, { connection: this.redis.duplicate(), prefix: this.keys.bullPrefix });
+    this.events.on('error', () => undefined); // reconnects by itself; the connection's errors are logged in main.ts
     this.events.on('failed', ({ jobId, failedReason }) => {
       this.registry.get(requestIdOfJobId(jobId))?.fail(new GenerationFailedError(`generation failed: ${failedReason}`));
     });

@@ -1,11 +1,15 @@
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server } from '@grpc/grpc-js';
 import { Inject, Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { relay } from '@kcache-serve/proto';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { bindServer, shutdownServer } from '../grpc/grpc-server-lifecycle';
+import { mutualTlsCredentialsOf } from '../grpc/server-credentials';
 import { StreamRegistry } from './stream-registry';
 
-/** Internal gRPC endpoint where workers deliver token events (kcache/internal/v1/relay.proto). */
+/**
+ * Internal gRPC endpoint where workers deliver token events (kcache/internal/v1/relay.proto). With
+ * RELAY_TLS_* it takes only workers presenting a client certificate signed by RELAY_TLS_CA_PATH.
+ */
 @Injectable()
 export class RelayGrpcServer implements OnModuleInit, OnApplicationShutdown {
   private readonly server = new Server();
@@ -28,7 +32,7 @@ export class RelayGrpcServer implements OnModuleInit, OnApplicationShutdown {
   }
 
   async onModuleInit(): Promise<void> {
-    const port = await bindServer(this.server, this.config.relayHost, this.config.relayPort, ServerCredentials.createInsecure());
+    const port = await bindServer(this.server, this.config.relayHost, this.config.relayPort, mutualTlsCredentialsOf(this.config.relayTls));
     this.address = `${this.config.relayAdvertiseHost}:${port}`;
   }
 

@@ -21,6 +21,10 @@ export class RequestStream {
   private nextIndex = 0;
   private readonly pending = new Map<number, TokenEvent>();
   private isEnded = false;
+  /** performance.now() of the last sign of life from a worker (or of creation). */
+  private lastActivityAtMs = this.createdAtMs;
+  /** The job is in the queue (admission finished); before that, the queue has no job to look for. */
+  isQueued = false;
   /** The client left before the end (disconnect, deadline). */
   isAbandoned = false;
   /** Cancel was called; the worker is asked to stop and the stream ends with its CANCELLED finish. */
@@ -44,14 +48,26 @@ export class RequestStream {
     return this.nextIndex;
   }
 
+  markQueued(): void {
+    this.isQueued = true;
+    this.lastActivityAtMs = performance.now();
+  }
+
+  /** How long no worker has said anything about this request. */
+  idleMs(nowMs: number = performance.now()): number {
+    return nowMs - this.lastActivityAtMs;
+  }
+
   /** A worker took the job (again, after a worker died: the first time counts). */
   markStarted(): void {
+    this.lastActivityAtMs = performance.now();
     if (this.startedAtMs !== null) return;
     this.startedAtMs = performance.now();
     this.metrics.queueSeconds.observe((this.startedAtMs - this.createdAtMs) / 1000);
   }
 
   acceptToken(token: TokenEvent): void {
+    this.lastActivityAtMs = performance.now();
     if (this.isEnded || token.index < this.nextIndex) return;
     this.pending.set(token.index, token);
     for (let next = this.pending.get(this.nextIndex); next !== undefined; next = this.pending.get(this.nextIndex)) {

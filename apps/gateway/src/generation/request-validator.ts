@@ -9,7 +9,7 @@ import {
   MIN_PRIORITY,
   REQUEST_ID_PATTERN,
 } from '@kcache-serve/proto';
-import { RequestDefaults } from '../config/gateway-config';
+import { InputLimits, RequestDefaults } from '../config/gateway-config';
 import { InvalidArgumentError } from './gateway-errors';
 
 export interface PromptTokenizer {
@@ -37,26 +37,39 @@ const ATTENTION_MODES: ReadonlyMap<number, JobAttentionMode | null> = new Map([
 ]);
 
 /**
- * GenerateRequest (as decoded from the wire) → the job's validated request: applies server defaults,
- * tokenizes the prompt, then runs the engine's own validation so gateway and worker agree.
- * Throws InvalidArgumentError naming the proto field.
+ * GenerateRequest (as decoded from the wire) → the job's validated request: checks the configured input
+ * limits (sizes first, so nothing large is tokenized or queued), applies server defaults, tokenizes the
+ * prompt, then runs the engine's own validation so gateway and worker agree.
+ * Throws InvalidArgumentError naming the proto field; messages never quote the prompt or stop strings.
  */
 export class RequestValidator {
+  private readonly maxPromptTokens: number;
+  private readonly maxNewTokens: number;
+
   constructor(
     private readonly model: ModelConfig,
     private readonly tokenizer: PromptTokenizer,
     private readonly defaults: RequestDefaults,
-  ) {}
+    private readonly limits: InputLimits,
+  ) {
+    this.maxPromptTokens = Math.min(limits.maxPromptTokens ?? model.maxSeqLen, model.maxSeqLen);
+    this.maxNewTokens = Math.min(limits.maxNewTokens ?? model.maxSeqLen, model.maxSeqLen);
+  }
 
   toJobRequest(input: GenerateRequest): GenerationJobRequest {
     const requestId = input.requestId ?? randomUUID();
     if (!REQUEST_ID_PATTERN.test(requestId)) {
       throw new InvalidArgumentError('request_id', `must be 1 to 128 characters of [A-Za-z0-9._-], got '${requestId.slice(0, 140)}'`);
     }
+    this.checkSizes(input);
+    const maxNewTokens = input.maxNewTokens ?? Math.min(this.defaults.maxNewTokens, this.maxNewTokens);
+    if (maxNewTokens > this.maxNewTokens) {
+      throw new InvalidArgumentError('max_new_tokens', `${maxNewTokens} is above this server's limit of ${this.maxNewTokens}`);
+    }
     const request: GenerationJobRequest = {
       requestId,
       promptTokenIds: this.promptTokenIds(input),
-      maxNewTokens: input.maxNewTokens ?? Math.min(this.defaults.maxNewTokens, this.model.maxSeqLen),
+      maxNewTokens,
       sampling: {
         temperature: input.sampling?.temperature ?? this.defaults.temperature,
         topK: input.sampling?.topK ?? 0,
@@ -83,16 +96,42 @@ export class RequestValidator {
     return request;
   }
 
+  /** Everything countable without tokenizing: prompt bytes and ids, stop strings and ids. */
+  private checkSizes(input: GenerateRequest): void {
+    const numPromptBytes = Buffer.byteLength(input.prompt, 'utf8');
+    if (numPromptBytes > this.limits.maxPromptBytes) {
+      throw new InvalidArgumentError('prompt', `${numPromptBytes} bytes is above this server's limit of ${this.limits.maxPromptBytes}`);
+    }
+    if (numPromptBytes > this.maxPromptTokens * MAX_BYTES_PER_TOKEN) {
+      throw new InvalidArgumentError('prompt', `${numPromptBytes} bytes cannot fit ${this.maxPromptTokens} tokens`);
+    }
+    if (input.promptTokenIds.length > this.maxPromptTokens) {
+      throw new InvalidArgumentError('prompt_token_ids', `${input.promptTokenIds.length} tokens is above the limit of ${this.maxPromptTokens}`);
+    }
+    if (input.stop.length > this.limits.maxStopStrings) {
+      throw new InvalidArgumentError('stop', `${input.stop.length} stop strings is above the limit of ${this.limits.maxStopStrings}`);
+    }
+    for (const stop of input.stop) {
+      const numBytes = Buffer.byteLength(stop, 'utf8');
+      if (numBytes > this.limits.maxStopStringBytes) {
+        throw new InvalidArgumentError('stop', `a stop string of ${numBytes} bytes is above the limit of ${this.limits.maxStopStringBytes}`);
+      }
+    }
+    if (input.stopTokenIds.length > this.limits.maxStopTokenIds) {
+      throw new InvalidArgumentError('stop_token_ids', `${input.stopTokenIds.length} ids is above the limit of ${this.limits.maxStopTokenIds}`);
+    }
+  }
+
   private promptTokenIds(input: GenerateRequest): number[] {
     if (input.prompt.length > 0 && input.promptTokenIds.length > 0) {
       throw new InvalidArgumentError('prompt', 'set either prompt or prompt_token_ids, not both');
     }
     if (input.prompt.length === 0) return input.promptTokenIds;
-    const numBytes = Buffer.byteLength(input.prompt, 'utf8');
-    if (numBytes > this.model.maxSeqLen * MAX_BYTES_PER_TOKEN) {
-      throw new InvalidArgumentError('prompt', `${numBytes} bytes cannot fit the model context of ${this.model.maxSeqLen} tokens`);
+    const tokenIds = this.tokenizer.encode(input.prompt);
+    if (tokenIds.length > this.maxPromptTokens) {
+      throw new InvalidArgumentError('prompt', `${tokenIds.length} tokens is above the limit of ${this.maxPromptTokens}`);
     }
-    return this.tokenizer.encode(input.prompt);
+    return tokenIds;
   }
 
   private attention(input: GenerateRequest): GenerationJobRequest['attention'] {

@@ -1,18 +1,31 @@
 import { Metadata, ServiceError, status as Status } from '@grpc/grpc-js';
 import {
   CapacityExceededError,
+  ClientTooSlowError,
   GenerationFailedError,
   InvalidArgumentError,
   QueueFullError,
+  QueueUnavailableError,
+  RateLimitedError,
   RequestIdInUseError,
+  RequestLostError,
   ShuttingDownError,
+  UnauthenticatedError,
 } from '../generation/gateway-errors';
+
+/** Trailing metadata key (gRPC) carrying RateLimitedError's retry hint in ms; HTTP sends Retry-After (s). */
+export const RETRY_AFTER_MS_METADATA_KEY = 'retry-after-ms';
 
 /** The one place named errors become gRPC status codes. Anything unnamed is INTERNAL. */
 export function grpcStatusOf(error: unknown): Status {
   if (error instanceof InvalidArgumentError) return Status.INVALID_ARGUMENT;
   if (error instanceof QueueFullError) return Status.RESOURCE_EXHAUSTED;
   if (error instanceof CapacityExceededError) return Status.RESOURCE_EXHAUSTED;
+  if (error instanceof RateLimitedError) return Status.RESOURCE_EXHAUSTED;
+  if (error instanceof ClientTooSlowError) return Status.RESOURCE_EXHAUSTED;
+  if (error instanceof UnauthenticatedError) return Status.UNAUTHENTICATED;
+  if (error instanceof QueueUnavailableError) return Status.UNAVAILABLE;
+  if (error instanceof RequestLostError) return Status.UNAVAILABLE;
   if (error instanceof RequestIdInUseError) return Status.ALREADY_EXISTS;
   if (error instanceof ShuttingDownError) return Status.UNAVAILABLE;
   if (error instanceof GenerationFailedError) return Status.INTERNAL;
@@ -23,7 +36,9 @@ export function grpcStatusOf(error: unknown): Status {
 export function toServiceError(error: unknown): Partial<ServiceError> {
   const code = grpcStatusOf(error);
   const details = isUnexpected(error) ? 'internal error' : (error as Error).message;
-  return Object.assign(new Error(details), { code, details, metadata: new Metadata() });
+  const metadata = new Metadata();
+  if (error instanceof RateLimitedError) metadata.set(RETRY_AFTER_MS_METADATA_KEY, String(Math.ceil(error.retryAfterMs)));
+  return Object.assign(new Error(details), { code, details, metadata });
 }
 
 /** An error no mapping names: a bug or an infrastructure failure, worth a log line with its stack. */
@@ -38,6 +53,10 @@ export function httpStatusOf(code: Status): number {
       return 200;
     case Status.INVALID_ARGUMENT:
       return 400;
+    case Status.UNAUTHENTICATED:
+      return 401;
+    case Status.PERMISSION_DENIED:
+      return 403;
     case Status.NOT_FOUND:
       return 404;
     case Status.ALREADY_EXISTS:

@@ -1,4 +1,4 @@
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown, BeforeApplicationShutdown } from '@nestjs/common';
@@ -6,12 +6,18 @@ import { GenerationService as GenerationServiceDefinition, PROTO_DIR, PUBLIC_PRO
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import { ApiKeyAuthenticator } from '../auth/api-key-authenticator';
+import { grpcAuthInterceptor } from '../auth/grpc-auth-interceptor';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { LOGGER } from '../core/tokens';
 import { GenerationGrpcController } from '../generation/generation.grpc-controller';
+import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { bindServer, shutdownServer } from './grpc-server-lifecycle';
+import { lenientDecoding } from './lenient-decoding';
+import { serverCredentialsOf } from './server-credentials';
 
 const GENERATION_SERVICE_NAME = 'kcache.v1.Generation';
+const HEALTH_METHOD_PREFIX = '/grpc.health.v1.Health/';
 
 /** The public port: kcache.v1.Generation, grpc.health.v1.Health and server reflection. */
 @Injectable()
@@ -23,19 +29,25 @@ export class PublicGrpcServer implements OnApplicationBootstrap, BeforeApplicati
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     @Inject(GenerationGrpcController) controller: GenerationGrpcController,
     @Inject(LOGGER) private readonly log: Logger,
+    @Inject(ApiKeyAuthenticator) authenticator: ApiKeyAuthenticator,
+    @Inject(GatewayMetrics) metrics: GatewayMetrics,
   ) {
-    // Oversized requests fail with RESOURCE_EXHAUSTED before any handler runs.
-    this.server = new Server({ 'grpc.max_receive_message_length': config.maxRequestBytes });
-    this.server.addService(GenerationServiceDefinition, controller.implementation);
+    const isOpen = (path: string) => path.startsWith(HEALTH_METHOD_PREFIX) && !config.auth.isHealthProtected;
+    this.server = new Server({
+      // Oversized requests fail with RESOURCE_EXHAUSTED before any handler runs.
+      'grpc.max_receive_message_length': config.maxRequestBytes,
+      interceptors: [grpcAuthInterceptor(authenticator, isOpen, () => metrics.authFailures.inc({ transport: 'grpc' }))],
+    });
+    this.server.addService(lenientDecoding(GenerationServiceDefinition), controller.implementation);
     this.health.addToServer(this.server);
     const definitions = loadSync([PUBLIC_PROTO_FILE, healthProtoPath], { includeDirs: [PROTO_DIR, dirname(healthProtoPath)] });
     new ReflectionService(definitions).addToServer(this.server);
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    const port = await bindServer(this.server, this.config.grpcHost, this.config.grpcPort, ServerCredentials.createInsecure());
+    const port = await bindServer(this.server, this.config.grpcHost, this.config.grpcPort, serverCredentialsOf(this.config.tls));
     this.setServing(true);
-    this.log.info({ port }, 'public gRPC listening');
+    this.log.info({ port, isTls: this.config.tls !== null }, 'public gRPC listening');
   }
 
   beforeApplicationShutdown(): void {

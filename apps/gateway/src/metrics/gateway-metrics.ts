@@ -13,6 +13,22 @@ export class GatewayMetrics {
     labelNames: ['transport', 'status'] as const,
     registers: this.registers,
   });
+  /** Calls refused for want of a valid API key (they never reach `requests`). */
+  readonly authFailures = new Counter({
+    name: 'kcache_gateway_auth_failures_total',
+    help: 'Calls refused with UNAUTHENTICATED / 401',
+    labelNames: ['transport'] as const,
+    registers: this.registers,
+  });
+  /** Streams cut because the client read too slowly (SLOW_CLIENT_*). */
+  readonly slowClients = new Counter({
+    name: 'kcache_gateway_slow_clients_total',
+    help: 'Streams cancelled because the client did not read',
+    labelNames: ['transport'] as const,
+    registers: this.registers,
+  });
+  /** Open streams whose job was gone from the queue (Redis lost it); they end UNAVAILABLE. */
+  readonly lostRequests = new Counter({ name: 'kcache_gateway_lost_requests_total', help: 'Streams ended because their job vanished from the queue', registers: this.registers });
   readonly tokens = new Counter({ name: 'kcache_gateway_tokens_total', help: 'Tokens streamed to clients', registers: this.registers });
   readonly activeStreams = new Gauge({ name: 'kcache_gateway_active_streams', help: 'Client streams open on this gateway', registers: this.registers });
   readonly ttftSeconds = new Histogram({

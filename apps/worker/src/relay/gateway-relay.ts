@@ -1,11 +1,13 @@
-import { credentials, Metadata, status as GrpcStatus, ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus, ServiceError } from '@grpc/grpc-js';
 import { relay } from '@kcache-serve/proto';
 import type { Logger } from 'pino';
 import { DeliveredRun, DeliveredTokens } from './delivered-tokens';
+import { RelayChannel } from './relay-credentials';
 
 export interface GatewayRelayOptions {
   readonly address: string;
   readonly workerId: string;
+  readonly channel: RelayChannel;
   /** Total time one batch may take, retries included, before its requests are given up. */
   readonly timeoutMs: number;
   readonly delivered: DeliveredTokens;
@@ -30,7 +32,7 @@ export class GatewayRelay {
   private isPumping = false;
 
   constructor(private readonly options: GatewayRelayOptions) {
-    this.client = new relay.RelayClient(options.address, credentials.createInsecure());
+    this.client = new relay.RelayClient(options.address, options.channel.credentials, options.channel.options);
   }
 
   /** Resolves once the batch holding the event was acknowledged (or given up). */

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { DeliveredTokens } from './delivered-tokens';
 import { GatewayRelay } from './gateway-relay';
+import { RelayChannel } from './relay-credentials';
 
 /** One GatewayRelay per gateway address, created on first use. */
 export class RelayPool {
@@ -9,6 +10,7 @@ export class RelayPool {
   constructor(
     private readonly options: {
       readonly workerId: string;
+      readonly channel: RelayChannel;
       readonly timeoutMs: number;
       readonly delivered: DeliveredTokens;
       readonly onCancelRequested: (requestIds: readonly string[]) => void;

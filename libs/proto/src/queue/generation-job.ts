@@ -52,6 +52,19 @@ export interface GenerationJobResult {
   readonly completionTokens: number;
 }
 
+/**
+ * Ceilings of the job contract, whatever a gateway is configured to allow: a worker refuses a job beyond
+ * them (parseGenerationJobData), and a gateway refuses a configuration that would queue such jobs.
+ */
+export const JOB_LIMITS = {
+  /** Prompt, stop and resumed token ids, each list. */
+  maxTokenIds: 1 << 20,
+  maxStopStrings: 64,
+  /** UTF-16 code units. */
+  maxStopStringLength: 4096,
+  maxNewTokens: 1 << 20,
+} as const;
+
 /** Client-chosen request ids: safe as Redis key parts and BullMQ job ids. */
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
 

@@ -1,13 +1,17 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import { credentials, Metadata, ServiceError } from '@grpc/grpc-js';
+import { ChannelCredentials, credentials, Metadata, ServiceError } from '@grpc/grpc-js';
 import { repoRoot } from '@kcache-serve/kcache';
 import { FinalEvent, GenerateRequest, GenerateResponse, GenerationClient, TokenEvent } from '../gen/kcache/v1/generation';
 import { GENERATION_QUEUE_NAME, GenerationJobData } from '../queue/generation-job';
 import { RedisKeys } from '../queue/redis-keys';
+import { createRedis, RedisConnectionOptions } from '../queue/redis-connection';
 import { REQUEST_ID_METADATA_KEY } from '../metadata';
-import { freePort, startTestRedis, TestRedis } from './redis-server';
+import { freePort, startTestRedis, TestRedis, TestRedisOptions } from './redis-server';
 import { waitFor } from './wait-for';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -16,12 +20,19 @@ import { Redis } from 'ioredis';
  * Real processes for end-to-end tests: a Redis (own, or REDIS_URL with a random key prefix), one gateway
  * (`node apps/gateway/dist/main.js`) and workers (`node apps/worker/dist/main.js`), talking real gRPC
  * over loopback. Child output is kept and printed when a process exits unexpectedly.
+ * The gateway runs with AUTH_MODE=off unless gatewayEnv says otherwise.
  */
 export interface ClusterOptions {
   readonly model: string;
   readonly numWorkers?: number;
   readonly gatewayEnv?: Readonly<Record<string, string>>;
   readonly workerEnv?: Readonly<Record<string, string>>;
+  /** Options of the cluster's own Redis (AOF, ACL user, TLS); the gateway and workers get its URL. */
+  readonly redis?: TestRedisOptions;
+  /** The gateway's public ports serve TLS (set TLS_CERT_PATH/TLS_KEY_PATH in gatewayEnv); clients trust this CA. */
+  readonly publicTlsCaPath?: string;
+  /** Sent by the harness's own HTTP checks (health, readiness), for a gateway with HEALTH_AUTH=protected. */
+  readonly apiKey?: string;
 }
 
 export interface ServingProcess {
@@ -64,7 +75,7 @@ export class ServingCluster {
   }
 
   static async start(options: ClusterOptions): Promise<ServingCluster> {
-    const redis = await startTestRedis();
+    const redis = await startTestRedis(options.redis ?? {});
     const prefix = `kcache-test-${randomBytes(4).toString('hex')}`;
     const [grpcPort, httpPort] = [await freePort(), await freePort()];
     const gateway = spawnNode('gateway', join(repoRoot(), 'apps', 'gateway', 'dist', 'main.js'), {
@@ -78,11 +89,14 @@ export class ServingCluster {
       RELAY_PORT: '0',
       RELAY_HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
+      AUTH_MODE: 'off',
+      ...redisTlsEnv(options.redis),
       ...options.gatewayEnv,
     });
-    const cluster = new ServingCluster(options, redis, gateway, `127.0.0.1:${grpcPort}`, `http://127.0.0.1:${httpPort}`, prefix);
+    const scheme = options.publicTlsCaPath === undefined ? 'http' : 'https';
+    const cluster = new ServingCluster(options, redis, gateway, `127.0.0.1:${grpcPort}`, `${scheme}://127.0.0.1:${httpPort}`, prefix);
     try {
-      await waitForHttp(`${cluster.httpUrl}/healthz`, gateway);
+      await cluster.waitForHttp(`${cluster.httpUrl}/healthz`, gateway);
       for (let i = 0; i < (options.numWorkers ?? 1); i++) await cluster.startWorker();
       if ((options.numWorkers ?? 1) > 0) await cluster.waitUntilReady();
     } catch (error) {
@@ -108,6 +122,7 @@ export class ServingCluster {
       HEARTBEAT_TTL_MS: '1500',
       NUM_THREADS: '1',
       LOG_LEVEL: 'warn',
+      ...redisTlsEnv(this.options.redis),
       ...this.options.workerEnv,
       ...env,
     });
@@ -118,26 +133,52 @@ export class ServingCluster {
   }
 
   async waitUntilReady(): Promise<void> {
-    await waitForHttp(`${this.httpUrl}/readyz`, this.gateway);
+    await this.waitForHttp(`${this.httpUrl}/readyz`, this.gateway);
   }
 
-  client(): GenerationClient {
-    const client = new GenerationClient(this.grpcAddress, credentials.createInsecure());
+  /** A client of the public gRPC port (TLS trusting publicTlsCaPath when set), or with other credentials. */
+  client(channelCredentials?: ChannelCredentials): GenerationClient {
+    const client = new GenerationClient(this.grpcAddress, channelCredentials ?? this.channelCredentials());
     this.clients.push(client);
     return client;
   }
 
+  channelCredentials(): ChannelCredentials {
+    const caPath = this.options.publicTlsCaPath;
+    return caPath === undefined ? credentials.createInsecure() : credentials.createSsl(readFileSync(caPath));
+  }
+
+  /** GET against the gateway's HTTP port (TLS and the harness's API key as configured): status and body. */
+  httpGet(path: string, headers: Readonly<Record<string, string>> = {}): Promise<{ status: number; body: string }> {
+    return getUrl(`${this.httpUrl}${path}`, {
+      ca: this.options.publicTlsCaPath === undefined ? undefined : readFileSync(this.options.publicTlsCaPath),
+      headers: { ...(this.options.apiKey === undefined ? {} : { authorization: `Bearer ${this.options.apiKey}` }), ...headers },
+    });
+  }
+
+  private async waitForHttp(url: string, owner: ServingProcess): Promise<void> {
+    const path = url.slice(this.httpUrl.length);
+    await waitForOk(() => this.httpGet(path).then((r) => r.status === 200), url, owner);
+  }
+
   /** A plain Redis client on the cluster's Redis. */
   redisClient(): Redis {
-    const redis = new Redis(this.redis.url, { maxRetriesPerRequest: null });
+    const redis = createRedis(this.redisConnection());
+    redis.on('error', () => undefined); // reconnects by itself (tests restart Redis)
     this.redisClients.push(redis);
     return redis;
+  }
+
+  /** How to reach the cluster's Redis (its URL, and its CA when it serves TLS). */
+  redisConnection(): RedisConnectionOptions {
+    return { url: this.redis.url, tlsCaPath: this.options.redis?.tls?.caPath };
   }
 
   /** A BullMQ handle on the cluster's queue, to inspect jobs. */
   queue(): Queue<GenerationJobData> {
     const connection = this.redisClient();
     const queue = new Queue<GenerationJobData>(GENERATION_QUEUE_NAME, { connection, prefix: this.keys.bullPrefix });
+    queue.on('error', () => undefined);
     this.queues.push(queue);
     return queue;
   }
@@ -147,9 +188,16 @@ export class ServingCluster {
     for (const queue of this.queues) await queue.close();
     for (const redis of this.redisClients) await redis.quit();
     await Promise.all([this.gateway, ...this.workers].map((p) => stopProcess(p)));
-    await deleteKeys(this.redis.url, this.keys.prefix); // matters when REDIS_URL is shared
+    await deleteKeys(this.redisConnection(), this.keys.prefix); // matters when REDIS_URL is shared
     await this.redis.stop();
   }
+}
+
+/** Metadata carrying `authorization: Bearer <apiKey>`. */
+export function bearer(apiKey: string): Metadata {
+  const metadata = new Metadata();
+  metadata.set('authorization', `Bearer ${apiKey}`);
+  return metadata;
 }
 
 /** Runs Generate to its end: the stream's events, or its error status. */
@@ -158,13 +206,14 @@ export function collectStream(
   request: Partial<GenerateRequest>,
   deadlineMs?: number,
   onToken?: (token: TokenEvent) => void,
+  metadata: Metadata = new Metadata(),
 ): Promise<CollectedStream> {
   return new Promise((resolve) => {
     const tokens: TokenEvent[] = [];
     let final: FinalEvent | null = null;
     let requestId = request.requestId ?? '';
     const options = deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs };
-    const call = client.generate(GenerateRequest.fromPartial(request), new Metadata(), options);
+    const call = client.generate(GenerateRequest.fromPartial(request), metadata, options);
     call.on('metadata', (metadata: Metadata) => {
       requestId = String(metadata.get(REQUEST_ID_METADATA_KEY)[0] ?? requestId);
     });
@@ -195,14 +244,43 @@ function spawnNode(name: string, script: string, env: Record<string, string>): S
   return { name, child, output, exited };
 }
 
+/** REDIS_TLS_CA_PATH for the apps when the cluster's Redis serves TLS. */
+function redisTlsEnv(options: TestRedisOptions | undefined): Record<string, string> {
+  return options?.tls === undefined ? {} : { REDIS_TLS_CA_PATH: options.tls.caPath };
+}
+
+/** GET with an optional CA (https) and headers; resolves with the status and body, rejects on no answer. */
+export function getUrl(
+  url: string,
+  options: { readonly ca?: Buffer; readonly headers?: Readonly<Record<string, string>>; readonly timeoutMs?: number } = {},
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = url.startsWith('https:') ? httpsRequest : httpRequest;
+    const req = request(url, { method: 'GET', headers: options.headers, ca: options.ca, timeout: options.timeoutMs ?? 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url}`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 async function waitForHttp(url: string, owner: ServingProcess): Promise<void> {
+  await waitForOk(() => getUrl(url).then((r) => r.status === 200), url, owner);
+}
+
+async function waitForOk(isOk: () => Promise<boolean>, url: string, owner: ServingProcess): Promise<void> {
   let hasExited = false;
   void owner.exited.then(() => (hasExited = true));
   await waitFor(
     async () => {
       if (hasExited) throw new Error(`${owner.name} exited during start-up:\n${owner.output.join('')}`);
       try {
-        return (await fetch(url)).status === 200;
+        return await isOk();
       } catch {
         return false;
       }
@@ -222,8 +300,8 @@ async function stopProcess(p: ServingProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-async function deleteKeys(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url);
+async function deleteKeys(connection: RedisConnectionOptions, prefix: string): Promise<void> {
+  const redis = createRedis(connection);
   try {
     let cursor = '0';
     do {
