@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { repoRoot } from '@kcache-serve/kcache';
+import { freePort } from '@kcache-serve/proto/dist/testing';
+import { Redis } from 'ioredis';
+
+const MARKER = 'KCACHE_QUICKSTART_TEST_RUN';
+const TIMEOUT_MS = 240_000;
+
+interface ScriptRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function runScript(args: string[], env: NodeJS.ProcessEnv): Promise<ScriptRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', [join(repoRoot(), 'scripts', 'quickstart.sh'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGTERM'), TIMEOUT_MS);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Processes whose environment carries MARKER=value: everything the script started, at any depth. */
+function processesMarked(value: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`${MARKER}=${value}`)) {
+        found.push(`${pid}: ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ')}`);
+      }
+    } catch {
+      // exited meanwhile, or not ours to read
+    }
+  }
+  return found;
+}
+
+async function deleteKeys(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    await redis.quit();
+  }
+}
+
+describe('scripts/quickstart.sh', () => {
+  it('--exit-after-demo: streams a completion, prints its summary and the API, exits 0 leaving no process behind', { timeout: TIMEOUT_MS + 10_000 }, async () => {
+    const runId = randomBytes(6).toString('hex');
+    const prefix = `kcache-test-${runId}`;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      [MARKER]: runId,
+      PORT: String(await freePort()),
+      HTTP_PORT: String(await freePort()),
+      LOG_LEVEL: 'warn',
+    };
+    // With REDIS_URL from the test environment the script uses it: keep to a key prefix of our own.
+    if (process.env.REDIS_URL) env.REDIS_PREFIX = prefix;
+    // --no-install: a stale node_modules fails the run instead of `npm ci` replacing it under the suite.
+    const run = await runScript(['--exit-after-demo', '--no-install'], env);
+    try {
+      const context = `exit ${run.code}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}`;
+      assert.equal(run.code, 0, context);
+      const summary = /^demo: (\d+) tokens in [\d.]+ s \(finish \w+\), TTFT ([\d.]+) ms, ([\d.]+) tokens\/s$/m.exec(run.stdout);
+      assert.ok(summary, `no summary line\n${context}`);
+      assert.ok(Number(summary[1]) > 0 && Number(summary[2]) > 0 && Number(summary[3]) > 0, summary[0]);
+      // The prompt, then the streamed text (stories260K writes words), before the summary.
+      const text = run.stdout.slice(0, summary.index);
+      assert.match(text, /^Once upon a time\S*(\s+\S+){5,}/, context);
+      assert.match(run.stdout, new RegExp(`grpcurl -plaintext .* 127\\.0\\.0\\.1:${env.PORT} kcache\\.v1\\.Generation/Generate`));
+      assert.match(run.stdout, new RegExp(`curl -N http://127\\.0\\.0\\.1:${env.HTTP_PORT}/v1/completions`));
+      assert.match(run.stderr, /quickstart: stopped/);
+      assert.deepEqual(processesMarked(runId), []);
+      // redis-server rewrites its environment for its process title, so it is found by the pid logged.
+      const redisPid = /redis-server .* on redis:\S+ \(pid (\d+)\)/.exec(run.stderr)?.[1];
+      if (!process.env.REDIS_URL) assert.ok(redisPid !== undefined && !existsSync(`/proc/${redisPid}`), `redis-server pid ${redisPid}`);
+    } finally {
+      if (process.env.REDIS_URL) await deleteKeys(process.env.REDIS_URL, prefix);
+    }
+  });
+});
