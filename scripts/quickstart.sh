@@ -11,8 +11,9 @@
 #                         ~/.cache/kcache-serve/stories260K, else a verified download into that cache)
 #            PORT, HTTP_PORT  public gRPC / HTTP ports (default 50051 / 8080, or free ones when taken)
 #            GRPC_HOST, HTTP_HOST  bind addresses (default 127.0.0.1); LOG_LEVEL (default info);
-#            AUTH_MODE, API_KEY_HASHES  unset: a fresh API key is made for this run and printed; with your
-#                         own API_KEY_HASHES, set KCACHE_API_KEY to one of its keys for the demo.
+#            AUTH_MODE    off by default here (the quick start only; the gateway itself defaults to api-key):
+#                         the log says so. AUTH_MODE=api-key: a fresh API key is made for this run and
+#                         printed, or with your own API_KEY_HASHES set KCACHE_API_KEY to one of its keys.
 #            REDIS_PREFIX and the apps' other variables pass through to them.
 #   out:     the demo's text, its summary line and the API examples on stdout; progress on stderr;
 #            the apps' logs in a temp dir (removed after a clean stop, kept and named otherwise).
@@ -28,6 +29,8 @@ die() {
   exit 1
 }
 
+# shellcheck source=lib/apt.sh
+source scripts/lib/apt.sh
 # shellcheck source=lib/redis.sh
 source scripts/lib/redis.sh
 
@@ -183,8 +186,9 @@ log "model: $model"
 
 # --- 3. API key, gateway and workers -----------------------------------------------------------------
 api_key=''
-if [ "${AUTH_MODE:-api-key}" = off ]; then
-  log "authentication is off (AUTH_MODE=off)"
+export AUTH_MODE=${AUTH_MODE:-off}
+if [ "$AUTH_MODE" = off ]; then
+  log "authentication is OFF for this local quick start (AUTH_MODE=api-key turns it on; the gateway's own default is on)"
 elif [ -n "${API_KEY_HASHES:-}" ]; then
   api_key=${KCACHE_API_KEY:-}
   [ -n "$api_key" ] || die "API_KEY_HASHES is set: set KCACHE_API_KEY to one of its keys for the demo"

@@ -128,6 +128,7 @@ for (const overlay of overlays) {
       assert.equal(portOf(container, 'metrics'), APP.metricsPort);
       const env = envOf(container);
       assert.equal(env.METRICS_PORT, String(APP.metricsPort));
+      assert.equal(env.HOST_TIER, 'shared');
       assert.equal(env.HOST_TIER_DIR, APP.hostTierDir);
       assertHttpProbe(container.readinessProbe, APP.readyPath, 'metrics', 'worker readiness');
       assertHttpProbe(container.livenessProbe, APP.healthPath, 'metrics', 'worker liveness');

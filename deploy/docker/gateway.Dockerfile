@@ -13,6 +13,7 @@ COPY libs/kcache/package.json libs/kcache/
 COPY libs/proto/package.json libs/proto/
 COPY apps/gateway/package.json apps/gateway/
 COPY apps/worker/package.json apps/worker/
+COPY apps/loadgen/package.json apps/loadgen/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.base.json tsconfig.build.json ./
 COPY libs/kcache libs/kcache

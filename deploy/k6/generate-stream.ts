@@ -3,9 +3,10 @@
 // latency per stream, and checks every stream ends in one FinalEvent with a normal finish reason.
 //
 //   k6 run deploy/k6/generate-stream.ts                                   # k6 >= 0.57 runs TypeScript
-//   k6 run -e GATEWAY=gateway.kcache:50051 -e VUS=32 -e DURATION=5m -e ATTENTION_MODE=ATTENTION_MODE_FULL deploy/k6/generate-stream.ts
+//   k6 run -e GATEWAY=gateway.kcache:50051 -e API_KEY=$KCACHE_API_KEY -e VUS=32 -e DURATION=5m -e ATTENTION_MODE=ATTENTION_MODE_FULL deploy/k6/generate-stream.ts
 //
-// Env: GATEWAY (host:port, default localhost:50051), VUS (8), DURATION (1m), PROMPT, MAX_NEW_TOKENS (64),
+// Env: GATEWAY (host:port, default localhost:50051), API_KEY (sent as `authorization: Bearer <key>`;
+//      the gateway requires one unless it runs with AUTH_MODE=off), TLS (1: TLS instead of plaintext), VUS (8), DURATION (1m), PROMPT, MAX_NEW_TOKENS (64),
 //      ATTENTION_MODE (ATTENTION_MODE_KCACHE), TOP_N (32), TTFT_P95_MS (1000), ITL_P95_MS (100).
 import { check } from 'k6';
 import exec from 'k6/execution';
@@ -14,6 +15,7 @@ import { Counter, Rate, Trend } from 'k6/metrics';
 import type { Options } from 'k6/options';
 
 const GATEWAY = __ENV.GATEWAY ?? 'localhost:50051';
+const METADATA = __ENV.API_KEY ? { authorization: `Bearer ${__ENV.API_KEY}` } : {};
 const MAX_NEW_TOKENS = Number(__ENV.MAX_NEW_TOKENS ?? 64);
 const ttftP95Ms = Number(__ENV.TTFT_P95_MS ?? 1000);
 const itlP95Ms = Number(__ENV.ITL_P95_MS ?? 100);
@@ -71,7 +73,7 @@ let isConnected = false; // per VU: each VU has its own copy of this module
 
 export default function (): void {
   if (!isConnected) {
-    client.connect(GATEWAY, { plaintext: true, timeout: '10s' });
+    client.connect(GATEWAY, { plaintext: __ENV.TLS !== '1', timeout: '10s' });
     isConnected = true;
   }
 
@@ -93,7 +95,7 @@ export default function (): void {
   let final: FinalEvent | null = null;
   let failed = false;
 
-  const stream = new grpc.Stream(client, 'kcache.v1.Generation/Generate', { timeout: '120s' });
+  const stream = new grpc.Stream(client, 'kcache.v1.Generation/Generate', { timeout: '120s', metadata: METADATA });
 
   stream.on('data', (data) => {
     const response = data as GenerateResponse;

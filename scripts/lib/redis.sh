@@ -1,31 +1,15 @@
 # A private redis-server for scripts (sourced by test.sh and quickstart.sh; not run on its own).
 #   in:   a `log` function defined by the caller (messages for stderr)
 #   out:  start_redis: REDIS_URL exported, redis_pid and redis_dir set; stop_redis: both undone.
-#   deps: redis-server, installed with apt-get (root or passwordless sudo) when missing.
+#   deps: redis-server, installed with apt-get (root or passwordless sudo) when missing; scripts/lib/apt.sh.
 # Redis runs with persistence off in a temp dir, in its own session (setsid), so that a Ctrl-C in the
 # terminal reaches only the calling script, which stops Redis after whatever still uses it.
 
 install_redis() {
-  local sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-      sudo=(sudo -n)
-    else
-      log "redis-server is not installed and this user cannot run apt-get (not root, no passwordless sudo)."
-      log "Install it (Debian/Ubuntu: apt-get install redis-server) or set REDIS_URL=redis://host:port."
-      exit 1
-    fi
-  fi
-  if ! command -v apt-get >/dev/null; then
-    log "redis-server is not installed and apt-get is unavailable; install Redis >= 7 or set REDIS_URL."
+  apt_install redis-server || {
+    log "Install Redis >= 7 (Debian/Ubuntu: apt-get install redis-server) or set REDIS_URL=redis://host:port."
     exit 1
-  fi
-  log "installing redis-server with apt-get"
-  if ! { "${sudo[@]}" apt-get update -qq &&
-         DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }; then
-    log "apt-get could not install redis-server (offline?); install it or set REDIS_URL=redis://host:port."
-    exit 1
-  fi
+  }
 }
 
 free_port() {

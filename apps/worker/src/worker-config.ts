@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import type { HostTierOptions } from '@kcache-serve/kcache';
 import { DEFAULT_REDIS_PREFIX, RedisConnectionOptions } from '@kcache-serve/proto';
 
 const optionalInt = (min: number) => z.coerce.number().int().min(min).optional();
@@ -49,6 +50,22 @@ const workerEnvSchema = z.object({
   MAX_NUM_SEQS: optionalInt(1),
   MAX_NUM_BATCHED_TOKENS: optionalInt(1),
   NUM_THREADS: optionalInt(1),
+  /** Where onnxruntime runs the graphs (docs/gpu.md). A provider that cannot start stops the worker with its reason. */
+  EXECUTION_PROVIDER: z.enum(['cpu', 'webgpu', 'cuda']).default('cpu'),
+  /** Generated tokens of a resumed or preempted request: replayed by decode (bit-exact) or recomputed by prefill (faster). */
+  RECOMPUTE: z.enum(['decode', 'prefill']).default('decode'),
+  /** Host tier (V of KCache layers): this process's memory, or one tier shared by every worker of the node. */
+  HOST_TIER: z.enum(['process', 'shared']).default('process'),
+  /** Shared tier only: folder of its file (a tmpfs), its name (workers with the same folder and name share it), its size. */
+  HOST_TIER_DIR: z.string().min(1).default('/dev/shm'),
+  HOST_TIER_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1-64 of [A-Za-z0-9._-]').default('default'),
+  /** Unset: HOST_CAPACITY_BYTES (or the engine's default). Every worker of the node must ask for the same. */
+  HOST_TIER_CAPACITY_BYTES: optionalInt(1),
+  /** A worker silent this long is dead: the others reclaim its blocks. */
+  HOST_TIER_LEASE_MS: z.coerce.number().int().min(50).default(5000),
+  /** Requests whose prompts share a block-aligned prefix reuse its V (and K, with HOST_TIER_PREFIX_KEYS=spill). */
+  HOST_TIER_PREFIX_SHARING: z.enum(['true', 'false']).default('true'),
+  HOST_TIER_PREFIX_KEYS: z.enum(['spill', 'recompute']).default('spill'),
 });
 
 export interface WorkerConfig {
@@ -75,6 +92,9 @@ export interface WorkerConfig {
     readonly maxNumSeqs?: number;
     readonly maxNumBatchedTokens?: number;
     readonly numThreads?: number;
+    readonly executionProvider: 'cpu' | 'webgpu' | 'cuda';
+    readonly recompute: 'decode' | 'prefill';
+    readonly hostTier: HostTierOptions;
   };
 }
 
@@ -132,6 +152,20 @@ export function parseWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
       maxNumSeqs: e.MAX_NUM_SEQS,
       maxNumBatchedTokens: e.MAX_NUM_BATCHED_TOKENS,
       numThreads: e.NUM_THREADS,
+      executionProvider: e.EXECUTION_PROVIDER,
+      recompute: e.RECOMPUTE,
+      hostTier:
+        e.HOST_TIER === 'process'
+          ? { kind: 'process' }
+          : {
+              kind: 'shared',
+              directory: e.HOST_TIER_DIR,
+              name: e.HOST_TIER_NAME,
+              capacityBytes: e.HOST_TIER_CAPACITY_BYTES,
+              leaseMs: e.HOST_TIER_LEASE_MS,
+              prefixSharing: e.HOST_TIER_PREFIX_SHARING === 'true',
+              prefixKeys: e.HOST_TIER_PREFIX_KEYS,
+            },
     },
   };
 }

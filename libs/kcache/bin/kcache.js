@@ -8,8 +8,10 @@ const cli = require('../dist/cli/main.js');
 // The require is optional and run-time only: it is no build dependency of this package, so it is kept out
 // of the Nx project graph (nx-ignore-next-line) and of the boundary rule (an app may never be imported).
 if (isInstalled('@kcache-serve/loadgen/package.json')) {
+  const loadUsage =
+    'usage: kcache load --target host:port [--concurrency C] [--duration S] [--prompt-len L] [--max-new-tokens M] [--json]  (kcache load --help: every flag)';
   // eslint-disable-next-line @nx/enforce-module-boundaries -- nx-ignore-next-line: optional plugin, see above
-  cli.registerCommand('load', (argv) => require('@kcache-serve/loadgen').loadCommand(argv));
+  cli.registerCommand('load', (argv) => require('@kcache-serve/loadgen').loadCommand(argv), loadUsage);
 }
 
 cli.main(process.argv.slice(2)).then(

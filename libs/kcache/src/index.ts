@@ -21,3 +21,4 @@ export { ModelRunner, ModelRunnerOptions, DecodeItem, PrefillItem } from './runt
 export { GraphVariant, graphVariantOf } from './runtime/graph-variant';
 export { sampleToken, argmax, logSoftmaxAt } from './sampling/sampler';
 export { resolveModelSpec } from './model/resolve-model-spec';
+export * from './host-tier/host-tier-options';

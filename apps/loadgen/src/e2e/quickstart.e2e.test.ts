@@ -88,6 +88,7 @@ describe('scripts/quickstart.sh', () => {
       assert.match(text, /^Once upon a time\S*(\s+\S+){5,}/, context);
       assert.match(run.stdout, new RegExp(`grpcurl -plaintext .* 127\\.0\\.0\\.1:${env.PORT} kcache\\.v1\\.Generation/Generate`));
       assert.match(run.stdout, new RegExp(`curl -N http://127\\.0\\.0\\.1:${env.HTTP_PORT}/v1/completions`));
+      assert.match(run.stderr, /quickstart: authentication is OFF for this local quick start/);
       assert.match(run.stderr, /quickstart: stopped/);
       assert.deepEqual(processesMarked(runId), []);
       // redis-server rewrites its environment for its process title, so it is found by the pid logged.

@@ -11,18 +11,22 @@ const COMMANDS: Record<string, Command> = {
   convert: convertCommand,
 };
 
-const USAGE = `usage: kcache <command> [flags]\ncommands: ${Object.keys(COMMANDS).join(', ')}\n\n${GENERATE_USAGE}\n${EXPORT_MODEL_USAGE}\n${CONVERT_USAGE}`;
+const USAGES: string[] = [GENERATE_USAGE, EXPORT_MODEL_USAGE, CONVERT_USAGE];
+
+function usage(): string {
+  return `usage: kcache <command> [flags]\ncommands: ${Object.keys(COMMANDS).join(', ')}\n\n${USAGES.join('\n')}`;
+}
 
 /** Entry point of the `kcache` command. Errors become one line on stderr and a non-zero exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h') {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(usage() + '\n');
     return name ? 0 : 2;
   }
   const command = COMMANDS[name];
   if (!command) {
-    process.stderr.write(`kcache: unknown command '${name}'\n${USAGE}\n`);
+    process.stderr.write(`kcache: unknown command '${name}'\n${usage()}\n`);
     return 2;
   }
   try {
@@ -34,6 +38,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-export function registerCommand(name: string, command: Command): void {
+/** Adds a command from another package (e.g. `load`); its usage line, when given, joins --help. */
+export function registerCommand(name: string, command: Command, usageLine?: string): void {
   COMMANDS[name] = command;
+  if (usageLine) USAGES.push(usageLine);
 }

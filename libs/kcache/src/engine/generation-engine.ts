@@ -1,3 +1,4 @@
+import type { SharedHostVStats } from '../host-tier/shared-host-v-blocks';
 import { GenerationListener, GenerationRequest } from './generation-request';
 
 export interface TierUsage {
@@ -15,6 +16,10 @@ export interface EngineStats {
   readonly numPreemptions: number;
   /** Size of the last decode batch (sequences in one step). */
   readonly lastBatchSize: number;
+  /** V rows KCache attention read from the host tier (all TopN layers, heads, sequences). */
+  readonly numHostVRowsGathered?: number;
+  /** The node's shared host tier, when the engine uses one. */
+  readonly hostTier?: SharedHostVStats;
 }
 
 /**
