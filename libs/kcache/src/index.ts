@@ -22,3 +22,4 @@ export { GraphVariant, graphVariantOf } from './runtime/graph-variant';
 export { sampleToken, argmax, logSoftmaxAt } from './sampling/sampler';
 export { resolveModelSpec } from './model/resolve-model-spec';
 export * from './host-tier/host-tier-options';
+export * from './bench/machine-info';

@@ -1,7 +1,8 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { stories260kDir } from '@kcache-serve/kcache';
+import { describeMachine, repoRoot, stories260kDir } from '@kcache-serve/kcache';
 import { AttentionMode, GenerateRequest } from '@kcache-serve/proto';
 import { collectStream, fetchMetric, ServingCluster } from '@kcache-serve/proto/dist/testing';
 
@@ -9,7 +10,7 @@ import { collectStream, fetchMetric, ServingCluster } from '@kcache-serve/proto/
  * Serving benchmark: a real Redis, gateway and workers (child processes) on this machine, driven over
  * gRPC by closed-loop clients at each concurrency level.
  *   in:  flags (see USAGE); REDIS_URL to use an existing Redis
- *   out: a table on stderr, JSON on stdout (or --out FILE)
+ *   out: a table on stderr, JSON (with the machine it ran on) in bench/results/serving.json (or --out FILE)
  */
 const USAGE = `bench-serving [--model SPEC] [--workers N] [--concurrency 1,8,32,64] [--requests N]
                     [--max-new-tokens N] [--attention full|kcache] [--top-n N] [--out FILE]`;
@@ -41,7 +42,7 @@ async function main(): Promise<void> {
       'max-new-tokens': { type: 'string', default: '128' },
       attention: { type: 'string', default: 'full' },
       'top-n': { type: 'string', default: '32' },
-      out: { type: 'string' },
+      out: { type: 'string', default: join(repoRoot(), 'bench', 'results', 'serving.json') },
       help: { type: 'boolean', default: false },
     },
   });
@@ -75,7 +76,9 @@ async function main(): Promise<void> {
     const batchSizeMax = Math.max(...(await Promise.all(cluster.workers.map((w) => fetchMetric(w.metricsUrl, 'kcache_worker_batch_size_max')))));
     const report = {
       benchmark: 'serving',
-      model: values.model,
+      date: new Date().toISOString(),
+      machine: describeMachine(),
+      model: values.model === stories260kDir() ? 'stories260K' : basename(values.model),
       numWorkers: Number(values.workers),
       maxNewTokens,
       attention: values.attention,
@@ -83,8 +86,9 @@ async function main(): Promise<void> {
       levels: results,
     };
     const json = JSON.stringify(report, null, 2);
-    if (values.out) writeFileSync(values.out, json + '\n');
-    else console.log(json);
+    mkdirSync(dirname(values.out), { recursive: true });
+    writeFileSync(values.out, json + '\n');
+    console.error(`wrote ${values.out}`);
   } finally {
     await cluster.stop();
   }
