@@ -11,7 +11,7 @@ import { parseGatewayConfig } from './config/gateway-config';
 import { HttpErrorFilter } from './core/http-error.filter';
 import { PinoNestLogger } from './core/pino-nest-logger';
 import { loadServedModel } from './core/served-model';
-import { startupFailureLine } from './core/startup-failure';
+import { startupFailureLine } from '@kcache-serve/proto';
 import { GatewayMetrics } from './metrics/gateway-metrics';
 import { resolveModelSpec } from '@kcache-serve/kcache';
 

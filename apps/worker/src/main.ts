@@ -1,7 +1,7 @@
 import { createEngine, resolveModelSpec } from '@kcache-serve/kcache';
 import { createRedis, redactRedisUrl, waitForRedis } from '@kcache-serve/proto';
 import pino from 'pino';
-import { startupFailureLine } from './startup-failure';
+import { startupFailureLine } from '@kcache-serve/proto';
 import { WorkerApp } from './worker-app';
 import { parseWorkerConfig } from './worker-config';
 

@@ -13,3 +13,4 @@ export const PROTO_DIR = join(__dirname, '..', 'proto');
 export const PUBLIC_PROTO_FILE = 'kcache/v1/generation.proto';
 export const RELAY_PROTO_FILE = 'kcache/internal/v1/relay.proto';
 
+export * from './process/startup-failure';

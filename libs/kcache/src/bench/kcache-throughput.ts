@@ -5,6 +5,7 @@ import { stories260kDir } from '../testing/reference-data';
 import { benchmarksDocPath, currentLoadAverage, defaultResultsDir, describeKcacheMachine, KcacheMachine, updateMarkdownSection, writeJsonResult } from './kcache-results';
 import { ThroughputSettings, throughputMarkdown, throughputSvg } from './kcache-throughput-report';
 import { runThroughputBench, ThroughputModelCase, ThroughputRun } from './kcache-throughput-run';
+import { flagValue } from './flag-value';
 
 /**
  * `npm run bench:kcache [-- --quick] [-- --no-docs] [-- --out DIR]`: decode throughput and memory of
@@ -82,11 +83,6 @@ export async function benchKcacheThroughput(options: KcacheThroughputOptions): P
     updateMarkdownSection(docPath, THROUGHPUT_SECTION_TITLE, markdown);
   }
   return results;
-}
-
-function flagValue(args: readonly string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
 }
 
 async function main(): Promise<void> {

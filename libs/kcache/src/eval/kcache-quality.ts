@@ -5,6 +5,7 @@ import { loadModel } from '../model/model-source';
 import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
 import { QualityPlan, QualityRun, runQualityEval } from './quality-eval';
 import { qualityMarkdown, qualitySvg } from './quality-report';
+import { flagValue } from '../bench/flag-value';
 
 /**
  * `npm run eval:kcache [-- --quick] [-- --no-docs] [-- --out DIR]`: quality of KCache against full
@@ -90,11 +91,6 @@ export async function evalKcacheQuality(options: KcacheQualityOptions): Promise<
     updateMarkdownSection(docPath, QUALITY_SECTION_TITLE, markdown);
   }
   return results;
-}
-
-function flagValue(args: readonly string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
 }
 
 async function main(): Promise<void> {
