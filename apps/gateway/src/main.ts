@@ -16,11 +16,12 @@ import { GatewayMetrics } from './metrics/gateway-metrics';
 import { resolveModelSpec } from '@kcache-serve/kcache';
 
 /** Log fields that could carry a key or a prompt if someone logged a request object whole. */
-const REDACTED_PATHS = ['authorization', '*.authorization', 'headers.authorization', '*.headers.authorization', 'prompt', '*.prompt', 'apiKey', '*.apiKey'];
+const REDACTED_PATHS = ['authorization', '*.authorization', 'headers.authorization', '*.headers.authorization', 'prompt', '*.prompt', 'messages', '*.messages', 'apiKey', '*.apiKey'];
+const CONTENT_PATHS = new Set(['prompt', '*.prompt', 'messages', '*.messages']);
 
 async function main(): Promise<void> {
   const config = parseGatewayConfig(process.env);
-  const log = pino({ level: config.logLevel, base: { app: 'gateway', gatewayId: config.gatewayId }, redact: config.isRequestContentLogged ? REDACTED_PATHS.filter((p) => !p.includes('prompt')) : REDACTED_PATHS });
+  const log = pino({ level: config.logLevel, base: { app: 'gateway', gatewayId: config.gatewayId }, redact: config.isRequestContentLogged ? REDACTED_PATHS.filter((p) => !CONTENT_PATHS.has(p)) : REDACTED_PATHS });
   const model = loadServedModel(await resolveModelSpec(config.model));
   const redis = createRedis(config.redis);
   try {

@@ -95,6 +95,7 @@ describe('job data from the queue', () => {
     ['token ids of the wrong type', 'bad-type', () => envelope({ ...goodRequest('bad-type'), promptTokenIds: 'abc' }), /at request\.promptTokenIds/],
     ['a huge max_new_tokens', 'bad-huge', () => envelope({ ...goodRequest('bad-huge'), maxNewTokens: 1e12 }), /at request\.maxNewTokens/],
     ['a missing field', 'bad-missing', () => envelope((({ sampling: _s, ...rest }) => rest)(goodRequest('bad-missing'))), /at request\.sampling/],
+    ['a conversation instead of token ids', 'bad-chat', () => envelope({ ...(({ promptTokenIds: _p, ...rest }) => rest)(goodRequest('bad-chat')), messages: [{ role: 'user', content: 'hi' }] }), /at request\.promptTokenIds/],
     ['an unknown field', 'bad-unknown', () => envelope({ ...goodRequest('bad-unknown'), admin: true }), /at request: .*admin/],
     ['a job id that is not its request id', 'bad-id', () => envelope(goodRequest('someone-else')), /request\.requestId: does not match the job id/],
     ['a relay address that is not host:port', 'bad-relay', () => ({ ...envelope(goodRequest('bad-relay')), relayAddress: 'http://evil/x' }), /at relayAddress/],

@@ -21,6 +21,7 @@ describe('parseGatewayConfig', () => {
       KEY_MAX_CONCURRENT_STREAMS: '4',
       KEY_MAX_TOKENS_PER_MINUTE: '1000',
       MAX_PROMPT_TOKENS: '100',
+      MAX_CHAT_MESSAGE_BYTES: '4096',
       TLS_CERT_PATH: '/c.pem',
       TLS_KEY_PATH: '/k.pem',
       RELAY_TLS_CERT_PATH: '/rc.pem',
@@ -29,9 +30,15 @@ describe('parseGatewayConfig', () => {
     });
     assert.equal(config.auth.isHealthProtected, true);
     assert.deepEqual(config.keyLimits, { maxConcurrentStreams: 4, maxTokensPerMinute: 1000 });
-    assert.deepEqual(config.limits, { maxPromptBytes: 262144, maxPromptTokens: 100, maxNewTokens: null, maxStopStrings: 16, maxStopStringBytes: 256, maxStopTokenIds: 64 });
+    assert.deepEqual(config.limits, { maxPromptBytes: 262144, maxPromptTokens: 100, maxChatMessages: 256, maxChatMessageBytes: 4096, maxNewTokens: null, maxStopStrings: 16, maxStopStringBytes: 256, maxStopTokenIds: 64 });
     assert.deepEqual(config.tls, { certPath: '/c.pem', keyPath: '/k.pem' });
     assert.deepEqual(config.relayTls, { certPath: '/rc.pem', keyPath: '/rk.pem', caPath: '/ca.pem' });
+  });
+
+  it('bounds each chat message by MAX_PROMPT_BYTES unless MAX_CHAT_MESSAGE_BYTES says otherwise', () => {
+    const limits = parseGatewayConfig({ AUTH_MODE: 'off', MAX_PROMPT_BYTES: '5000', MAX_CHAT_MESSAGES: '3' }).limits;
+    assert.equal(limits.maxChatMessageBytes, 5000);
+    assert.equal(limits.maxChatMessages, 3);
   });
 
   it('refuses half a TLS pair, stop limits beyond the engine, and names variables but not values', () => {

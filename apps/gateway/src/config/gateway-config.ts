@@ -15,7 +15,7 @@ const gatewayEnvSchema = z.object({
   /** Public gRPC (Generation, grpc.health.v1.Health, server reflection). */
   PORT: z.coerce.number().int().min(0).max(65535).default(50051),
   GRPC_HOST: z.string().default('0.0.0.0'),
-  /** HTTP: /healthz, /readyz, /metrics, POST /v1/completions. */
+  /** HTTP: /healthz, /readyz, /metrics, POST /v1/completions, POST /v1/chat/completions. */
   HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HTTP_HOST: z.string().default('0.0.0.0'),
   /** Internal gRPC Relay that workers deliver tokens to. */
@@ -33,7 +33,7 @@ const gatewayEnvSchema = z.object({
   REDIS_STARTUP_TIMEOUT_MS: z.coerce.number().int().min(100).default(10000),
   /** Namespace of every Redis key and BullMQ queue; must match the workers'. */
   REDIS_PREFIX: z.string().min(1).default(DEFAULT_REDIS_PREFIX),
-  /** Model spec (`synthetic:NAME[@SEED]` or llama2.c folder / .bin): its tokenizer and limits validate requests. Unset: stories260K (../shared/models beside the checkout, the local cache, or a verified download). */
+  /** Model spec (`synthetic:NAME[@SEED]`, llama2.c folder / .bin, Hugging Face folder, .gguf): its tokenizer, chat template and limits validate requests. Unset: stories260K (../shared/models beside the checkout, the local cache, or a verified download). */
   MODEL: z.string().min(1).optional(),
   GATEWAY_ID: z.string().min(1).optional(),
   /** Requests waiting for a worker (all gateways together); beyond it new requests get RESOURCE_EXHAUSTED. */
@@ -55,6 +55,9 @@ const gatewayEnvSchema = z.object({
   MAX_PROMPT_BYTES: z.coerce.number().int().min(1).default(256 * 1024),
   MAX_PROMPT_TOKENS: optionalInt(1, JOB_LIMITS.maxTokenIds),
   MAX_NEW_TOKENS_LIMIT: optionalInt(1, JOB_LIMITS.maxNewTokens),
+  /** Chat requests: messages per conversation, and content bytes per message (unset: MAX_PROMPT_BYTES, which also bounds the whole conversation's content). */
+  MAX_CHAT_MESSAGES: z.coerce.number().int().min(1).default(256),
+  MAX_CHAT_MESSAGE_BYTES: optionalInt(1),
   MAX_STOP_STRINGS: z.coerce.number().int().min(0).max(MAX_STOP_STRINGS).default(MAX_STOP_STRINGS),
   MAX_STOP_STRING_BYTES: z.coerce.number().int().min(1).max(MAX_STOP_STRING_LENGTH * 4).default(MAX_STOP_STRING_LENGTH),
   MAX_STOP_TOKEN_IDS: z.coerce.number().int().min(0).max(JOB_LIMITS.maxTokenIds).default(64),
@@ -127,8 +130,11 @@ export interface KeyLimits {
 
 /** Checked at the edge, before tokenizing where possible; null token limits mean the model's context. */
 export interface InputLimits {
+  /** UTF-8 bytes of a text prompt, or of all message contents of a conversation together. */
   readonly maxPromptBytes: number;
   readonly maxPromptTokens: number | null;
+  readonly maxChatMessages: number;
+  readonly maxChatMessageBytes: number;
   readonly maxNewTokens: number | null;
   readonly maxStopStrings: number;
   readonly maxStopStringBytes: number;
@@ -184,6 +190,8 @@ export function parseGatewayConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     limits: {
       maxPromptBytes: e.MAX_PROMPT_BYTES,
       maxPromptTokens: e.MAX_PROMPT_TOKENS ?? null,
+      maxChatMessages: e.MAX_CHAT_MESSAGES,
+      maxChatMessageBytes: e.MAX_CHAT_MESSAGE_BYTES ?? e.MAX_PROMPT_BYTES,
       maxNewTokens: e.MAX_NEW_TOKENS_LIMIT ?? null,
       maxStopStrings: e.MAX_STOP_STRINGS,
       maxStopStringBytes: e.MAX_STOP_STRING_BYTES,

@@ -1,4 +1,4 @@
-import { loadModel, ModelConfig } from '@kcache-serve/kcache';
+import { HfTokenizer, loadModel, ModelConfig, Tokenizer } from '@kcache-serve/kcache';
 import { PromptTokenizer } from '../generation/request-validator';
 
 /** What the gateway needs of the model: its limits and its tokenizer (no weights are kept). */
@@ -10,5 +10,13 @@ export interface ServedModel {
 
 export function loadServedModel(spec: string): ServedModel {
   const model = loadModel(spec);
-  return { name: model.name, config: model.weights.config, tokenizer: model.tokenizer };
+  return { name: model.name, config: model.weights.config, tokenizer: promptTokenizerOf(model.tokenizer) };
+}
+
+/** encodeChat only where the model has a chat template (a Hugging Face or GGUF tokenizer may have none; llama2.c never). */
+export function promptTokenizerOf(tokenizer: Tokenizer): PromptTokenizer {
+  const encode = (text: string) => tokenizer.encode(text);
+  const encodeChat = tokenizer.encodeChat?.bind(tokenizer);
+  const hasChatTemplate = encodeChat !== undefined && !(tokenizer instanceof HfTokenizer && tokenizer.chatTemplate === null);
+  return hasChatTemplate ? { encode, encodeChat } : { encode };
 }

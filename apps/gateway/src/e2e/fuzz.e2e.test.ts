@@ -79,6 +79,8 @@ const anyRequest = fc.record(
     attention: fc.record({ mode: attentionMode, topN: optional(int32), denseLayers: optional(int32), renormalize: optional(fc.boolean()) }, { requiredKeys: [] }),
     priority: int32,
     logprobs: fc.boolean(),
+    messages: fc.array(fc.record({ role: mostly(fc.constantFrom('system', 'user', 'assistant', 'tool'), text), content: text }), { maxLength: 5 }),
+    addGenerationPrompt: optional(fc.boolean()),
   },
   { requiredKeys: [] },
 ).map(asRequest);

@@ -160,6 +160,20 @@ describe('bad input', () => {
     assert.equal(ok.error, null);
   });
 
+  it('a chat request to a model without a chat template → INVALID_ARGUMENT / 400 saying so, and the gateway keeps serving', async () => {
+    const messages = [{ role: 'user', content: 'Tell me a story.' }];
+    const result = await collectStream(cluster.client(), { messages, maxNewTokens: 4 });
+    assert.equal(result.error?.code, Status.INVALID_ARGUMENT);
+    assert.equal(result.error!.details, 'messages: the model has no chat template; send prompt or prompt_token_ids instead');
+    for (const stream of [false, true]) {
+      const response = await fetch(`${cluster.httpUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages, max_tokens: 4, stream }) });
+      assert.equal(response.status, 400);
+      const json = (await response.json()) as { error: { message: string; param: string } };
+      assert.deepEqual(json.error, { message: 'messages: the model has no chat template; send prompt or prompt_token_ids instead', type: 'invalid_argument', param: 'messages' });
+    }
+    assert.equal((await collectStream(cluster.client(), base)).error, null);
+  });
+
   it('leaves no job behind', async () => {
     const counts = await cluster.queue().getJobCounts('wait', 'prioritized', 'active', 'delayed', 'failed');
     assert.deepEqual(counts, { wait: 0, prioritized: 0, active: 0, delayed: 0, failed: 0 });

@@ -31,7 +31,7 @@ const ADMISSION_TIMEOUT_MS = 5000;
 
 /**
  * Transport-independent request handling: validate, queue as a BullMQ job, stream the worker's events
- * back, cancel. Used by the gRPC Generation service and by POST /v1/completions.
+ * back, cancel. Used by the gRPC Generation service and by POST /v1/completions and /v1/chat/completions.
  */
 @Injectable()
 export class GenerationService implements OnModuleInit, BeforeApplicationShutdown {
@@ -63,12 +63,12 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
 
   /**
    * Validates and applies defaults; throws InvalidArgumentError. Synchronous, so the id is known at once.
-   * Logs the request's shape at debug level; its content (prompt, stop strings) only with LOG_REQUEST_CONTENT.
+   * Logs the request's shape at debug level; its content (prompt, messages, stop strings) only with LOG_REQUEST_CONTENT.
    */
   prepare(input: GenerateRequest, principal: Principal): GenerationJobRequest {
     const request = this.validator.toJobRequest(input);
     if (this.log.isLevelEnabled('debug')) {
-      const content = this.config.isRequestContentLogged ? { prompt: input.prompt, promptTokenIds: request.promptTokenIds, stop: request.stopStrings } : {};
+      const content = this.config.isRequestContentLogged ? { prompt: input.prompt, messages: input.messages, promptTokenIds: request.promptTokenIds, stop: request.stopStrings } : {};
       this.log.debug(
         { requestId: request.requestId, key: principal.name, numPromptTokens: request.promptTokenIds.length, maxNewTokens: request.maxNewTokens, content },
         'request validated',

@@ -8,7 +8,7 @@ import { RequestValidator } from './request-validator';
 
 const MODEL = { vocabSize: 512, maxSeqLen: 512, numLayers: 5 } as ModelConfig;
 const DEFAULTS: RequestDefaults = { maxNewTokens: 256, temperature: 1, attention: { mode: 'full', topN: 64, denseLayers: 0, renormalize: false } };
-const LIMITS: InputLimits = { maxPromptBytes: 1000, maxPromptTokens: 100, maxNewTokens: 200, maxStopStrings: 2, maxStopStringBytes: 8, maxStopTokenIds: 3 };
+const LIMITS: InputLimits = { maxPromptBytes: 1000, maxPromptTokens: 100, maxChatMessages: 3, maxChatMessageBytes: 400, maxNewTokens: 200, maxStopStrings: 2, maxStopStringBytes: 8, maxStopTokenIds: 3 };
 /** One token per byte: enough to count tokens. */
 const tokenizer = { encode: (text: string) => [...Buffer.from(text, 'utf8')].map((b) => 1 + (b % 500)) };
 let numEncoded = 0;

@@ -10,17 +10,15 @@ import {
   REQUEST_ID_PATTERN,
 } from '@kcache-serve/proto';
 import { InputLimits, RequestDefaults } from '../config/gateway-config';
+import { ChatEncoder, ConversationEncoder } from './conversation-encoder';
 import { InvalidArgumentError } from './gateway-errors';
+import { MAX_BYTES_PER_TOKEN } from './max-bytes-per-token';
 
 export interface PromptTokenizer {
   encode(text: string): number[];
+  /** Absent when the model has no chat template. */
+  readonly encodeChat?: ChatEncoder;
 }
-
-/**
- * No vocabulary we serve has tokens this long, so a prompt of more than maxSeqLen times this many bytes
- * cannot fit the context; it is refused before tokenizing (which blocks the event loop ~150 ms per MB).
- */
-const MAX_BYTES_PER_TOKEN = 256;
 
 /** The engine validates sampling with its own names; clients know the proto's. */
 const ENGINE_TO_PROTO_FIELD: Readonly<Record<string, string>> = {
@@ -39,12 +37,14 @@ const ATTENTION_MODES: ReadonlyMap<number, JobAttentionMode | null> = new Map([
 /**
  * GenerateRequest (as decoded from the wire) → the job's validated request: checks the configured input
  * limits (sizes first, so nothing large is tokenized or queued), applies server defaults, tokenizes the
- * prompt, then runs the engine's own validation so gateway and worker agree.
- * Throws InvalidArgumentError naming the proto field; messages never quote the prompt or stop strings.
+ * prompt (or renders and tokenizes the conversation), then runs the engine's own validation so gateway
+ * and worker agree. The job carries token ids only.
+ * Throws InvalidArgumentError naming the proto field; error messages never quote the prompt, the conversation or stop strings.
  */
 export class RequestValidator {
   private readonly maxPromptTokens: number;
   private readonly maxNewTokens: number;
+  private readonly conversation: ConversationEncoder;
 
   constructor(
     private readonly model: ModelConfig,
@@ -54,6 +54,12 @@ export class RequestValidator {
   ) {
     this.maxPromptTokens = Math.min(limits.maxPromptTokens ?? model.maxSeqLen, model.maxSeqLen);
     this.maxNewTokens = Math.min(limits.maxNewTokens ?? model.maxSeqLen, model.maxSeqLen);
+    this.conversation = new ConversationEncoder(tokenizer.encodeChat ?? null, {
+      maxChatMessages: limits.maxChatMessages,
+      maxChatMessageBytes: limits.maxChatMessageBytes,
+      maxTotalBytes: limits.maxPromptBytes,
+      maxPromptTokens: this.maxPromptTokens,
+    });
   }
 
   toJobRequest(input: GenerateRequest): GenerationJobRequest {
@@ -96,8 +102,9 @@ export class RequestValidator {
     return request;
   }
 
-  /** Everything countable without tokenizing: prompt bytes and ids, stop strings and ids. */
+  /** Everything countable without tokenizing: prompt bytes and ids, the conversation, stop strings and ids. */
   private checkSizes(input: GenerateRequest): void {
+    if (input.messages.length > 0) this.conversation.check(input.messages);
     const numPromptBytes = Buffer.byteLength(input.prompt, 'utf8');
     if (numPromptBytes > this.limits.maxPromptBytes) {
       throw new InvalidArgumentError('prompt', `${numPromptBytes} bytes is above this server's limit of ${this.limits.maxPromptBytes}`);
@@ -125,6 +132,16 @@ export class RequestValidator {
   private promptTokenIds(input: GenerateRequest): number[] {
     if (input.prompt.length > 0 && input.promptTokenIds.length > 0) {
       throw new InvalidArgumentError('prompt', 'set either prompt or prompt_token_ids, not both');
+    }
+    if (input.messages.length > 0 && (input.prompt.length > 0 || input.promptTokenIds.length > 0)) {
+      throw new InvalidArgumentError('messages', 'set either messages or a prompt (prompt or prompt_token_ids), not both');
+    }
+    if (input.addGenerationPrompt !== undefined && input.messages.length === 0) {
+      throw new InvalidArgumentError('add_generation_prompt', 'applies to messages only, and no messages were given');
+    }
+    if (input.messages.length > 0) return this.conversation.encode(input.messages, input.addGenerationPrompt ?? true);
+    if (input.prompt.length === 0 && input.promptTokenIds.length === 0) {
+      throw new InvalidArgumentError('prompt', 'set one of prompt, prompt_token_ids and messages');
     }
     if (input.prompt.length === 0) return input.promptTokenIds;
     const tokenIds = this.tokenizer.encode(input.prompt);

@@ -61,6 +61,8 @@ describe('parseGenerationJobData', () => {
       [['request', 'attention', 'mode'], 'sparse'],
       [['request', 'priority'], 1001],
       [['request', 'extra'], 1],
+      // Conversations are tokenized by the gateway: a job carries token ids, never messages.
+      [['request', 'messages'], [{ role: 'user', content: 'hi' }]],
       [['relayAddress'], 'evil.example.com'],
       [['relayAddress'], 'a:1/path'],
       [['deadlineUnixMs'], '0'],

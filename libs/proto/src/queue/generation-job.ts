@@ -17,6 +17,8 @@ export type JobFinishReason = 'length' | 'stop' | 'eos' | 'cancelled';
 /**
  * A validated request, field for field the engine's GenerationRequest (libs/kcache) without
  * resumeTokenIds, which the worker adds on a retry. Token ids are already checked against the model.
+ * A text prompt or chat conversation (GenerateRequest.messages) is tokenized by the gateway, which holds
+ * the model's tokenizer and chat template; only token ids travel, so a job names no messages.
  */
 export interface GenerationJobRequest {
   readonly requestId: string;

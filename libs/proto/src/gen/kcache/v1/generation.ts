@@ -28,7 +28,8 @@ export const protobufFileName = "kcache/v1/generation.proto";
 /**
  * Public generation API of kcache-serve.
  *
- * In:  one GenerateRequest (a prompt as text or token ids, limits, sampling, stop conditions, KCache attention).
+ * In:  one GenerateRequest (a prompt as text, token ids or a chat conversation; limits, sampling, stop conditions,
+ *      KCache attention).
  * Out: a server stream of TokenEvent with index 0, 1, 2, ... (no gaps, no duplicates, also across worker
  *      restarts), then exactly one FinalEvent. The request id is sent at once in the initial metadata key
  *      `kcache-request-id` so that a client that did not choose one can still call Cancel.
@@ -142,7 +143,7 @@ export interface GenerateRequest {
   requestId?:
     | string
     | undefined;
-  /** Exactly one of prompt and prompt_token_ids is non-empty. */
+  /** Exactly one of prompt, prompt_token_ids and messages is non-empty. */
   prompt: string;
   promptTokenIds: number[];
   /** In [1, model context]. Generation also stops (LENGTH) at the end of the model's context. */
@@ -160,6 +161,22 @@ export interface GenerateRequest {
   priority: number;
   /** Return the natural log-probability of each chosen token. */
   logprobs: boolean;
+  /**
+   * A conversation, rendered by the model's chat template and tokenized by the server. A model without a
+   * chat template answers INVALID_ARGUMENT.
+   */
+  messages: ChatMessage[];
+  /**
+   * End the rendered conversation with the header of an assistant turn, so the model writes the reply
+   * (the template's add_generation_prompt). Only with messages; unset: true.
+   */
+  addGenerationPrompt?: boolean | undefined;
+}
+
+export interface ChatMessage {
+  /** system, user, assistant or tool. */
+  role: string;
+  content: string;
 }
 
 export interface SamplingParams {
@@ -249,6 +266,8 @@ function createBaseGenerateRequest(): GenerateRequest {
     attention: undefined,
     priority: 0,
     logprobs: false,
+    messages: [],
+    addGenerationPrompt: undefined,
   };
 }
 
@@ -291,6 +310,12 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     }
     if (message.logprobs !== false) {
       writer.uint32(80).bool(message.logprobs);
+    }
+    for (const v of message.messages) {
+      ChatMessage.encode(v!, writer.uint32(90).fork()).join();
+    }
+    if (message.addGenerationPrompt !== undefined) {
+      writer.uint32(96).bool(message.addGenerationPrompt);
     }
     return writer;
   },
@@ -408,6 +433,22 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
             message.logprobs = reader.bool();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.messages.push(ChatMessage.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.addGenerationPrompt = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -448,6 +489,14 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
       attention: isSet(object.attention) ? AttentionParams.fromJSON(object.attention) : undefined,
       priority: isSet(object.priority) ? globalThis.Number(object.priority) : 0,
       logprobs: isSet(object.logprobs) ? globalThis.Boolean(object.logprobs) : false,
+      messages: globalThis.Array.isArray(object?.messages)
+        ? object.messages.map((e: any) => ChatMessage.fromJSON(e))
+        : [],
+      addGenerationPrompt: isSet(object.addGenerationPrompt)
+        ? globalThis.Boolean(object.addGenerationPrompt)
+        : isSet(object.add_generation_prompt)
+        ? globalThis.Boolean(object.add_generation_prompt)
+        : undefined,
     };
   },
 
@@ -483,6 +532,12 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     if (message.logprobs !== false) {
       obj.logprobs = message.logprobs;
     }
+    if (message.messages?.length) {
+      obj.messages = message.messages.map((e) => ChatMessage.toJSON(e));
+    }
+    if (message.addGenerationPrompt !== undefined) {
+      obj.addGenerationPrompt = message.addGenerationPrompt;
+    }
     return obj;
   },
 
@@ -505,6 +560,93 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
       : undefined;
     message.priority = object.priority ?? 0;
     message.logprobs = object.logprobs ?? false;
+    message.messages = object.messages?.map((e) => ChatMessage.fromPartial(e)) || [];
+    message.addGenerationPrompt = object.addGenerationPrompt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseChatMessage(): ChatMessage {
+  return { role: "", content: "" };
+}
+
+export const ChatMessage: MessageFns<ChatMessage> = {
+  encode(message: ChatMessage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.role !== "") {
+      writer.uint32(10).string(message.role);
+    }
+    if (message.content !== "") {
+      writer.uint32(18).string(message.content);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChatMessage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChatMessage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.role = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.content = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChatMessage {
+    return {
+      role: isSet(object.role) ? globalThis.String(object.role) : "",
+      content: isSet(object.content) ? globalThis.String(object.content) : "",
+    };
+  },
+
+  toJSON(message: ChatMessage): unknown {
+    const obj: any = {};
+    if (message.role !== "") {
+      obj.role = message.role;
+    }
+    if (message.content !== "") {
+      obj.content = message.content;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ChatMessage>): ChatMessage {
+    return ChatMessage.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ChatMessage>): ChatMessage {
+    const message = createBaseChatMessage();
+    message.role = object.role ?? "";
+    message.content = object.content ?? "";
     return message;
   },
 };

@@ -1,0 +1,41 @@
+import { GenerateRequest } from '@kcache-serve/proto';
+import { z } from 'zod';
+import { openAiRequestFields, parseBody, toGenerationSettings } from './openai-request-fields';
+
+const { model, ...settingFields } = openAiRequestFields;
+
+/**
+ * POST /v1/chat/completions body: OpenAI's chat fields (`messages` of role and text content,
+ * `max_completion_tokens` or `max_tokens`), `add_generation_prompt` (default true) and the fields
+ * /v1/completions takes. Roles and sizes are checked with the gRPC request's rules (RequestValidator).
+ */
+const chatCompletionBodySchema = z.object({
+  model,
+  messages: z.array(z.object({ role: z.string(), content: z.string() })).min(1, 'must hold at least one message'),
+  max_completion_tokens: z.number().int().optional(),
+  add_generation_prompt: z.boolean().optional(),
+  ...settingFields,
+});
+
+export type ChatCompletionBody = z.infer<typeof chatCompletionBodySchema>;
+
+/** `messages[2].content` rather than `messages.2.content`, as the gRPC validation names fields. */
+function fieldOf(path: readonly PropertyKey[]): string {
+  return path.map((key, i) => (typeof key === 'number' ? `[${key}]` : `${i === 0 ? '' : '.'}${String(key)}`)).join('');
+}
+
+export function parseChatCompletionBody(body: unknown): ChatCompletionBody {
+  return parseBody(chatCompletionBodySchema, body, fieldOf);
+}
+
+export function toChatGenerateRequest(body: ChatCompletionBody): GenerateRequest {
+  const settings = toGenerationSettings(body);
+  return {
+    ...settings,
+    maxNewTokens: body.max_completion_tokens ?? settings.maxNewTokens,
+    prompt: '',
+    promptTokenIds: [],
+    messages: body.messages,
+    addGenerationPrompt: body.add_generation_prompt,
+  };
+}

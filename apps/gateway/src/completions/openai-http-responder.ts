@@ -1,0 +1,157 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { status as Status } from '@grpc/grpc-js';
+import { FinishReason, GenerateRequest, GenerationJobRequest, TokenEvent } from '@kcache-serve/proto';
+import type { Response } from 'express';
+import type { Logger } from 'pino';
+import { principalOf } from '../auth/http-auth.middleware';
+import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
+import { ServedModel } from '../core/served-model';
+import { LOGGER, SERVED_MODEL } from '../core/tokens';
+import { ClientBackpressure } from '../generation/client-backpressure';
+import { InvalidArgumentError, RateLimitedError } from '../generation/gateway-errors';
+import { GenerationService } from '../generation/generation.service';
+import { StreamEvent } from '../generation/request-stream';
+import { grpcStatusOf, httpStatusOf, isUnexpected, statusName, toServiceError } from '../grpc/grpc-status';
+import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { toHttpFieldError } from './openai-request-fields';
+import { OpenAiResponseFormat } from './openai-response-format';
+
+const FINISH_REASONS: Record<FinishReason, string> = {
+  [FinishReason.FINISH_REASON_UNSPECIFIED]: 'stop',
+  [FinishReason.FINISH_REASON_LENGTH]: 'length',
+  [FinishReason.FINISH_REASON_STOP]: 'stop',
+  [FinishReason.FINISH_REASON_EOS]: 'stop',
+  [FinishReason.FINISH_REASON_CANCELLED]: 'cancelled',
+  [FinishReason.UNRECOGNIZED]: 'stop',
+};
+
+/** A request body, parsed: what to generate and whether to answer as server-sent events. */
+export interface ParsedHttpRequest {
+  readonly request: GenerateRequest;
+  readonly isStream: boolean;
+}
+
+/**
+ * One OpenAI-style HTTP request from body to answer, for any OpenAiResponseFormat: validate and queue
+ * through GenerationService, then one JSON body, or (`stream: true`) one server-sent event per token,
+ * a last event with the finish reason and usage, and `data: [DONE]`. Errors before the first byte are an
+ * HTTP status and JSON; later ones a final SSE `error` event. Slow readers and disconnects stop the work.
+ */
+@Injectable()
+export class OpenAiHttpResponder {
+  constructor(
+    @Inject(GenerationService) private readonly generation: GenerationService,
+    @Inject(GatewayMetrics) private readonly metrics: GatewayMetrics,
+    @Inject(SERVED_MODEL) private readonly model: ServedModel,
+    @Inject(LOGGER) private readonly log: Logger,
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+  ) {}
+
+  /** parse: the body → ParsedHttpRequest; throws InvalidArgumentError naming the body field. */
+  async respond(res: Response, parse: () => ParsedHttpRequest, format: OpenAiResponseFormat): Promise<void> {
+    let request: GenerationJobRequest;
+    let isStream: boolean;
+    const principal = principalOf(res);
+    try {
+      const parsed = parse();
+      isStream = parsed.isStream;
+      request = this.generation.prepare(parsed.request, principal);
+    } catch (error) {
+      return this.sendError(res, toHttpFieldError(error));
+    }
+    const id = `${format.idPrefix}${request.requestId}`;
+    const created = Math.floor(Date.now() / 1000);
+    const envelope = (object: string) => ({ id, object, created, model: this.model.name });
+    const tokens: TokenEvent[] = [];
+    let isOver = false;
+    // Also after the last event: a client that never reads it would hold the response (and its buffer).
+    const backpressure = new ClientBackpressure(this.config.slowClient, () => {
+      this.metrics.slowClients.inc({ transport: 'http' });
+      this.log.warn({ requestId: request.requestId }, 'client reads too slowly; closing its stream');
+      if (!isOver) {
+        isOver = true;
+        this.count(Status.RESOURCE_EXHAUSTED);
+        void this.generation.abandon(request.requestId);
+      }
+      res.destroy();
+    });
+    res.on('drain', () => backpressure.drained());
+    res.on('finish', () => backpressure.dispose());
+    res.on('close', () => {
+      backpressure.dispose();
+      if (isOver) return;
+      isOver = true;
+      this.count(Status.CANCELLED);
+      void this.generation.abandon(request.requestId);
+    });
+    const chunk = (choice: object) => ({ ...envelope(format.chunkObject), choices: [choice] });
+    const listener = (event: StreamEvent): void => {
+      if (isOver) return;
+      if (event.type === 'token') {
+        if (isStream) backpressure.wrote(writeSse(res, chunk(format.tokenChoice(event.token, request.logprobs))));
+        else tokens.push(event.token);
+        return;
+      }
+      isOver = true;
+      if (event.type === 'error') {
+        this.sendError(res, event.error);
+        return;
+      }
+      const usage = event.final.usage ?? { promptTokens: 0, completionTokens: 0 };
+      const usageBody = { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.promptTokens + usage.completionTokens };
+      const finishReason = FINISH_REASONS[event.final.finishReason];
+      if (isStream) {
+        writeSse(res, { ...chunk(format.finishChoice(finishReason)), usage: usageBody });
+        res.write('data: [DONE]\n\n');
+        res.end();
+      } else {
+        res.status(200).json({ ...envelope(format.object), choices: [format.choice(tokens, finishReason, request.logprobs)], usage: usageBody });
+      }
+      this.count(Status.OK);
+    };
+    try {
+      if (isStream) {
+        res.status(200).set({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+        res.setHeader('x-request-id', request.requestId);
+      }
+      await this.generation.start(request, principal, listener, null);
+      if (isStream && !res.headersSent) res.flushHeaders();
+    } catch (error) {
+      if (isOver) return;
+      isOver = true;
+      this.sendError(res, error);
+    }
+  }
+
+  /** Before the first byte: an HTTP status and JSON; mid-stream: a final SSE `error` event. */
+  private sendError(res: Response, error: unknown): void {
+    if (isUnexpected(error)) this.log.error({ err: error }, 'completion failed');
+    const code = grpcStatusOf(error);
+    this.count(code);
+    if (res.headersSent) {
+      writeSse(res, { error: errorBody(error) });
+      res.end();
+      return;
+    }
+    if (error instanceof RateLimitedError) res.setHeader('retry-after', String(Math.ceil(error.retryAfterMs / 1000)));
+    res.status(httpStatusOf(code)).json({ error: errorBody(error) });
+  }
+
+  private count(code: Status): void {
+    this.metrics.requests.inc({ transport: 'http', status: statusName(code) });
+  }
+}
+
+function errorBody(error: unknown) {
+  const serviceError = toServiceError(error);
+  return {
+    message: serviceError.details,
+    type: statusName(serviceError.code ?? Status.INTERNAL).toLowerCase(),
+    param: error instanceof InvalidArgumentError ? error.field : null,
+  };
+}
+
+/** false when the response buffer is above its high-water mark (the client is behind). */
+function writeSse(res: Response, data: unknown): boolean {
+  return res.write(`data: ${JSON.stringify(data)}\n\n`);
+}

@@ -1,0 +1,85 @@
+import { AttentionMode, GenerateRequest } from '@kcache-serve/proto';
+import { z } from 'zod';
+import { InvalidArgumentError } from '../generation/gateway-errors';
+
+/**
+ * Body fields POST /v1/completions and POST /v1/chat/completions share: OpenAI's sampling, stop and
+ * streaming fields, plus `top_k`, `stop_token_ids`, `priority`, `request_id` and `kcache`.
+ */
+export const openAiRequestFields = {
+  model: z.string().optional(),
+  max_tokens: z.number().int().optional(),
+  temperature: z.number().optional(),
+  top_p: z.number().optional(),
+  top_k: z.number().int().optional(),
+  seed: z.number().int().min(0).max(0xffffffff).optional(),
+  stop: z.union([z.string(), z.array(z.string())]).optional(),
+  stop_token_ids: z.array(z.number().int()).optional(),
+  stream: z.boolean().default(false),
+  /** OpenAI takes a count of alternatives; any value > 0 (or true) returns the chosen tokens' logprobs. */
+  logprobs: z.union([z.boolean(), z.number().int().min(0)]).nullable().optional(),
+  priority: z.number().int().optional(),
+  request_id: z.string().optional(),
+  kcache: z
+    .object({
+      mode: z.enum(['full', 'kcache']).optional(),
+      top_n: z.number().int().optional(),
+      dense_layers: z.number().int().optional(),
+      renormalize: z.boolean().optional(),
+    })
+    .optional(),
+};
+
+type SharedBody = z.infer<z.ZodObject<typeof openAiRequestFields>>;
+
+/** The GenerateRequest fields that do not say what to continue (prompt, token ids or messages). */
+export type GenerationSettings = Omit<GenerateRequest, 'prompt' | 'promptTokenIds' | 'messages' | 'addGenerationPrompt'>;
+
+export function toGenerationSettings(body: SharedBody): GenerationSettings {
+  const mode = body.kcache?.mode;
+  return {
+    requestId: body.request_id,
+    maxNewTokens: body.max_tokens,
+    sampling: { temperature: body.temperature, topK: body.top_k, topP: body.top_p, seed: body.seed },
+    stop: body.stop === undefined ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop,
+    stopTokenIds: body.stop_token_ids ?? [],
+    attention: {
+      mode:
+        mode === 'kcache' ? AttentionMode.ATTENTION_MODE_KCACHE : mode === 'full' ? AttentionMode.ATTENTION_MODE_FULL : AttentionMode.ATTENTION_MODE_UNSPECIFIED,
+      topN: body.kcache?.top_n,
+      denseLayers: body.kcache?.dense_layers,
+      renormalize: body.kcache?.renormalize,
+    },
+    priority: body.priority ?? 0,
+    logprobs: body.logprobs === true || (typeof body.logprobs === 'number' && body.logprobs > 0),
+  };
+}
+
+/** The body parsed by `schema`; the first problem as InvalidArgumentError naming its field (`fieldOf` formats the path). */
+export function parseBody<T>(schema: z.ZodType<T>, body: unknown, fieldOf: (path: readonly PropertyKey[]) => string = (p) => p.join('.')): T {
+  const parsed = schema.safeParse(body ?? {});
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new InvalidArgumentError(fieldOf(issue.path) || 'body', issue.message, { cause: parsed.error });
+}
+
+/** Proto field → the HTTP body field a client of these endpoints knows. */
+const PROTO_TO_HTTP_FIELD: Readonly<Record<string, string>> = {
+  prompt_token_ids: 'prompt',
+  max_new_tokens: 'max_tokens',
+  'sampling.temperature': 'temperature',
+  'sampling.top_p': 'top_p',
+  'sampling.top_k': 'top_k',
+  'sampling.seed': 'seed',
+  'attention.mode': 'kcache.mode',
+  'attention.top_n': 'kcache.top_n',
+  'attention.dense_layers': 'kcache.dense_layers',
+};
+
+/** Renames a proto field in a validation error to the HTTP body's name. */
+export function toHttpFieldError(error: unknown): unknown {
+  if (!(error instanceof InvalidArgumentError)) return error;
+  const field = PROTO_TO_HTTP_FIELD[error.field];
+  if (field === undefined) return error;
+  return new InvalidArgumentError(field, error.message.slice(error.field.length + 2), { cause: error });
+}
