@@ -1,6 +1,6 @@
 import { headDimOf } from '../model/model-config';
 import { GraphBuilder } from './graph-builder';
-import { INT64_MAX, IO } from './graph-io';
+import { IO } from './graph-io';
 
 import { GraphVariant, hasDenseLayer, hasTopNLayer } from './graph-variant';
 import { GraphWeights } from './layer-weights-layout';
@@ -9,10 +9,12 @@ import { PagedGather } from './paged-gather';
 
 /**
  * One decode step for B sequences, each computing its next position t_b (its "current" token).
- * Past K/V (positions < t_b) are gathered from the arenas a block at a time, padded to
- * T = numBlocks · blockSize columns; the current token's k/v come from the graph itself (the runner
- * writes them to the arenas after the run) and form column T. The mask input is [B, T + 1]:
- * -inf on padding.
+ * Past K/V (positions < t_b) are gathered from the arenas a block at a time (the runner passes each
+ * block's arena slices, IO.kSlices), padded to T = numBlocks · blockSize columns; the current
+ * token's k/v come from the graph itself (the runner writes them to the arenas after the run) and
+ * form column T. The mask input is [B, T + 1]: -inf on padding. One output, IO.logitsAndKv: each
+ * row's logits and new K/V (onnxruntime-node's cost per input and output tensor is a sizeable part
+ * of a small model's step, as is every node).
  *
  * Exact layers: out = P · [V_past; v_cur].
  * TopN layers (KCache): [w, idx] = TopK(P, N) per query head (ties → lower index), and only the
@@ -33,19 +35,26 @@ export function buildDecodeGraph(
   const numKv = config.numKvHeads;
 
   const mask = g.input(IO.mask, 'float32', ['batch', 'columns']);
-  const kBlocks = g.input(IO.kBlocks, 'int64', ['batch', 'past_blocks']);
-  const vBlocksDevice = hasDenseLayer(variant) ? g.input(IO.vBlocksDevice, 'int64', ['batch', 'past_blocks']) : '';
+  const kSlices = g.input(IO.kSlices, 'int64', ['batch', numKv, 'past_blocks']);
+  const vSlicesDevice = hasDenseLayer(variant) ? g.input(IO.vSlicesDevice, 'int64', ['batch', numKv, 'past_blocks']) : '';
   const vRowsHost = hasTopNLayer(variant) ? g.input(IO.vRowsHost, 'int64', ['batch', 'past']) : '';
   const topN = hasTopNLayer(variant) ? g.input(IO.topN, 'int64', [1]) : '';
   const rowTableOffsets = hasTopNLayer(variant) ? g.input(IO.rowTableOffsets, 'int64', ['batch']) : '';
 
   const paged = new PagedGather(g, numKv, d);
-  const kSlices = paged.sliceIndicesByBatch(kBlocks); // [B, Hkv, nb]
-  const vSlicesDevice = vBlocksDevice ? paged.sliceIndicesByBatch(vBlocksDevice) : '';
   const maskByHead = g.op('Unsqueeze', [mask, g.constInt([1, 2])]); // [B, 1, 1, T + 1]
   const zero = g.constFloat([0], []);
   const minusOne = g.constInt([-1]);
-  const scale = g.constFloat([1 / Math.sqrt(d)], []);
+  // Exact layers split P into past and current columns: sizes [T, 1], from the mask's width T + 1.
+  let splitSizes = '';
+  const pastAndCurrent = () => {
+    if (!splitSizes) {
+      const one = g.constInt([1]);
+      const columns = g.op('Slice', [g.op('Shape', [mask]), one, g.constInt([2])]);
+      splitSizes = g.op('Concat', [g.op('Sub', [columns, one]), one], { axis: 0 });
+    }
+    return splitSizes;
+  };
   // The current token's k/v join the gathered past either by copying them onto it (one Concat:
   // fewest nodes, best when the past is small) or through separate score/value terms (no copy of
   // the whole past, best once it is large).
@@ -73,10 +82,7 @@ export function buildDecodeGraph(
       const alpha = { float: 1 / Math.sqrt(d) };
       const scores = appendCurrentByCopy
         ? g.contribOp('FusedMatMul', [q, g.op('Concat', [kPast, k], { axis: 2 })], { transB: 1, alpha })
-        : g.op('Concat', [
-            g.contribOp('FusedMatMul', [q, kPast], { transB: 1, alpha }),
-            g.op('Mul', [g.op('ReduceSum', [g.op('Mul', [q, k]), minusOne], { keepdims: 1 }), scale]),
-          ], { axis: -1 });
+        : g.op('Concat', [g.contribOp('FusedMatMul', [q, kPast], { transB: 1, alpha }), g.contribOp('FusedMatMul', [q, k], { transB: 1, alpha })], { axis: -1 });
       const p = g.op('Softmax', [g.op('Add', [scores, maskByHead])], { axis: -1 }); // [B, Hkv, G, T+1]
 
       let out: string; // [B, Hkv, G, d]
@@ -85,8 +91,7 @@ export function buildDecodeGraph(
         if (appendCurrentByCopy) {
           out = g.op('MatMul', [p, g.op('Concat', [vPast, v], { axis: 2 })]);
         } else {
-          const pPast = g.op('Slice', [p, g.constInt([0]), minusOne, minusOne]);
-          const pCurrent = g.op('Slice', [p, minusOne, g.constInt([INT64_MAX]), minusOne]);
+          const [pPast, pCurrent] = g.opMulti('Split', [p, pastAndCurrent()], 2, { axis: -1 });
           out = g.op('Add', [g.op('MatMul', [pPast, vPast]), g.op('Mul', [pCurrent, v])]);
         }
       } else {
@@ -106,7 +111,7 @@ export function buildDecodeGraph(
       }
       return g.op('Reshape', [out, g.constInt([0, config.dim])]);
     },
-    { lastRowLogitsOnly: false },
+    { lastRowLogitsOnly: false, packOutputs: true },
   );
   return g.toBytes();
 }

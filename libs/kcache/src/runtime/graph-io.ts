@@ -8,10 +8,16 @@ export const IO = {
    * being the current token; prefill: [C, T + C].
    */
   mask: 'mask',
-  /** Block ids of the past: [B, numBlocks] (decode) or [numBlocks] (prefill). */
+  /** Prefill: block ids of the past, [numBlocks]. */
   kBlocks: 'k_blocks',
   vBlocksDevice: 'v_blocks_device',
   vBlocksHost: 'v_blocks_host',
+  /**
+   * Decode: arena slice of each block and KV head of the past, [B, Hkv, numBlocks]: block id · Hkv + h
+   * (see PagedGather). The runner computes them, so the graph has no index arithmetic.
+   */
+  kSlices: 'k_slices',
+  vSlicesDevice: 'v_slices_device',
   /** Decode, TopN layers: [B, T] arena row of past position t for KV head 0 (add head · blockSize). */
   vRowsHost: 'v_rows_host',
   /** Decode: [B] = b · T, to index the flattened row table. */
@@ -26,6 +32,8 @@ export const IO = {
   /** [rows, numLayers · kvDim]: the new K (V) rows of every layer, layer-major. */
   newK: 'new_k',
   newV: 'new_v',
+  /** Decode: [rows, vocab + 2 · numLayers · kvDim], each row's logits then its new K/V (packedRowWidth). */
+  logitsAndKv: 'logits_and_kv',
 } as const;
 
 export const INT64_MAX = Number.MAX_SAFE_INTEGER;

@@ -42,20 +42,21 @@ export class KvArenas {
   }
 
   /**
-   * Writes one position of one layer from a graph output laid out [rows, Hkv, numLayers, d].
+   * Writes one position of one layer from a graph output: KV head h's d values start at
+   * source[at.offset + h · at.headStride].
    */
   writePosition(
     arena: Float32Array,
     blockIds: readonly number[],
     position: number,
     source: Float32Array,
-    at: { row: number; layer: number; numLayers: number },
+    at: { offset: number; headStride: number },
   ): void {
     const d = this.headDim;
     const numKv = this.rowsPerBlock / this.blockSize;
     const base = this.rowOf(blockIds, position);
     for (let h = 0; h < numKv; h++) {
-      const from = ((at.row * numKv + h) * at.numLayers + at.layer) * d;
+      const from = at.offset + h * at.headStride;
       const to = (base + h * this.blockSize) * d;
       for (let i = 0; i < d; i++) arena[to + i] = source[from + i];
     }

@@ -14,15 +14,18 @@ export type LayerAttention = (g: GraphBuilder, layer: number, q: string, k: stri
  * The Llama decoder around a pluggable attention: embedding, per layer RMSNorm → fused QKV
  * (+ bias, Qwen2) → RoPE → attention → Wo → residual → RMSNorm → SwiGLU → residual, then final norm and classifier.
  * Residual adds are fused with the following norm. New K and V rows of every layer are outputs
- * ([rows, Hkv, numLayers, d]), so the runner can append them to the tiers.
+ * ([rows, Hkv, numLayers, d]), so the runner can append them to the tiers. With packOutputs (every
+ * row's logits) they and the logits are one output instead, IO.logitsAndKv (see packedRowWidth):
+ * onnxruntime-node pays several microseconds per output tensor, a lot next to a small model's step.
  */
 export function buildLlamaGraph(
   g: GraphBuilder,
   config: ModelConfig,
   names: ModelWeightNames,
   attention: LayerAttention,
-  options: { lastRowLogitsOnly: boolean },
+  options: { lastRowLogitsOnly: boolean; packOutputs?: boolean },
 ): void {
+  if (options.packOutputs && options.lastRowLogitsOnly) throw new Error('packOutputs needs the logits of every row');
   const d = headDimOf(config);
   const numKv = config.numKvHeads;
   const group = config.numHeads / numKv;
@@ -54,6 +57,12 @@ export function buildLlamaGraph(
       residual = g.op('Add', [ffn, afterAttention.sum]);
     }
   });
+  if (options.packOutputs) {
+    const logits = linear(g, rmsNorm(g, residual, names.finalNorm, config.normEps), names.classifierT);
+    const newKv = g.op('Reshape', [g.op('Concat', [...newK, ...newV], { axis: 2 }), g.constInt([0, -1])]); // [rows, Hkv · 2L · d]
+    g.output(g.op('Concat', [logits, newKv], { axis: 1 }), IO.logitsAndKv, 'float32', ['rows', packedRowWidth(config)]);
+    return;
+  }
   g.output(g.op('Concat', newK, { axis: 2 }), IO.newK, 'float32', ['rows', numKv, config.numLayers, d]);
   g.output(g.op('Concat', newV, { axis: 2 }), IO.newV, 'float32', ['rows', numKv, config.numLayers, d]);
 
@@ -62,4 +71,12 @@ export function buildLlamaGraph(
   }
   const logits = linear(g, rmsNorm(g, residual, names.finalNorm, config.normEps), names.classifierT);
   g.output(logits, IO.logits, 'float32', [options.lastRowLogitsOnly ? 1 : 'rows', config.vocabSize]);
+}
+
+/**
+ * Width of a row of IO.logitsAndKv: the row's logits (vocab), then its new K and V as
+ * [Hkv, 2 · numLayers, d] (per KV head: K of layers 0..L-1, then V of layers 0..L-1).
+ */
+export function packedRowWidth(config: ModelConfig): number {
+  return config.vocabSize + 2 * config.numLayers * config.numKvHeads * headDimOf(config);
 }

@@ -8,9 +8,10 @@ import { graphForProvider } from './execution-provider-graph';
 import { IO } from './graph-io';
 import { GraphVariant, hasDenseLayer, hasTopNLayer } from './graph-variant';
 import { KvArenas } from './kv-arenas';
+import { packedRowWidth } from './llama-graph';
 import { GraphWeights } from './layer-weights-layout';
 import { buildPrefillGraph } from './prefill-graph';
-import { fillBlockTable, fillRowTable, Int64Builder } from './row-tables';
+import { fillBlockTable, fillRowTable, fillSliceTable, Int64Builder } from './row-tables';
 
 export interface DecodeItem {
   readonly tokenId: number;
@@ -52,6 +53,19 @@ export interface ModelRunnerOptions {
 
 type SessionKind = 'decode' | 'decodeByCopy' | 'prefill' | 'score';
 
+/**
+ * Where a run left its new K/V rows: K of (row, KV head h, layer) starts at
+ * k[row · rowStride + kOffset + layer · d + h · headStride], V likewise from v and vOffset.
+ */
+interface NewKv {
+  readonly k: Float32Array;
+  readonly v: Float32Array;
+  readonly rowStride: number;
+  readonly kOffset: number;
+  readonly vOffset: number;
+  readonly headStride: number;
+}
+
 type VariantSessions = Partial<Record<SessionKind, ort.InferenceSession>>;
 
 /**
@@ -90,28 +104,29 @@ export class ModelRunner {
     for (const item of items) numBlocks = Math.max(numBlocks, Math.ceil(item.position / blockSize));
     const past = numBlocks * blockSize;
     const session = await this.session(variant, this.decodeKind);
+    const numKv = this.config.numKvHeads;
     const tokens = new Int64Builder(batch);
     const positions = new Int64Builder(batch);
     const mask = new Float32Array(batch * (past + 1));
-    const kBlocks = new Int64Builder(batch * numBlocks);
-    const vBlocksDevice = hasDenseLayer(variant) ? new Int64Builder(batch * numBlocks) : null;
+    const kSlices = new Int64Builder(batch * numKv * numBlocks);
+    const vSlicesDevice = hasDenseLayer(variant) ? new Int64Builder(batch * numKv * numBlocks) : null;
     const vRowsHost = hasTopNLayer(variant) ? new Int64Builder(batch * past) : null;
     items.forEach((item, b) => {
       tokens.set(b, item.tokenId);
       positions.set(b, item.position);
       mask.fill(-Infinity, b * (past + 1) + item.position, b * (past + 1) + past);
       const numItemBlocks = Math.ceil(item.position / blockSize);
-      fillBlockTable(kBlocks, b * numBlocks, item.blocks.kBlockIds, numItemBlocks);
-      if (vBlocksDevice) fillBlockTable(vBlocksDevice, b * numBlocks, item.blocks.deviceVBlockIds, numItemBlocks);
+      fillSliceTable(kSlices, b * numKv * numBlocks, item.blocks.kBlockIds, numItemBlocks, numKv, numBlocks);
+      if (vSlicesDevice) fillSliceTable(vSlicesDevice, b * numKv * numBlocks, item.blocks.deviceVBlockIds, numItemBlocks, numKv, numBlocks);
       if (vRowsHost) fillRowTable(vRowsHost, b * past, this.arenas, item.blocks.hostVBlockIds, item.position);
     });
     const feeds: Record<string, ort.Tensor> = {
       [IO.tokens]: int64(tokens, [batch]),
       [IO.positions]: int64(positions, [batch]),
       [IO.mask]: new ort.Tensor('float32', mask, [batch, past + 1]),
-      [IO.kBlocks]: int64(kBlocks, [batch, numBlocks]),
+      [IO.kSlices]: int64(kSlices, [batch, numKv, numBlocks]),
     };
-    if (vBlocksDevice) feeds[IO.vBlocksDevice] = int64(vBlocksDevice, [batch, numBlocks]);
+    if (vSlicesDevice) feeds[IO.vSlicesDevice] = int64(vSlicesDevice, [batch, numKv, numBlocks]);
     if (vRowsHost) {
       feeds[IO.vRowsHost] = int64(vRowsHost, [batch, past]);
       feeds[IO.topN] = scalarInt64(Math.min(topN, past + 1));
@@ -121,8 +136,15 @@ export class ModelRunner {
     }
     this.addArenaFeeds(feeds, variant, 'decode');
     const results = await session.run(feeds);
-    items.forEach((item, b) => this.appendKv(results, variant, item.blocks, item.position, b));
-    return results[IO.logits].data as Float32Array;
+    const packed = results[IO.logitsAndKv].data as Float32Array; // [batch, packedRowWidth]
+    const newKv = this.packedKv(packed);
+    const vocab = this.config.vocabSize;
+    const logits = new Float32Array(batch * vocab);
+    for (let b = 0; b < batch; b++) {
+      logits.set(packed.subarray(b * newKv.rowStride, b * newKv.rowStride + vocab), b * vocab);
+      this.appendKv(newKv, variant, items[b].blocks, items[b].position, b);
+    }
+    return logits;
   }
 
   /** logits: [1, vocab] for the chunk's last position. */
@@ -163,7 +185,8 @@ export class ModelRunner {
     }
     this.addArenaFeeds(feeds, variant, 'prefill');
     const results = await session.run(feeds);
-    for (let i = 0; i < numRows; i++) this.appendKv(results, variant, item.blocks, start + i, i);
+    const newKv = this.separateKv(results);
+    for (let i = 0; i < numRows; i++) this.appendKv(newKv, variant, item.blocks, start + i, i);
     return results[IO.logits].data as Float32Array;
   }
 
@@ -243,19 +266,43 @@ export class ModelRunner {
     Object.assign(feeds, arenaFeeds);
   }
 
-  private appendKv(results: ort.InferenceSession.OnnxValueMapType, variant: GraphVariant, blocks: SequenceBlocks, position: number, row: number): void {
-    const newK = results[IO.newK].data as Float32Array; // [rows, Hkv, numLayers, d]
-    const newV = results[IO.newV].data as Float32Array;
-    const numLayers = variant.denseLayers.length;
+  /** Prefill's new K/V outputs, each [rows, Hkv, numLayers, d]. */
+  private separateKv(results: ort.InferenceSession.OnnxValueMapType): NewKv {
+    const d = this.arenas.headDim;
+    const numLayers = this.config.numLayers;
+    return {
+      k: results[IO.newK].data as Float32Array,
+      v: results[IO.newV].data as Float32Array,
+      rowStride: this.config.numKvHeads * numLayers * d,
+      kOffset: 0,
+      vOffset: 0,
+      headStride: numLayers * d,
+    };
+  }
+
+  /** Decode's packed output: per row, logits then [Hkv, 2 · numLayers, d] (packedRowWidth). */
+  private packedKv(packed: Float32Array): NewKv {
+    const d = this.arenas.headDim;
+    const numLayers = this.config.numLayers;
+    const vocab = this.config.vocabSize;
+    return { k: packed, v: packed, rowStride: packedRowWidth(this.config), kOffset: vocab, vOffset: vocab + numLayers * d, headStride: 2 * numLayers * d };
+  }
+
+  private appendKv(newKv: NewKv, variant: GraphVariant, blocks: SequenceBlocks, position: number, row: number): void {
+    const d = this.arenas.headDim;
     const hostId = blocks.hostVBlockIds[Math.floor(position / this.options.blockSize)];
     const isHostVReadOnly = hostId !== undefined && (this.options.isHostVBlockReadOnly?.(hostId) ?? false);
-    variant.denseLayers.forEach((dense, layer) => {
-      const at = { row, layer, numLayers };
-      this.arenas.writePosition(this.arenas.k[layer], blocks.kBlockIds, position, newK, at);
-      if (!dense && isHostVReadOnly) return;
+    const rowStart = row * newKv.rowStride;
+    const layers = variant.denseLayers;
+    for (let layer = 0; layer < layers.length; layer++) {
+      const dense = layers[layer];
+      const k = { offset: rowStart + newKv.kOffset + layer * d, headStride: newKv.headStride };
+      this.arenas.writePosition(this.arenas.k[layer], blocks.kBlockIds, position, newKv.k, k);
+      if (!dense && isHostVReadOnly) continue;
       const vArena = dense ? this.arenas.deviceV[layer] : this.arenas.hostV[layer];
-      this.arenas.writePosition(vArena, dense ? blocks.deviceVBlockIds : blocks.hostVBlockIds, position, newV, at);
-    });
+      const v = { offset: rowStart + newKv.vOffset + layer * d, headStride: newKv.headStride };
+      this.arenas.writePosition(vArena, dense ? blocks.deviceVBlockIds : blocks.hostVBlockIds, position, newKv.v, v);
+    }
   }
 
   private async session(variant: GraphVariant, kind: SessionKind): Promise<ort.InferenceSession> {

@@ -12,14 +12,7 @@ export class PagedGather {
     private readonly headDim: number,
   ) {}
 
-  /** Decode: blocks [B, nb] → arena slice indices [B, Hkv, nb]. */
-  sliceIndicesByBatch(blocks: string): string {
-    const g = this.g;
-    const heads = g.constInt(Array.from({ length: this.numKvHeads }, (_, h) => h), [1, this.numKvHeads, 1]);
-    return g.op('Add', [g.op('Mul', [g.op('Unsqueeze', [blocks, g.constInt([1])]), g.constInt([this.numKvHeads], [])]), heads]);
-  }
-
-  /** Prefill: blocks [nb] → arena slice indices [Hkv, 1, nb]. */
+  /** Prefill: blocks [nb] → arena slice indices [Hkv, 1, nb]. (Decode gets its slice indices as an input, IO.kSlices.) */
   sliceIndicesByHead(blocks: string): string {
     const g = this.g;
     const heads = g.constInt(Array.from({ length: this.numKvHeads }, (_, h) => h), [this.numKvHeads, 1, 1]);

@@ -32,3 +32,22 @@ export function fillRowTable(table: Int64Builder, offset: number, arenas: KvAren
 export function fillBlockTable(table: Int64Builder, offset: number, blockIds: readonly number[], numBlocks: number): void {
   for (let j = 0; j < numBlocks; j++) table.set(offset + j, blockIds[j]);
 }
+
+/**
+ * Writes the arena slice indices of a sequence's first numBlocks blocks, [Hkv, tableBlocks] at
+ * `offset` of `table`: slice (id · Hkv + h) holds KV head h of block id (the arena viewed as
+ * [numIds · Hkv, blockSize · d]). Entries past numBlocks stay 0.
+ */
+export function fillSliceTable(
+  table: Int64Builder,
+  offset: number,
+  blockIds: readonly number[],
+  numBlocks: number,
+  numKvHeads: number,
+  tableBlocks: number,
+): void {
+  for (let h = 0; h < numKvHeads; h++) {
+    const row = offset + h * tableBlocks;
+    for (let j = 0; j < numBlocks; j++) table.set(row + j, blockIds[j] * numKvHeads + h);
+  }
+}

@@ -51,7 +51,7 @@ export function ropeInverseFrequencies(headDim: number, theta: number, scaling: 
  * q and k head rotates by pos · inverseFrequencies[j]. Applied as x·cos + x[swap]·sinSigned, where
  * swap exchanges the members of each pair and sinSigned is -sin on even and +sin on odd columns;
  * V columns get cos 1 and sin 0, so they pass unchanged. Angles are computed in fp32, as the
- * reference computes them.
+ * reference computes them, with the sign in the angle: sin(-a) = -sin(a) and cos(-a) = cos(a).
  */
 export function rotaryTables(
   g: GraphBuilder,
@@ -60,23 +60,17 @@ export function rotaryTables(
 ): { cos: string; sinSigned: string; swapIndex: string } {
   const { numKvHeads, group, headDim, inverseFrequencies } = shape;
   const width = numKvHeads * (group + 2) * headDim;
-  const inverseFrequency: number[] = [];
-  const sign: number[] = [];
+  const signedInverseFrequency: number[] = [];
   const swap: number[] = [];
   for (let c = 0; c < width; c++) {
     const isV = Math.floor(c / headDim) % (group + 2) === group + 1;
     const j = Math.floor((c % headDim) / 2);
-    inverseFrequency.push(isV ? 0 : inverseFrequencies[j]);
-    sign.push(isV ? 0 : c % 2 === 0 ? -1 : 1);
+    signedInverseFrequency.push(isV ? 0 : c % 2 === 0 ? -inverseFrequencies[j] : inverseFrequencies[j]);
     swap.push(isV ? c : c % 2 === 0 ? c + 1 : c - 1);
   }
   const pos = g.op('Unsqueeze', [g.op('Cast', [positions], { to: 1 }), g.constInt([1])]); // [rows, 1]
-  const angles = g.op('Mul', [pos, g.constFloat(inverseFrequency, [1, width])]); // [rows, width]
-  return {
-    cos: g.op('Cos', [angles]),
-    sinSigned: g.op('Mul', [g.op('Sin', [angles]), g.constFloat(sign, [1, width])]),
-    swapIndex: g.constInt(swap),
-  };
+  const signedAngles = g.op('Mul', [pos, g.constFloat(signedInverseFrequency, [1, width])]); // [rows, width]
+  return { cos: g.op('Cos', [signedAngles]), sinSigned: g.op('Sin', [signedAngles]), swapIndex: g.constInt(swap) };
 }
 
 export function applyRotary(g: GraphBuilder, x: string, tables: { cos: string; sinSigned: string; swapIndex: string }): string {
