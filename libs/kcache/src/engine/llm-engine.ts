@@ -1,4 +1,5 @@
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
+import { AttentionConfig } from '../attention/attention-config';
 import { SharedHostVBlocks, SharedHostVStats } from '../host-tier/shared-host-v-blocks';
 import { KvCacheManager } from '../memory/kv-cache-manager';
 import { LoadedModel } from '../model/model-source';
@@ -47,6 +48,7 @@ export class LlmEngine implements GenerationEngine {
   /** V rows the decode graphs gathered from the host tier (B · numHeads · min(N, T+1) per TopN layer) and the time of those runs. */
   private gather = { numHostVRows: 0, decodeMs: 0 };
   private numScheduledLastStep = 0;
+  private readonly variants = new WeakMap<AttentionConfig, GraphVariant>();
 
   /** sharedHost: the node's shared host tier (createEngine opens it); the engine closes it. Default: in-process host tier. */
   constructor(
@@ -207,7 +209,7 @@ export class LlmEngine implements GenerationEngine {
     const decodeGroups = new Map<string, { variant: GraphVariant; topN: number; chunks: ScheduledChunk[] }>();
     for (const chunk of output.scheduled) {
       if (this.isDecode(chunk)) {
-        const variant = graphVariantOf(chunk.sequence.attention, this.modelConfig.numLayers);
+        const variant = this.variantOf(chunk.sequence.attention);
         const topN = chunk.sequence.attention.mode === 'kcache' ? chunk.sequence.attention.topN : 0;
         const key = `${variant.key}/${topN}`;
         const group = decodeGroups.get(key) ?? { variant, topN, chunks: [] };
@@ -226,7 +228,7 @@ export class LlmEngine implements GenerationEngine {
               numPromptTokens: seq.numPromptTokens,
               blocks: seq.blocks,
             },
-            graphVariantOf(seq.attention, this.modelConfig.numLayers),
+            this.variantOf(seq.attention),
             seq.attention.topN,
           );
           if (chunk.isLastChunk) toSample.push({ chunk, logits });
@@ -273,6 +275,16 @@ export class LlmEngine implements GenerationEngine {
     // Tokens were appended above (the stop checks count them), so nothing is left for commit to add.
     this.scheduler.commit(output, NO_SAMPLED_TOKENS);
     for (const { requestId, reason } of ended) this.endRequest(requestId, reason);
+  }
+
+  /** graphVariantOf, once per attention config (a request's config object is used every step). */
+  private variantOf(attention: AttentionConfig): GraphVariant {
+    let variant = this.variants.get(attention);
+    if (!variant) {
+      variant = graphVariantOf(attention, this.modelConfig.numLayers);
+      this.variants.set(attention, variant);
+    }
+    return variant;
   }
 
   /** A single new position after the prompt: same computation as the original decode step. */

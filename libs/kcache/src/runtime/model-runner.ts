@@ -11,7 +11,7 @@ import { KvArenas } from './kv-arenas';
 import { packedRowWidth } from './llama-graph';
 import { GraphWeights } from './layer-weights-layout';
 import { buildPrefillGraph } from './prefill-graph';
-import { fillBlockTable, fillRowTable, fillSliceTable, Int64Builder } from './row-tables';
+import { FeedBuffers, fillBlockTable, fillRowTable, fillSliceTable, Int64Builder } from './row-tables';
 
 export interface DecodeItem {
   readonly tokenId: number;
@@ -79,6 +79,9 @@ export class ModelRunner {
   private readonly sessions = new Map<string, VariantSessions>();
   /** The arenas as input tensors, per variant (they wrap the arenas; nothing is copied). */
   private readonly arenaFeeds = new Map<string, Record<string, ort.Tensor>>();
+  /** Decode's small input tables, kept from step to step (see FeedBuffers). */
+  private readonly decodeBuffers = new FeedBuffers();
+  private decodeBuffersInUse = false;
 
   constructor(
     weights: ModelWeights,
@@ -104,14 +107,45 @@ export class ModelRunner {
     for (const item of items) numBlocks = Math.max(numBlocks, Math.ceil(item.position / blockSize));
     const past = numBlocks * blockSize;
     const session = await this.session(variant, this.decodeKind);
+    // The kept buffers, unless another decode is between filling them and its run (then new ones).
+    const buffers = this.decodeBuffersInUse ? new FeedBuffers() : this.decodeBuffers;
+    const ownsKeptBuffers = buffers === this.decodeBuffers;
+    this.decodeBuffersInUse = true;
+    let results: ort.InferenceSession.OnnxValueMapType;
+    try {
+      results = await session.run(this.decodeFeeds(buffers, items, variant, topN, numBlocks, past));
+    } finally {
+      if (ownsKeptBuffers) this.decodeBuffersInUse = false;
+    }
+    const packed = results[IO.logitsAndKv].data as Float32Array; // [batch, packedRowWidth]
+    const newKv = this.packedKv(packed);
+    for (let b = 0; b < batch; b++) this.appendKv(newKv, variant, items[b].blocks, items[b].position, b);
+    const vocab = this.config.vocabSize;
+    if (batch === 1) return packed.subarray(0, vocab);
+    const logits = new Float32Array(batch * vocab);
+    for (let b = 0; b < batch; b++) logits.set(packed.subarray(b * newKv.rowStride, b * newKv.rowStride + vocab), b * vocab);
+    return logits;
+  }
+
+  private decodeFeeds(
+    buffers: FeedBuffers,
+    items: readonly DecodeItem[],
+    variant: GraphVariant,
+    topN: number,
+    numBlocks: number,
+    past: number,
+  ): Record<string, ort.Tensor> {
+    const batch = items.length;
+    const blockSize = this.options.blockSize;
     const numKv = this.config.numKvHeads;
-    const tokens = new Int64Builder(batch);
-    const positions = new Int64Builder(batch);
-    const mask = new Float32Array(batch * (past + 1));
-    const kSlices = new Int64Builder(batch * numKv * numBlocks);
-    const vSlicesDevice = hasDenseLayer(variant) ? new Int64Builder(batch * numKv * numBlocks) : null;
-    const vRowsHost = hasTopNLayer(variant) ? new Int64Builder(batch * past) : null;
-    items.forEach((item, b) => {
+    const tokens = buffers.int64(IO.tokens, batch);
+    const positions = buffers.int64(IO.positions, batch);
+    const mask = buffers.float32(IO.mask, batch * (past + 1));
+    const kSlices = buffers.int64(IO.kSlices, batch * numKv * numBlocks);
+    const vSlicesDevice = hasDenseLayer(variant) ? buffers.int64(IO.vSlicesDevice, batch * numKv * numBlocks) : null;
+    const vRowsHost = hasTopNLayer(variant) ? buffers.int64(IO.vRowsHost, batch * past) : null;
+    for (let b = 0; b < batch; b++) {
+      const item = items[b];
       tokens.set(b, item.tokenId);
       positions.set(b, item.position);
       mask.fill(-Infinity, b * (past + 1) + item.position, b * (past + 1) + past);
@@ -119,7 +153,7 @@ export class ModelRunner {
       fillSliceTable(kSlices, b * numKv * numBlocks, item.blocks.kBlockIds, numItemBlocks, numKv, numBlocks);
       if (vSlicesDevice) fillSliceTable(vSlicesDevice, b * numKv * numBlocks, item.blocks.deviceVBlockIds, numItemBlocks, numKv, numBlocks);
       if (vRowsHost) fillRowTable(vRowsHost, b * past, this.arenas, item.blocks.hostVBlockIds, item.position);
-    });
+    }
     const feeds: Record<string, ort.Tensor> = {
       [IO.tokens]: int64(tokens, [batch]),
       [IO.positions]: int64(positions, [batch]),
@@ -130,21 +164,12 @@ export class ModelRunner {
     if (vRowsHost) {
       feeds[IO.vRowsHost] = int64(vRowsHost, [batch, past]);
       feeds[IO.topN] = scalarInt64(Math.min(topN, past + 1));
-      const offsets = new Int64Builder(batch);
+      const offsets = buffers.int64(IO.rowTableOffsets, batch);
       for (let b = 0; b < batch; b++) offsets.set(b, b * past);
       feeds[IO.rowTableOffsets] = int64(offsets, [batch]);
     }
     this.addArenaFeeds(feeds, variant, 'decode');
-    const results = await session.run(feeds);
-    const packed = results[IO.logitsAndKv].data as Float32Array; // [batch, packedRowWidth]
-    const newKv = this.packedKv(packed);
-    const vocab = this.config.vocabSize;
-    const logits = new Float32Array(batch * vocab);
-    for (let b = 0; b < batch; b++) {
-      logits.set(packed.subarray(b * newKv.rowStride, b * newKv.rowStride + vocab), b * vocab);
-      this.appendKv(newKv, variant, items[b].blocks, items[b].position, b);
-    }
-    return logits;
+    return feeds;
   }
 
   /** logits: [1, vocab] for the chunk's last position. */

@@ -8,14 +8,56 @@ export class Int64Builder {
   readonly values: BigInt64Array;
   private readonly words: Int32Array;
 
-  constructor(length: number) {
-    this.values = new BigInt64Array(length);
-    this.words = new Int32Array(this.values.buffer);
+  /** A new zeroed table of `length` values, or a view of `values` (zeroed by the caller). */
+  constructor(length: number, values?: BigInt64Array) {
+    this.values = values ?? new BigInt64Array(length);
+    this.words = new Int32Array(this.values.buffer, this.values.byteOffset, 2 * this.values.length);
   }
 
   set(index: number, value: number): void {
     this.words[2 * index] = value;
   }
+
+  clear(): void {
+    this.words.fill(0);
+  }
+}
+
+/**
+ * The small per-run input tables, in typed arrays kept from run to run: a new typed array each
+ * step costs an off-heap allocation and its later sweep, more than filling its few values. Each
+ * slot's table comes back zeroed, at the length asked for (a view of the slot's buffer, grown as needed).
+ * One run at a time may use a FeedBuffers: the tables must stay untouched until onnxruntime has read them.
+ */
+export class FeedBuffers {
+  private readonly int64Slots = new Map<string, BigInt64Array>();
+  private readonly float32Slots = new Map<string, Float32Array>();
+
+  int64(slot: string, length: number): Int64Builder {
+    let buffer = this.int64Slots.get(slot);
+    if (!buffer || buffer.length < length) {
+      buffer = new BigInt64Array(grow(buffer?.length ?? 0, length));
+      this.int64Slots.set(slot, buffer);
+    }
+    const table = new Int64Builder(length, buffer.subarray(0, length));
+    table.clear();
+    return table;
+  }
+
+  float32(slot: string, length: number): Float32Array {
+    let buffer = this.float32Slots.get(slot);
+    if (!buffer || buffer.length < length) {
+      buffer = new Float32Array(grow(buffer?.length ?? 0, length));
+      this.float32Slots.set(slot, buffer);
+    }
+    const values = buffer.subarray(0, length);
+    values.fill(0);
+    return values;
+  }
+}
+
+function grow(current: number, needed: number): number {
+  return Math.max(needed, 2 * current, 64);
 }
 
 /** Writes the arena rows of positions [0, length) of one sequence at `offset` of `table`. */
