@@ -30,7 +30,10 @@ export interface DecodeBenchResult {
  * the arenas, no prefill), so long contexts of large models can be measured in seconds.
  * Every sequence decodes position `context`, so the measured work is the steady state at that length.
  */
-export async function benchDecode(weights: ModelWeights, c: DecodeBenchCase): Promise<DecodeBenchResult> {
+export async function benchDecode(modelWeights: ModelWeights, c: DecodeBenchCase): Promise<DecodeBenchResult> {
+  // A context past the model's maxSeqLen is fine for timing: the graphs' RoPE tables grow to cover it.
+  const maxSeqLen = Math.max(modelWeights.config.maxSeqLen, c.context + 1);
+  const weights: ModelWeights = { ...modelWeights, config: { ...modelWeights.config, maxSeqLen } };
   const config = weights.config;
   const kv = new KvCacheManager({
     model: config,

@@ -151,8 +151,8 @@ async function benchModel(
   run: { models: ModelSettings[]; rows: ModeRow[]; ratios: RatioRow[]; unconstrained: UnconstrainedRow[] },
 ): Promise<void> {
   const maxContext = Math.max(...model.contexts);
-  // The runner never reads maxSeqLen beyond its own heuristics; contexts past a model's training
-  // length are fine for timing (stories260K was trained to 512).
+  // Contexts past a model's training length are fine for timing (stories260K was trained to 512);
+  // maxSeqLen grows to cover them (the graphs' RoPE tables have maxSeqLen rows).
   const weights: ModelWeights = { ...model.weights, config: { ...model.weights.config, maxSeqLen: Math.max(maxContext, model.weights.config.maxSeqLen) } };
   const config = weights.config;
   const budgetBytes = fullAttentionBytes(config, options.blockSize, model.referenceContext, model.numFullSequencesAtReference);

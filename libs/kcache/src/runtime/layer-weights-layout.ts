@@ -1,6 +1,7 @@
 import { headDimOf, kvDimOf, ModelConfig } from '../model/model-config';
 import { ModelWeights } from '../model/model-weights';
 import { GraphBuilder } from './graph-builder';
+import { ropeInverseFrequencies, rotaryTable } from './transformer-ops';
 
 /** Names of one layer's initializers in a graph, laid out for x · W (transposed, fused). */
 export interface LayerWeightNames {
@@ -20,6 +21,9 @@ export interface ModelWeightNames {
   readonly layers: readonly LayerWeightNames[];
   readonly finalNorm: string;
   readonly classifierT: string; // [dim, vocab]
+  /** RoPE tables (rotaryTable of cos and sin), [maxSeqLen, headDim / 2] each. */
+  readonly ropeCos: string;
+  readonly ropeSin: string;
 }
 
 /** Transposed, fused copies of the weights; computed once per model and shared by every graph. */
@@ -32,11 +36,16 @@ export class GraphWeights {
     return this.weights.config;
   }
 
-  /** Adds every weight of the model to `g` as initializers. */
+  /**
+   * Adds every weight of the model to `g` as initializers, and the RoPE tables of positions below
+   * maxSeqLen: a graph computes no position past the model's context.
+   */
   addTo(g: GraphBuilder): ModelWeightNames {
     const c = this.config;
     const kvDim = kvDimOf(c);
     const w = this.weights;
+    const inverseFrequencies = ropeInverseFrequencies(headDimOf(c), c.ropeTheta, c.ropeScaling ?? null);
+    const ropeShape = [c.maxSeqLen, headDimOf(c) / 2];
     return {
       tokenEmbedding: g.weight('token_embedding', w.tokenEmbedding, [c.vocabSize, c.dim]),
       finalNorm: g.weight('final_norm', w.finalNorm, [c.dim]),
@@ -58,6 +67,8 @@ export class GraphWeights {
         ),
         w2T: g.weight(`l${l}_w2_t`, this.derived(`l${l}_w2_t`, () => transpose(layer.w2, c.dim, c.hiddenDim)), [c.hiddenDim, c.dim]),
       })),
+      ropeCos: g.weight('rope_cos', this.derived('rope_cos', () => rotaryTable(inverseFrequencies, c.maxSeqLen, Math.cos)), ropeShape),
+      ropeSin: g.weight('rope_sin', this.derived('rope_sin', () => rotaryTable(inverseFrequencies, c.maxSeqLen, Math.sin)), ropeShape),
     };
   }
 

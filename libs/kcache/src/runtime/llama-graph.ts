@@ -2,7 +2,7 @@ import { headDimOf, ModelConfig } from '../model/model-config';
 import { GraphBuilder } from './graph-builder';
 import { IO } from './graph-io';
 import { ModelWeightNames } from './layer-weights-layout';
-import { addAndRmsNorm, applyRotary, linear, rmsNorm, ropeInverseFrequencies, rotaryTables, swiGlu } from './transformer-ops';
+import { addAndRmsNorm, applyRotary, linear, rmsNorm, rotaryPositionIds, swiGlu } from './transformer-ops';
 
 /**
  * Attention of one layer for `rows` query tokens, in the grouped layout: q [rows, Hkv, G, d],
@@ -31,8 +31,8 @@ export function buildLlamaGraph(
   const group = config.numHeads / numKv;
   const tokens = g.input(IO.tokens, 'int64', ['rows']);
   const positions = g.input(IO.positions, 'int64', ['rows']);
-  const inverseFrequencies = ropeInverseFrequencies(d, config.ropeTheta, config.ropeScaling ?? null);
-  const rotary = rotaryTables(g, positions, { numKvHeads: numKv, group, headDim: d, inverseFrequencies });
+  const positionIds = rotaryPositionIds(g, positions, group);
+  const ropeTables = { cos: names.ropeCos, sin: names.ropeSin };
   const groupedShape = g.constInt([0, numKv, group + 2, d]);
   const qkvSizes = g.constInt([group, 1, 1]);
   const newK: string[] = [];
@@ -42,8 +42,8 @@ export function buildLlamaGraph(
   let normalized = rmsNorm(g, residual, names.layers[0].attentionNorm, config.normEps);
   names.layers.forEach((w, layer) => {
     const projected = linear(g, normalized, w.wqkvT);
-    const qkv = applyRotary(g, w.qkvBias ? g.op('Add', [projected, w.qkvBias]) : projected, rotary);
-    const [q, k, v] = g.opMulti('Split', [g.op('Reshape', [qkv, groupedShape]), qkvSizes], 3, { axis: 2 });
+    const grouped = g.op('Reshape', [w.qkvBias ? g.op('Add', [projected, w.qkvBias]) : projected, groupedShape]);
+    const [q, k, v] = g.opMulti('Split', [applyRotary(g, grouped, positionIds, ropeTables), qkvSizes], 3, { axis: 2 });
     newK.push(k);
     newV.push(v);
     const attended = linear(g, attention(g, layer, q, k, v), w.woT);

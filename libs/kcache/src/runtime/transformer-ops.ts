@@ -46,36 +46,36 @@ export function ropeInverseFrequencies(headDim: number, theta: number, scaling: 
 }
 
 /**
- * Rotary tables for the fused projection laid out as [Hkv, G + 2, headDim] (per KV head: G query
- * heads, its K head, its V head). Interleaved-pair layout (Meta / GPT-J): pair (2j, 2j+1) of every
- * q and k head rotates by pos · inverseFrequencies[j]. Applied as x·cos + x[swap]·sinSigned, where
- * swap exchanges the members of each pair and sinSigned is -sin on even and +sin on odd columns;
- * V columns get cos 1 and sin 0, so they pass unchanged. Angles are computed in fp32, as the
- * reference computes them, with the sign in the angle: sin(-a) = -sin(a) and cos(-a) = cos(a).
+ * A RoPE table for onnxruntime's RotaryEmbedding (cos or sin), [numPositions, headDim / 2]: row p,
+ * column j is fn(p · inverseFrequencies[j]), the angle rounded to fp32 as the reference computes it.
  */
-export function rotaryTables(
-  g: GraphBuilder,
-  positions: string,
-  shape: { numKvHeads: number; group: number; headDim: number; inverseFrequencies: readonly number[] },
-): { cos: string; sinSigned: string; swapIndex: string } {
-  const { numKvHeads, group, headDim, inverseFrequencies } = shape;
-  const width = numKvHeads * (group + 2) * headDim;
-  const signedInverseFrequency: number[] = [];
-  const swap: number[] = [];
-  for (let c = 0; c < width; c++) {
-    const isV = Math.floor(c / headDim) % (group + 2) === group + 1;
-    const j = Math.floor((c % headDim) / 2);
-    signedInverseFrequency.push(isV ? 0 : c % 2 === 0 ? -inverseFrequencies[j] : inverseFrequencies[j]);
-    swap.push(isV ? c : c % 2 === 0 ? c + 1 : c - 1);
+export function rotaryTable(inverseFrequencies: readonly number[], numPositions: number, fn: (angle: number) => number): Float32Array {
+  const half = inverseFrequencies.length;
+  const table = new Float32Array(numPositions * half);
+  for (let p = 0; p < numPositions; p++) {
+    for (let j = 0; j < half; j++) table[p * half + j] = fn(Math.fround(p * inverseFrequencies[j]));
   }
-  const pos = g.op('Unsqueeze', [g.op('Cast', [positions], { to: 1 }), g.constInt([1])]); // [rows, 1]
-  const signedAngles = g.op('Mul', [pos, g.constFloat(signedInverseFrequency, [1, width])]); // [rows, width]
-  return { cos: g.op('Cos', [signedAngles]), sinSigned: g.op('Sin', [signedAngles]), swapIndex: g.constInt(swap) };
+  return table;
 }
 
-export function applyRotary(g: GraphBuilder, x: string, tables: { cos: string; sinSigned: string; swapIndex: string }): string {
-  const swapped = g.op('Gather', [x, tables.swapIndex], { axis: 1 });
-  return g.op('Add', [g.op('Mul', [x, tables.cos]), g.op('Mul', [swapped, tables.sinSigned])]);
+/**
+ * Position ids for applyRotary, [rows, G + 2]: every head slot of the grouped layout (G query heads,
+ * the K head, the V head) rotates by its row's position, except V, which gets position 0 (angle 0:
+ * cos 1, sin 0), so it passes unchanged.
+ */
+export function rotaryPositionIds(g: GraphBuilder, positions: string, group: number): string {
+  const rotates = [...Array.from({ length: group + 1 }, () => 1), 0];
+  return g.op('Mul', [g.op('Unsqueeze', [positions, g.constInt([1])]), g.constInt(rotates, [1, group + 2])]);
+}
+
+/**
+ * RoPE on the fused projection in the grouped layout, qkv [rows, Hkv, G + 2, d], by onnxruntime's
+ * RotaryEmbedding (one node) read as [batch = rows, heads = Hkv, sequence = G + 2, head size = d]
+ * with positionIds from rotaryPositionIds. Interleaved-pair layout (Meta / GPT-J): pair (2j, 2j+1)
+ * of every q and k head rotates by pos · inverseFrequencies[j].
+ */
+export function applyRotary(g: GraphBuilder, qkv: string, positionIds: string, tables: { cos: string; sin: string }): string {
+  return g.contribOp('RotaryEmbedding', [qkv, positionIds, tables.cos, tables.sin], { interleaved: 1 });
 }
 
 /** SwiGLU feed-forward: W2 · (SiLU(W1·m) ⊙ W3·m), with W1 and W3 fused into one [dim, 2·hidden] matrix. */
