@@ -2,7 +2,7 @@ import { headDimOf } from '../model/model-config';
 import { GraphBuilder } from './graph-builder';
 import { IO } from './graph-io';
 
-import { GraphVariant, hasDenseLayer, hasTopNLayer } from './graph-variant';
+import { GraphVariant, hasTopNLayer } from './graph-variant';
 import { GraphWeights } from './layer-weights-layout';
 import { buildLlamaGraph } from './llama-graph';
 import { PagedGather } from './paged-gather';
@@ -22,11 +22,17 @@ import { PagedGather } from './paged-gather';
  * an unsorted TopK returns the same set in an order that depends on T, so the sum would round
  * differently with the batch's padding (sorting costs ~10% of a stories260K step, ~0% at 110M).
  */
+/** The arena group (KvArenas.kGroups, deviceVGroups) of each layer's K and device V: which input it gathers from. */
+export interface DecodeArenaGroups {
+  readonly k: readonly number[];
+  readonly deviceV: readonly number[];
+}
+
 export function buildDecodeGraph(
   weights: GraphWeights,
   variant: GraphVariant,
   blockSize: number,
-  options: { appendCurrentByCopy: boolean },
+  options: { appendCurrentByCopy: boolean; arenaGroups?: DecodeArenaGroups },
 ): Uint8Array {
   const config = weights.config;
   const g = new GraphBuilder(`decode_${variant.key}`);
@@ -34,9 +40,21 @@ export function buildDecodeGraph(
   const d = headDimOf(config);
   const numKv = config.numKvHeads;
 
+  const numLayers = config.numLayers;
+  const denseLayers = variant.denseLayers.flatMap((dense, layer) => (dense ? [layer] : []));
+  const arenaGroups = options.arenaGroups ?? { k: Array.from({ length: numLayers }, () => 0), deviceV: Array.from({ length: numLayers }, () => 0) };
   const mask = g.input(IO.mask, 'float32', ['batch', 'columns']);
-  const kSlices = g.input(IO.kSlices, 'int64', ['batch', numKv, 'past_blocks']);
-  const vSlicesDevice = hasDenseLayer(variant) ? g.input(IO.vSlicesDevice, 'int64', ['batch', numKv, 'past_blocks']) : '';
+  // Each layer's slice indices: one Split of the table of all layers (equal parts, layer after layer).
+  const splitByLayer = (table: string, count: number) => (count === 1 ? [table] : g.opMulti('Split', [table], count, { axis: 2 }));
+  const kSlices = splitByLayer(g.input(IO.kSlices, 'int64', ['batch', numKv, 'layer_blocks']), numLayers);
+  const vSlicesDevice = denseLayers.length > 0 ? splitByLayer(g.input(IO.vSlicesDevice, 'int64', ['batch', numKv, 'dense_layer_blocks']), denseLayers.length) : [];
+  // K and device-V arenas: one input per group of layers sharing a buffer, viewed as [slices, blockSize · d].
+  const declaredArenas = new Set<string>();
+  const groupArena = (name: string) => {
+    if (!declaredArenas.has(name)) g.input(name, 'float32', [`${name}_slices`, blockSize * d]);
+    declaredArenas.add(name);
+    return name;
+  };
   const vRowsHost = hasTopNLayer(variant) ? g.input(IO.vRowsHost, 'int64', ['batch', 'past']) : '';
   const topN = hasTopNLayer(variant) ? g.input(IO.topN, 'int64', [1]) : '';
   const rowTableOffsets = hasTopNLayer(variant) ? g.input(IO.rowTableOffsets, 'int64', ['batch']) : '';
@@ -73,12 +91,10 @@ export function buildDecodeGraph(
     names,
     (g, layer, q, k, v) => {
       const dense = variant.denseLayers[layer];
-      const kArena = g.input(IO.kArena(layer), 'float32', ['k_arena_slices', blockSize * d]);
-      const vArena = dense
-        ? g.input(IO.vArena(layer), 'float32', [`v_arena_slices_${layer}`, blockSize * d])
-        : g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
+      const kArena = groupArena(IO.kArenaGroup(arenaGroups.k[layer]));
+      const vArena = dense ? groupArena(IO.vArenaDeviceGroup(arenaGroups.deviceV[layer])) : g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
       // q: [B, Hkv, G, d]; k, v (the current token): [B, Hkv, 1, d]
-      const kPast = paged.gather(kArena, kSlices); // [B, Hkv, T, d]
+      const kPast = paged.gather(kArena, kSlices[layer]); // [B, Hkv, T, d]
       const alpha = { float: 1 / Math.sqrt(d) };
       const scores = appendCurrentByCopy
         ? g.contribOp('FusedMatMul', [q, g.op('Concat', [kPast, k], { axis: 2 })], { transB: 1, alpha })
@@ -87,7 +103,7 @@ export function buildDecodeGraph(
 
       let out: string; // [B, Hkv, G, d]
       if (dense) {
-        const vPast = paged.gather(vArena, vSlicesDevice); // [B, Hkv, T, d]
+        const vPast = paged.gather(vArena, vSlicesDevice[denseLayers.indexOf(layer)]); // [B, Hkv, T, d]
         if (appendCurrentByCopy) {
           out = g.op('MatMul', [p, g.op('Concat', [vPast, v], { axis: 2 })]);
         } else {

@@ -13,11 +13,16 @@ export const IO = {
   vBlocksDevice: 'v_blocks_device',
   vBlocksHost: 'v_blocks_host',
   /**
-   * Decode: arena slice of each block and KV head of the past, [B, Hkv, numBlocks]: block id · Hkv + h
-   * (see PagedGather). The runner computes them, so the graph has no index arithmetic.
+   * Decode: arena slice of each layer, KV head and block of the past, [B, Hkv, numLayers · numBlocks]
+   * (layer after layer; v_slices_device: the exact layers only), in the layer's arena group buffer
+   * (KvArenas.kGroups): (index in group · ids per layer + block id) · Hkv + h (see PagedGather).
+   * The runner computes them, so the graph has no index arithmetic.
    */
   kSlices: 'k_slices',
   vSlicesDevice: 'v_slices_device',
+  /** Decode: the K (device V) arenas of a group of layers, one buffer ([slices, blockSize · d]). */
+  kArenaGroup: (group: number) => `k_arena_group_${group}`,
+  vArenaDeviceGroup: (group: number) => `v_arena_device_group_${group}`,
   /** Decode, TopN layers: [B, T] arena row of past position t for KV head 0 (add head · blockSize). */
   vRowsHost: 'v_rows_host',
   /** Decode: [B] = b · T, to index the flattened row table. */

@@ -7,6 +7,7 @@ import { loadModel, LoadedModel } from '../model/model-source';
 import { argmax } from '../sampling/sampler';
 import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
 import { graphVariantOf } from './graph-variant';
+import { KvArenas } from './kv-arenas';
 import { ModelRunner } from './model-runner';
 
 const oracle = loadGreedyOracle();
@@ -52,6 +53,35 @@ describe('model runner logits against the reference top-5', () => {
   it('both ways of joining the current token to the past give the reference logits', async () => {
     assert.ok((await maxTop5Error(FULL_ATTENTION, { appendCurrentByCopy: true })) < 1e-3);
     assert.ok((await maxTop5Error({ mode: 'kcache', topN: 512, denseLayers: 1, renormalize: false }, { appendCurrentByCopy: true })) < 1e-3);
+  });
+
+  it('decode gives the same logits whether the K and device-V arenas of all layers share one buffer or several', async () => {
+    const config = model.weights.config;
+    const attention = { mode: 'kcache', topN: 16, denseLayers: 2, renormalize: false } as const;
+    const variant = graphVariantOf(attention, config.numLayers);
+    const kv = new KvCacheManager({ model: config, deviceCapacityBytes: 4 << 20, hostCapacityBytes: 4 << 20 });
+    const capacity = kv.arenaCapacity();
+    const floatsPerLayerBlock = 16 * config.numKvHeads * (config.dim / config.numHeads);
+    // Groups of two layers (5 layers: 2 + 2 + 1) against one group of all.
+    const split = new KvArenas(config, 16, capacity, undefined, 2 * Math.max(capacity.kIds, capacity.deviceVIds) * floatsPerLayerBlock);
+    assert.ok(split.kGroups.length === 3 && split.deviceVGroups.length === 3);
+    const runners = [
+      new ModelRunner(model.weights, { blockSize: 16, arenaCapacity: capacity, numThreads: 1 }),
+      new ModelRunner(model.weights, { blockSize: 16, arenaCapacity: capacity, numThreads: 1, arenas: split }),
+    ];
+    assert.equal(runners[0].arenas.kGroups.length, 1);
+    const record = oracle[0];
+    const seq = { blocks: emptySequenceBlocks(), attention };
+    kv.allocate(seq, 80);
+    const prompt = record.prompt_token_ids;
+    const logits = await Promise.all(runners.map((r) => r.prefill({ tokenIds: prompt, startPosition: 0, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, attention.topN)));
+    let token = argmax(logits[0]);
+    for (let position = prompt.length; position < 60; position++) {
+      const [a, b] = [await runners[0].decode([{ tokenId: token, position, blocks: seq.blocks }], variant, attention.topN), await runners[1].decode([{ tokenId: token, position, blocks: seq.blocks }], variant, attention.topN)];
+      assert.deepEqual(Array.from(b), Array.from(a), `position ${position}`);
+      token = argmax(a);
+    }
+    for (const r of runners) await r.release();
   });
 
   it('a sequence gets bit-identical logits alone and in a large batch of longer sequences', async () => {

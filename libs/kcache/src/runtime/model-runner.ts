@@ -2,12 +2,12 @@ import * as ort from 'onnxruntime-node';
 import { ModelConfig } from '../model/model-config';
 import { ModelWeights } from '../model/model-weights';
 import { SequenceBlocks } from '../memory/sequence-blocks';
-import { buildDecodeGraph } from './decode-graph';
+import { buildDecodeGraph, DecodeArenaGroups } from './decode-graph';
 import { ExecutionProviderName, providerError, providerSessionOptions } from './execution-provider';
 import { graphForProvider } from './execution-provider-graph';
 import { IO } from './graph-io';
 import { GraphVariant, hasDenseLayer, hasTopNLayer } from './graph-variant';
-import { KvArenas } from './kv-arenas';
+import { ArenaGroup, KvArenas, placeInGroups } from './kv-arenas';
 import { packedRowWidth } from './llama-graph';
 import { GraphWeights } from './layer-weights-layout';
 import { buildPrefillGraph } from './prefill-graph';
@@ -82,6 +82,7 @@ export class ModelRunner {
   /** Decode's small input tables, kept from step to step (see FeedBuffers). */
   private readonly decodeBuffers = new FeedBuffers();
   private decodeBuffersInUse = false;
+  private readonly decodeLayouts = new Map<string, { kFirstSlice: number[]; denseFirstSlice: number[] }>();
 
   constructor(
     weights: ModelWeights,
@@ -141,8 +142,11 @@ export class ModelRunner {
     const tokens = buffers.int64(IO.tokens, batch);
     const positions = buffers.int64(IO.positions, batch);
     const mask = buffers.float32(IO.mask, batch * (past + 1));
-    const kSlices = buffers.int64(IO.kSlices, batch * numKv * numBlocks);
-    const vSlicesDevice = hasDenseLayer(variant) ? buffers.int64(IO.vSlicesDevice, batch * numKv * numBlocks) : null;
+    const layout = this.decodeLayout(variant);
+    const numLayers = layout.kFirstSlice.length;
+    const numDense = layout.denseFirstSlice.length;
+    const kSlices = buffers.int64(IO.kSlices, batch * numKv * numLayers * numBlocks);
+    const vSlicesDevice = numDense > 0 ? buffers.int64(IO.vSlicesDevice, batch * numKv * numDense * numBlocks) : null;
     const vRowsHost = hasTopNLayer(variant) ? buffers.int64(IO.vRowsHost, batch * past) : null;
     for (let b = 0; b < batch; b++) {
       const item = items[b];
@@ -150,17 +154,23 @@ export class ModelRunner {
       positions.set(b, item.position);
       mask.fill(-Infinity, b * (past + 1) + item.position, b * (past + 1) + past);
       const numItemBlocks = Math.ceil(item.position / blockSize);
-      fillSliceTable(kSlices, b * numKv * numBlocks, item.blocks.kBlockIds, numItemBlocks, numKv, numBlocks);
-      if (vSlicesDevice) fillSliceTable(vSlicesDevice, b * numKv * numBlocks, item.blocks.deviceVBlockIds, numItemBlocks, numKv, numBlocks);
+      for (let l = 0; l < numLayers; l++) {
+        const at = (b * numKv * numLayers + l) * numBlocks;
+        fillSliceTable(kSlices, at, item.blocks.kBlockIds, numItemBlocks, numKv, numLayers * numBlocks, layout.kFirstSlice[l]);
+      }
+      for (let i = 0; vSlicesDevice && i < numDense; i++) {
+        const at = (b * numKv * numDense + i) * numBlocks;
+        fillSliceTable(vSlicesDevice, at, item.blocks.deviceVBlockIds, numItemBlocks, numKv, numDense * numBlocks, layout.denseFirstSlice[i]);
+      }
       if (vRowsHost) fillRowTable(vRowsHost, b * past, this.arenas, item.blocks.hostVBlockIds, item.position);
     }
     const feeds: Record<string, ort.Tensor> = {
       [IO.tokens]: int64(tokens, [batch]),
       [IO.positions]: int64(positions, [batch]),
       [IO.mask]: new ort.Tensor('float32', mask, [batch, past + 1]),
-      [IO.kSlices]: int64(kSlices, [batch, numKv, numBlocks]),
+      [IO.kSlices]: int64(kSlices, [batch, numKv, numLayers * numBlocks]),
     };
-    if (vSlicesDevice) feeds[IO.vSlicesDevice] = int64(vSlicesDevice, [batch, numKv, numBlocks]);
+    if (vSlicesDevice) feeds[IO.vSlicesDevice] = int64(vSlicesDevice, [batch, numKv, numDense * numBlocks]);
     if (vRowsHost) {
       feeds[IO.vRowsHost] = int64(vRowsHost, [batch, past]);
       feeds[IO.topN] = scalarInt64(Math.min(topN, past + 1));
@@ -270,6 +280,7 @@ export class ModelRunner {
   /**
    * The arenas as input tensors (wrapping them; nothing is copied), cached per graph. Block-gathered
    * arenas are viewed as [numIds · Hkv, blockSize · d]; the decode graph's TopN V as rows [·, d].
+   * Decode reads K and device V by arena group (one input per buffer of several layers).
    */
   private addArenaFeeds(feeds: Record<string, ort.Tensor>, variant: GraphVariant, kind: SessionKind): void {
     const key = `${variant.key}/${kind}`;
@@ -279,16 +290,47 @@ export class ModelRunner {
       const slice = this.options.blockSize * d;
       const view = (arena: Float32Array, width: number) => new ort.Tensor('float32', arena, [arena.length / width, width]);
       const tensors: Record<string, ort.Tensor> = {};
-      variant.denseLayers.forEach((dense, layer) => {
-        tensors[IO.kArena(layer)] = view(this.arenas.k[layer], slice);
-        tensors[IO.vArena(layer)] = dense
-          ? view(this.arenas.deviceV[layer], slice)
-          : view(this.arenas.hostV[layer], kind === 'decode' ? d : slice);
-      });
+      if (kind === 'decode') {
+        this.arenas.kGroups.forEach((group, i) => (tensors[IO.kArenaGroup(i)] = view(group.buffer, slice)));
+        if (hasDenseLayer(variant)) this.arenas.deviceVGroups.forEach((group, i) => (tensors[IO.vArenaDeviceGroup(i)] = view(group.buffer, slice)));
+        variant.denseLayers.forEach((dense, layer) => {
+          if (!dense) tensors[IO.vArena(layer)] = view(this.arenas.hostV[layer], d);
+        });
+      } else {
+        variant.denseLayers.forEach((dense, layer) => {
+          tensors[IO.kArena(layer)] = view(this.arenas.k[layer], slice);
+          tensors[IO.vArena(layer)] = view(dense ? this.arenas.deviceV[layer] : this.arenas.hostV[layer], slice);
+        });
+      }
       arenaFeeds = tensors;
       this.arenaFeeds.set(key, arenaFeeds);
     }
     Object.assign(feeds, arenaFeeds);
+  }
+
+  /** Where decode's slice tables point: the first arena slice of each layer (K) and each exact layer (device V) in its group's buffer. */
+  private decodeLayout(variant: GraphVariant): { kFirstSlice: number[]; denseFirstSlice: number[] } {
+    let layout = this.decodeLayouts.get(variant.key);
+    if (!layout) {
+      const a = this.arenas;
+      const numKv = this.config.numKvHeads;
+      const firstSlice = (groups: readonly ArenaGroup[], idsPerLayer: number, layer: number) => placeInGroups(groups, layer).indexInGroup * idsPerLayer * numKv;
+      layout = {
+        kFirstSlice: variant.denseLayers.map((_, layer) => firstSlice(a.kGroups, a.kIdsPerLayer, layer)),
+        denseFirstSlice: variant.denseLayers.flatMap((dense, layer) => (dense ? [firstSlice(a.deviceVGroups, a.deviceVIdsPerLayer, layer)] : [])),
+      };
+      this.decodeLayouts.set(variant.key, layout);
+    }
+    return layout;
+  }
+
+  /** Each layer's arena group, for the decode graph. */
+  private decodeArenaGroups(): DecodeArenaGroups {
+    const layers = Array.from({ length: this.config.numLayers }, (_, layer) => layer);
+    return {
+      k: layers.map((layer) => placeInGroups(this.arenas.kGroups, layer).group),
+      deviceV: layers.map((layer) => placeInGroups(this.arenas.deviceVGroups, layer).group),
+    };
   }
 
   /** Prefill's new K/V outputs, each [rows, Hkv, numLayers, d]. */
@@ -340,7 +382,7 @@ export class ModelRunner {
     if (!session) {
       const graph =
         kind === 'decode' || kind === 'decodeByCopy'
-          ? buildDecodeGraph(this.graphWeights, variant, this.options.blockSize, { appendCurrentByCopy: kind === 'decodeByCopy' })
+          ? buildDecodeGraph(this.graphWeights, variant, this.options.blockSize, { appendCurrentByCopy: kind === 'decodeByCopy', arenaGroups: this.decodeArenaGroups() })
           : buildPrefillGraph(this.graphWeights, variant, this.options.blockSize, { allLogits: kind === 'score' });
       const provider = this.options.executionProvider ?? 'cpu';
       try {

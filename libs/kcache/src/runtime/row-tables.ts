@@ -76,9 +76,10 @@ export function fillBlockTable(table: Int64Builder, offset: number, blockIds: re
 }
 
 /**
- * Writes the arena slice indices of a sequence's first numBlocks blocks, [Hkv, tableBlocks] at
- * `offset` of `table`: slice (id · Hkv + h) holds KV head h of block id (the arena viewed as
- * [numIds · Hkv, blockSize · d]). Entries past numBlocks stay 0.
+ * Writes the arena slice indices of one layer for a sequence's first numBlocks blocks: for KV head
+ * h, at offset + h · headStride + j, slice firstSlice + blockIds[j] · Hkv + h (the arena viewed as
+ * [numIds · Hkv, blockSize · d]; firstSlice places the layer in a buffer shared by several).
+ * Entries past numBlocks are left as they are (0: a valid slice, masked).
  */
 export function fillSliceTable(
   table: Int64Builder,
@@ -86,10 +87,11 @@ export function fillSliceTable(
   blockIds: readonly number[],
   numBlocks: number,
   numKvHeads: number,
-  tableBlocks: number,
+  headStride: number,
+  firstSlice: number,
 ): void {
   for (let h = 0; h < numKvHeads; h++) {
-    const row = offset + h * tableBlocks;
-    for (let j = 0; j < numBlocks; j++) table.set(row + j, blockIds[j] * numKvHeads + h);
+    const row = offset + h * headStride;
+    for (let j = 0; j < numBlocks; j++) table.set(row + j, firstSlice + blockIds[j] * numKvHeads + h);
   }
 }
