@@ -28,10 +28,18 @@ const NO_SAMPLED_TOKENS: ReadonlyMap<string, number> = new Map();
 const IDLE_WAIT_MS = 2;
 
 /**
+ * Steps that ran the model yield to the event loop (I/O, timers, cancels) once this long has passed
+ * since the last yield: a model run does not yield (GraphSession), and a turn of the event loop per
+ * step costs a sizeable part of a small model's step.
+ */
+const YIELD_INTERVAL_MS = 1;
+
+/**
  * Continuous-batching KCache engine. Each step: schedule → run → commit.
  * The scheduler picks chunks under a token budget; the runner executes one graph run per group
  * of decodes that share a graph variant and TopN, and one per prefill chunk; sampled tokens are
- * committed and stop conditions checked. The loop yields to the event loop between steps.
+ * committed and stop conditions checked. The loop yields to the event loop between steps, at
+ * least every YIELD_INTERVAL_MS.
  */
 export class LlmEngine implements GenerationEngine {
   readonly modelConfig: ModelConfig;
@@ -48,6 +56,7 @@ export class LlmEngine implements GenerationEngine {
   /** V rows the decode graphs gathered from the host tier (B · numHeads · min(N, T+1) per TopN layer) and the time of those runs. */
   private gather = { numHostVRows: 0, decodeMs: 0 };
   private numScheduledLastStep = 0;
+  private lastYieldMs = 0;
   private readonly variants = new WeakMap<AttentionConfig, GraphVariant>();
 
   /** sharedHost: the node's shared host tier (createEngine opens it); the engine closes it. Default: in-process host tier. */
@@ -181,7 +190,9 @@ export class LlmEngine implements GenerationEngine {
       }
       // Nothing could run: admissions wait for the node's shared host tier to free blocks.
       if (this.numScheduledLastStep === 0 && this.sharedHost) await sleep(IDLE_WAIT_MS);
-      else await yieldToEventLoop();
+      else if (this.numScheduledLastStep === 0 || performance.now() - this.lastYieldMs >= YIELD_INTERVAL_MS) await yieldToEventLoop();
+      else continue;
+      this.lastYieldMs = performance.now();
     }
   }
 

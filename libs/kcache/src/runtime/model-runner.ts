@@ -5,6 +5,7 @@ import { SequenceBlocks } from '../memory/sequence-blocks';
 import { buildDecodeGraph, DecodeArenaGroups } from './decode-graph';
 import { ExecutionProviderName, providerError, providerSessionOptions } from './execution-provider';
 import { graphForProvider } from './execution-provider-graph';
+import { GraphSession } from './graph-session';
 import { IO } from './graph-io';
 import { GraphVariant, hasDenseLayer, hasTopNLayer } from './graph-variant';
 import { ArenaGroup, KvArenas, placeInGroups } from './kv-arenas';
@@ -66,7 +67,7 @@ interface NewKv {
   readonly headStride: number;
 }
 
-type VariantSessions = Partial<Record<SessionKind, ort.InferenceSession>>;
+type VariantSessions = Partial<Record<SessionKind, GraphSession>>;
 
 /**
  * Runs the model's graphs on onnxruntime and owns the physical KV arenas. One session.run per
@@ -107,7 +108,7 @@ export class ModelRunner {
     let numBlocks = 0;
     for (const item of items) numBlocks = Math.max(numBlocks, Math.ceil(item.position / blockSize));
     const past = numBlocks * blockSize;
-    const session = await this.session(variant, this.decodeKind);
+    const session = this.cachedSession(variant, this.decodeKind) ?? (await this.session(variant, this.decodeKind));
     // The kept buffers, unless another decode is between filling them and its run (then new ones).
     const buffers = this.decodeBuffersInUse ? new FeedBuffers() : this.decodeBuffers;
     const ownsKeptBuffers = buffers === this.decodeBuffers;
@@ -257,7 +258,7 @@ export class ModelRunner {
       feeds[IO.isApproximateQuery] = new ort.Tensor('bool', isApproximate, [numRows]);
     }
     this.addArenaFeeds(feeds, variant, 'score');
-    const results = await session.run(feeds, [IO.logits]);
+    const results = await session.run(feeds);
     return results[IO.logits].data as Float32Array;
   }
 
@@ -372,7 +373,11 @@ export class ModelRunner {
     }
   }
 
-  private async session(variant: GraphVariant, kind: SessionKind): Promise<ort.InferenceSession> {
+  private cachedSession(variant: GraphVariant, kind: SessionKind): GraphSession | undefined {
+    return this.sessions.get(variant.key)?.[kind];
+  }
+
+  private async session(variant: GraphVariant, kind: SessionKind): Promise<GraphSession> {
     let entry = this.sessions.get(variant.key);
     if (!entry) {
       entry = {};
@@ -386,7 +391,7 @@ export class ModelRunner {
           : buildPrefillGraph(this.graphWeights, variant, this.options.blockSize, { allLogits: kind === 'score' });
       const provider = this.options.executionProvider ?? 'cpu';
       try {
-        session = await ort.InferenceSession.create(graphForProvider(graph, provider), {
+        const sessionOptions: ort.InferenceSession.SessionOptions = {
           intraOpNumThreads: this.options.numThreads,
           interOpNumThreads: 1,
           executionMode: 'sequential',
@@ -394,7 +399,9 @@ export class ModelRunner {
           logSeverityLevel: 3,
           ...(this.options.profileFilePrefix ? { enableProfiling: true, profileFilePrefix: `${this.options.profileFilePrefix}_${kind}` } : {}),
           ...providerSessionOptions(provider),
-        });
+        };
+        // CPU runs go straight to the native binding (synchronous, see GraphSession); GPU providers use the public API.
+        session = await GraphSession.create(graphForProvider(graph, provider), sessionOptions, provider === 'cpu');
       } catch (error) {
         throw providerError(provider, error);
       }
