@@ -62,7 +62,6 @@ export function buildDecodeGraph(
   const paged = new PagedGather(g, numKv, d);
   const maskByHead = g.op('Unsqueeze', [mask, g.constInt([1, 2])]); // [B, 1, 1, T + 1]
   const zero = g.constFloat([0], []);
-  const minusOne = g.constInt([-1]);
   // Exact layers split P into past and current columns: sizes [T, 1], from the mask's width T + 1.
   let splitSizes = '';
   const pastAndCurrent = () => {

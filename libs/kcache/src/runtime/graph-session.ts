@@ -61,7 +61,6 @@ let loadedBinding: typeof import('onnxruntime-node/dist/binding').binding | null
 function nativeBinding(): typeof import('onnxruntime-node/dist/binding').binding | null {
   if (loadedBinding === undefined) {
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       const module = require('onnxruntime-node/dist/binding') as typeof import('onnxruntime-node/dist/binding');
       module.initOrt();
       const prototype = module.binding.InferenceSession.prototype as Partial<Binding.InferenceSession>;
