@@ -10,9 +10,9 @@ import { PagedGather } from './paged-gather';
 /**
  * One decode step for B sequences, each computing its next position t_b (its "current" token).
  * Past K/V (positions < t_b) are gathered from the arenas a block at a time (the runner passes each
- * block's arena slices, IO.kSlices), padded to T = numBlocks · blockSize columns; the current
+ * block's arena slices, IO.kvSlices), padded to T = numBlocks · blockSize columns; the current
  * token's k/v come from the graph itself (the runner writes them to the arenas after the run) and
- * form column T. The mask input is [B, T + 1]: -inf on padding. One output, IO.logitsAndKv: each
+ * form column T. The mask input is [B, 1, 1, T + 1]: -inf on padding. One output, IO.logitsAndKv: each
  * row's logits and new K/V (onnxruntime-node's cost per input and output tensor is a sizeable part
  * of a small model's step, as is every node).
  *
@@ -43,11 +43,13 @@ export function buildDecodeGraph(
   const numLayers = config.numLayers;
   const denseLayers = variant.denseLayers.flatMap((dense, layer) => (dense ? [layer] : []));
   const arenaGroups = options.arenaGroups ?? { k: Array.from({ length: numLayers }, () => 0), deviceV: Array.from({ length: numLayers }, () => 0) };
-  const mask = g.input(IO.mask, 'float32', ['batch', 'columns']);
-  // Each layer's slice indices: one Split of the table of all layers (equal parts, layer after layer).
-  const splitByLayer = (table: string, count: number) => (count === 1 ? [table] : g.opMulti('Split', [table], count, { axis: 2 }));
-  const kSlices = splitByLayer(g.input(IO.kSlices, 'int64', ['batch', numKv, 'layer_blocks']), numLayers);
-  const vSlicesDevice = denseLayers.length > 0 ? splitByLayer(g.input(IO.vSlicesDevice, 'int64', ['batch', numKv, 'dense_layer_blocks']), denseLayers.length) : [];
+  const mask = g.input(IO.mask, 'float32', ['batch', 1, 1, 'columns']); // [B, 1, 1, T + 1]
+  // Each layer's slice indices [B, Hkv, nb]: one Split of the table (K of every layer, then device V of the exact layers).
+  const numTables = numLayers + denseLayers.length;
+  const sliceTable = g.input(IO.kvSlices, 'int64', ['tables_batch', numKv, 'past_blocks']);
+  const tables = numTables === 1 ? [sliceTable] : g.opMulti('Split', [sliceTable], numTables, { axis: 0 });
+  const kSlices = tables.slice(0, numLayers);
+  const vSlicesDevice = tables.slice(numLayers);
   // K and device-V arenas: one input per group of layers sharing a buffer, viewed as [slices, blockSize · d].
   const declaredArenas = new Set<string>();
   const groupArena = (name: string) => {
@@ -60,14 +62,13 @@ export function buildDecodeGraph(
   const rowTableOffsets = hasTopNLayer(variant) ? g.input(IO.rowTableOffsets, 'int64', ['batch']) : '';
 
   const paged = new PagedGather(g, numKv, d);
-  const maskByHead = g.op('Unsqueeze', [mask, g.constInt([1, 2])]); // [B, 1, 1, T + 1]
   const zero = g.constFloat([0], []);
   // Exact layers split P into past and current columns: sizes [T, 1], from the mask's width T + 1.
   let splitSizes = '';
   const pastAndCurrent = () => {
     if (!splitSizes) {
       const one = g.constInt([1]);
-      const columns = g.op('Slice', [g.op('Shape', [mask]), one, g.constInt([2])]);
+      const columns = g.op('Slice', [g.op('Shape', [mask]), g.constInt([3]), g.constInt([4])]);
       splitSizes = g.op('Concat', [g.op('Sub', [columns, one]), one], { axis: 0 });
     }
     return splitSizes;
@@ -98,7 +99,7 @@ export function buildDecodeGraph(
       const scores = appendCurrentByCopy
         ? g.contribOp('FusedMatMul', [q, g.op('Concat', [kPast, k], { axis: 2 })], { transB: 1, alpha })
         : g.op('Concat', [g.contribOp('FusedMatMul', [q, kPast], { transB: 1, alpha }), g.contribOp('FusedMatMul', [q, k], { transB: 1, alpha })], { axis: -1 });
-      const p = g.op('Softmax', [g.op('Add', [scores, maskByHead])], { axis: -1 }); // [B, Hkv, G, T+1]
+      const p = g.op('Softmax', [g.op('Add', [scores, mask])], { axis: -1 }); // [B, Hkv, G, T+1]
 
       let out: string; // [B, Hkv, G, d]
       if (dense) {

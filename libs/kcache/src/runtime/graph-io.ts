@@ -4,8 +4,8 @@ export const IO = {
   positions: 'positions',
   /**
    * Past positions are gathered a block at a time, so the past spans T = numBlocks · blockSize
-   * columns (positions past the sequence's end are masked). Decode: [B, T + 1], the last column
-   * being the current token; prefill: [C, T + C].
+   * columns (positions past the sequence's end are masked). Decode: [B, 1, 1, T + 1], the last
+   * column being the current token; prefill: [C, T + C].
    */
   mask: 'mask',
   /** Prefill: block ids of the past, [numBlocks]. */
@@ -13,13 +13,13 @@ export const IO = {
   vBlocksDevice: 'v_blocks_device',
   vBlocksHost: 'v_blocks_host',
   /**
-   * Decode: arena slice of each layer, KV head and block of the past, [B, Hkv, numLayers · numBlocks]
-   * (layer after layer; v_slices_device: the exact layers only), in the layer's arena group buffer
-   * (KvArenas.kGroups): (index in group · ids per layer + block id) · Hkv + h (see PagedGather).
-   * The runner computes them, so the graph has no index arithmetic.
+   * Decode: arena slice of each KV head and block of the past, one table per layer's K, then per
+   * exact layer's device V: [numTables · B, Hkv, numBlocks], table after table. A slice is the
+   * block's place in its layer's arena group buffer (KvArenas.kGroups, deviceVGroups):
+   * (index in group · ids per layer + block id) · Hkv + h (see PagedGather). The runner computes
+   * them, so the graph has no index arithmetic.
    */
-  kSlices: 'k_slices',
-  vSlicesDevice: 'v_slices_device',
+  kvSlices: 'kv_slices',
   /** Decode: the K (device V) arenas of a group of layers, one buffer ([slices, blockSize · d]). */
   kArenaGroup: (group: number) => `k_arena_group_${group}`,
   vArenaDeviceGroup: (group: number) => `v_arena_device_group_${group}`,

@@ -146,8 +146,7 @@ export class ModelRunner {
     const layout = this.decodeLayout(variant);
     const numLayers = layout.kFirstSlice.length;
     const numDense = layout.denseFirstSlice.length;
-    const kSlices = buffers.int64(IO.kSlices, batch * numKv * numLayers * numBlocks);
-    const vSlicesDevice = numDense > 0 ? buffers.int64(IO.vSlicesDevice, batch * numKv * numDense * numBlocks) : null;
+    const slices = buffers.int64(IO.kvSlices, (numLayers + numDense) * batch * numKv * numBlocks);
     const vRowsHost = hasTopNLayer(variant) ? buffers.int64(IO.vRowsHost, batch * past) : null;
     for (let b = 0; b < batch; b++) {
       const item = items[b];
@@ -155,23 +154,22 @@ export class ModelRunner {
       positions.set(b, item.position);
       mask.fill(-Infinity, b * (past + 1) + item.position, b * (past + 1) + past);
       const numItemBlocks = Math.ceil(item.position / blockSize);
+      // Table t of sequence b starts at (t · batch + b) · Hkv · numBlocks.
       for (let l = 0; l < numLayers; l++) {
-        const at = (b * numKv * numLayers + l) * numBlocks;
-        fillSliceTable(kSlices, at, item.blocks.kBlockIds, numItemBlocks, numKv, numLayers * numBlocks, layout.kFirstSlice[l]);
+        fillSliceTable(slices, (l * batch + b) * numKv * numBlocks, item.blocks.kBlockIds, numItemBlocks, numKv, numBlocks, layout.kFirstSlice[l]);
       }
-      for (let i = 0; vSlicesDevice && i < numDense; i++) {
-        const at = (b * numKv * numDense + i) * numBlocks;
-        fillSliceTable(vSlicesDevice, at, item.blocks.deviceVBlockIds, numItemBlocks, numKv, numDense * numBlocks, layout.denseFirstSlice[i]);
+      for (let i = 0; i < numDense; i++) {
+        const at = ((numLayers + i) * batch + b) * numKv * numBlocks;
+        fillSliceTable(slices, at, item.blocks.deviceVBlockIds, numItemBlocks, numKv, numBlocks, layout.denseFirstSlice[i]);
       }
       if (vRowsHost) fillRowTable(vRowsHost, b * past, this.arenas, item.blocks.hostVBlockIds, item.position);
     }
     const feeds: Record<string, ort.Tensor> = {
       [IO.tokens]: int64(tokens, [batch]),
       [IO.positions]: int64(positions, [batch]),
-      [IO.mask]: new ort.Tensor('float32', mask, [batch, past + 1]),
-      [IO.kSlices]: int64(kSlices, [batch, numKv, numLayers * numBlocks]),
+      [IO.mask]: new ort.Tensor('float32', mask, [batch, 1, 1, past + 1]),
+      [IO.kvSlices]: int64(slices, [(numLayers + numDense) * batch, numKv, numBlocks]),
     };
-    if (vSlicesDevice) feeds[IO.vSlicesDevice] = int64(vSlicesDevice, [batch, numKv, numDense * numBlocks]);
     if (vRowsHost) {
       feeds[IO.vRowsHost] = int64(vRowsHost, [batch, past]);
       feeds[IO.topN] = scalarInt64(Math.min(topN, past + 1));

@@ -12,7 +12,7 @@ export class PagedGather {
     private readonly headDim: number,
   ) {}
 
-  /** Prefill: blocks [nb] → arena slice indices [Hkv, 1, nb]. (Decode gets its slice indices as an input, IO.kSlices.) */
+  /** Prefill: blocks [nb] → arena slice indices [Hkv, 1, nb]. (Decode gets its slice indices as an input, IO.kvSlices.) */
   sliceIndicesByHead(blocks: string): string {
     const g = this.g;
     const heads = g.constInt(Array.from({ length: this.numKvHeads }, (_, h) => h), [this.numKvHeads, 1, 1]);
