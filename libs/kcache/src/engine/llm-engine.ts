@@ -57,7 +57,7 @@ export class LlmEngine implements GenerationEngine {
   private gather = { numHostVRows: 0, decodeMs: 0 };
   private numScheduledLastStep = 0;
   private lastYieldMs = 0;
-  private readonly variants = new WeakMap<AttentionConfig, GraphVariant>();
+  private readonly decodeGroups = new WeakMap<AttentionConfig, { variant: GraphVariant; topN: number; groupKey: string }>();
 
   /** sharedHost: the node's shared host tier (createEngine opens it); the engine closes it. Default: in-process host tier. */
   constructor(
@@ -197,6 +197,7 @@ export class LlmEngine implements GenerationEngine {
   }
 
   private applyCancels(): void {
+    if (this.pendingCancels.size === 0) return;
     for (const id of this.pendingCancels) {
       const state = this.requests.get(id);
       if (state) {
@@ -220,12 +221,10 @@ export class LlmEngine implements GenerationEngine {
     const decodeGroups = new Map<string, { variant: GraphVariant; topN: number; chunks: ScheduledChunk[] }>();
     for (const chunk of output.scheduled) {
       if (this.isDecode(chunk)) {
-        const variant = this.variantOf(chunk.sequence.attention);
-        const topN = chunk.sequence.attention.mode === 'kcache' ? chunk.sequence.attention.topN : 0;
-        const key = `${variant.key}/${topN}`;
-        const group = decodeGroups.get(key) ?? { variant, topN, chunks: [] };
-        group.chunks.push(chunk);
-        decodeGroups.set(key, group);
+        const { variant, topN, groupKey } = this.decodeGroupOf(chunk.sequence.attention);
+        const group = decodeGroups.get(groupKey);
+        if (group) group.chunks.push(chunk);
+        else decodeGroups.set(groupKey, { variant, topN, chunks: [chunk] });
       } else {
         const seq = chunk.sequence;
         const end = chunk.startPosition + chunk.numNewTokens;
@@ -264,10 +263,11 @@ export class LlmEngine implements GenerationEngine {
         this.gather.decodeMs += performance.now() - startMs;
       }
       const vocab = this.modelConfig.vocabSize;
-      group.chunks.forEach((chunk, b) => {
+      for (let b = 0; b < group.chunks.length; b++) {
+        const chunk = group.chunks[b];
         // A replayed generated token (recompute after preemption or resume) only fills the cache.
-        if (chunk.isLastChunk) toSample.push({ chunk, logits: logits.subarray(b * vocab, (b + 1) * vocab) });
-      });
+        if (chunk.isLastChunk) toSample.push({ chunk, logits: logits.length === vocab ? logits : logits.subarray(b * vocab, (b + 1) * vocab) });
+      }
       batchSize += items.length;
     }
     this.counters.lastBatchSize = batchSize;
@@ -290,12 +290,19 @@ export class LlmEngine implements GenerationEngine {
 
   /** graphVariantOf, once per attention config (a request's config object is used every step). */
   private variantOf(attention: AttentionConfig): GraphVariant {
-    let variant = this.variants.get(attention);
-    if (!variant) {
-      variant = graphVariantOf(attention, this.modelConfig.numLayers);
-      this.variants.set(attention, variant);
+    return this.decodeGroupOf(attention).variant;
+  }
+
+  /** A decode's graph variant and TopN; decodes with the same groupKey run as one batch. */
+  private decodeGroupOf(attention: AttentionConfig): { variant: GraphVariant; topN: number; groupKey: string } {
+    let group = this.decodeGroups.get(attention);
+    if (!group) {
+      const variant = graphVariantOf(attention, this.modelConfig.numLayers);
+      const topN = attention.mode === 'kcache' ? attention.topN : 0;
+      group = { variant, topN, groupKey: `${variant.key}/${topN}` };
+      this.decodeGroups.set(attention, group);
     }
-    return variant;
+    return group;
   }
 
   /** A single new position after the prompt: same computation as the original decode step. */

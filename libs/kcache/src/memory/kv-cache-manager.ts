@@ -161,6 +161,11 @@ export class KvCacheManager {
     };
   }
 
+  /** Do seq's tables already cover numTokensTotal positions (allocate would add nothing)? */
+  covers(seq: KvSequence, numTokensTotal: number): boolean {
+    return numTokensTotal <= seq.blocks.kBlockIds.length * this.blockSize;
+  }
+
   /** Would growing seq's tables to cover numTokensTotal positions fit both tiers now? */
   canAllocate(seq: KvSequence, numTokensTotal: number): boolean {
     const need = this.bytesToGrow(seq, numTokensTotal);

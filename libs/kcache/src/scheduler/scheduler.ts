@@ -101,6 +101,13 @@ export class Scheduler {
         continue;
       }
       const numTokensTotal = seq.numComputedTokens + numNewTokens;
+      if (this.kv.covers(seq, numTokensTotal)) {
+        // Most decode steps: the sequence's blocks already hold the new position.
+        scheduled.push(this.chunk(seq, numNewTokens));
+        budget -= numNewTokens;
+        i++;
+        continue;
+      }
       let isSelfPreempted = false;
       while (!this.kv.canAllocate(seq, numTokensTotal)) {
         // The last running sequence is the lowest priority, latest arrival; it is not yet scheduled.
@@ -155,7 +162,7 @@ export class Scheduler {
     for (const item of output.scheduled) {
       const seq = item.sequence;
       if (seq.status !== 'running' || this.sequencesById.get(seq.requestId) !== seq) continue;
-      assert.equal(seq.numComputedTokens, item.startPosition, `request '${seq.requestId}': commit out of step`);
+      if (seq.numComputedTokens !== item.startPosition) assert.fail(`request '${seq.requestId}': commit out of step`);
       seq.numComputedTokens += item.numNewTokens;
       assert.ok(seq.numComputedTokens <= seq.numTokens);
       assert.ok(seq.numComputedTokens <= seq.blocks.kBlockIds.length * this.kv.blockSize);

@@ -7,6 +7,12 @@ import { Tokenizer } from './tokenizer';
 export class StreamingDetokenizer {
   private readonly utf8 = new TextDecoder();
   private previousToken: number | null;
+  /**
+   * ASCII bytes skip the decoder when that leaves its state as decoding them would: it has read
+   * bytes (so a later byte-order mark is not at the stream's start) and holds none of an incomplete
+   * character (true once a chunk ends in ASCII).
+   */
+  private decoderIdle = false;
 
   /** `previousToken`: the token before the first pushed one (e.g. the last prompt token). */
   constructor(
@@ -21,6 +27,8 @@ export class StreamingDetokenizer {
     const bytes = this.tokenizer.decodeTokenBytes(this.previousToken, token);
     this.previousToken = token;
     if (this.tokenizer.isControlToken(token)) return '';
+    if (this.decoderIdle && isAscii(bytes)) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+    if (bytes.length > 0) this.decoderIdle = bytes[bytes.length - 1] < 0x80;
     return this.utf8.decode(bytes, { stream: true });
   }
 
@@ -28,4 +36,9 @@ export class StreamingDetokenizer {
   flush(): string {
     return this.utf8.decode();
   }
+}
+
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] >= 0x80) return false;
+  return true;
 }
