@@ -140,42 +140,42 @@ export class ModelRunner {
     const batch = items.length;
     const blockSize = this.options.blockSize;
     const numKv = this.config.numKvHeads;
-    const tokens = buffers.int64(IO.tokens, batch);
-    const positions = buffers.int64(IO.positions, batch);
-    const mask = buffers.float32(IO.mask, batch * (past + 1));
     const layout = this.decodeLayout(variant);
     const numLayers = layout.kFirstSlice.length;
     const numDense = layout.denseFirstSlice.length;
-    const slices = buffers.int64(IO.kvSlices, (numLayers + numDense) * batch * numKv * numBlocks);
-    const vRowsHost = hasTopNLayer(variant) ? buffers.int64(IO.vRowsHost, batch * past) : null;
+    const tokens = buffers.int64(IO.tokens, [batch]);
+    const positions = buffers.int64(IO.positions, [batch]);
+    const mask = buffers.float32(IO.mask, [batch, 1, 1, past + 1]);
+    const slices = buffers.int64(IO.kvSlices, [(numLayers + numDense) * batch, numKv, numBlocks]);
+    const vRowsHost = hasTopNLayer(variant) ? buffers.int64(IO.vRowsHost, [batch, past]) : null;
     for (let b = 0; b < batch; b++) {
       const item = items[b];
-      tokens.set(b, item.tokenId);
-      positions.set(b, item.position);
-      mask.fill(-Infinity, b * (past + 1) + item.position, b * (past + 1) + past);
+      tokens.table.set(b, item.tokenId);
+      positions.table.set(b, item.position);
+      mask.values.fill(-Infinity, b * (past + 1) + item.position, b * (past + 1) + past);
       const numItemBlocks = Math.ceil(item.position / blockSize);
       // Table t of sequence b starts at (t · batch + b) · Hkv · numBlocks.
       for (let l = 0; l < numLayers; l++) {
-        fillSliceTable(slices, (l * batch + b) * numKv * numBlocks, item.blocks.kBlockIds, numItemBlocks, numKv, numBlocks, layout.kFirstSlice[l]);
+        fillSliceTable(slices.table, (l * batch + b) * numKv * numBlocks, item.blocks.kBlockIds, numItemBlocks, numKv, numBlocks, layout.kFirstSlice[l]);
       }
       for (let i = 0; i < numDense; i++) {
         const at = ((numLayers + i) * batch + b) * numKv * numBlocks;
-        fillSliceTable(slices, at, item.blocks.deviceVBlockIds, numItemBlocks, numKv, numBlocks, layout.denseFirstSlice[i]);
+        fillSliceTable(slices.table, at, item.blocks.deviceVBlockIds, numItemBlocks, numKv, numBlocks, layout.denseFirstSlice[i]);
       }
-      if (vRowsHost) fillRowTable(vRowsHost, b * past, this.arenas, item.blocks.hostVBlockIds, item.position);
+      if (vRowsHost) fillRowTable(vRowsHost.table, b * past, this.arenas, item.blocks.hostVBlockIds, item.position);
     }
     const feeds: Record<string, ort.Tensor> = {
-      [IO.tokens]: int64(tokens, [batch]),
-      [IO.positions]: int64(positions, [batch]),
-      [IO.mask]: new ort.Tensor('float32', mask, [batch, 1, 1, past + 1]),
-      [IO.kvSlices]: int64(slices, [(numLayers + numDense) * batch, numKv, numBlocks]),
+      [IO.tokens]: tokens.tensor,
+      [IO.positions]: positions.tensor,
+      [IO.mask]: mask.tensor,
+      [IO.kvSlices]: slices.tensor,
     };
     if (vRowsHost) {
-      feeds[IO.vRowsHost] = int64(vRowsHost, [batch, past]);
+      feeds[IO.vRowsHost] = vRowsHost.tensor;
       feeds[IO.topN] = scalarInt64(Math.min(topN, past + 1));
-      const offsets = buffers.int64(IO.rowTableOffsets, batch);
-      for (let b = 0; b < batch; b++) offsets.set(b, b * past);
-      feeds[IO.rowTableOffsets] = int64(offsets, [batch]);
+      const offsets = buffers.int64(IO.rowTableOffsets, [batch]);
+      for (let b = 0; b < batch; b++) offsets.table.set(b, b * past);
+      feeds[IO.rowTableOffsets] = offsets.tensor;
     }
     this.addArenaFeeds(feeds, variant, 'decode');
     return feeds;

@@ -1,3 +1,4 @@
+import * as ort from 'onnxruntime-node';
 import { KvArenas } from './kv-arenas';
 
 /**
@@ -25,35 +26,59 @@ export class Int64Builder {
 
 /**
  * The small per-run input tables, in typed arrays kept from run to run: a new typed array each
- * step costs an off-heap allocation and its later sweep, more than filling its few values. Each
- * slot's table comes back zeroed, at the length asked for (a view of the slot's buffer, grown as needed).
- * One run at a time may use a FeedBuffers: the tables must stay untouched until onnxruntime has read them.
+ * step costs an off-heap allocation and its later sweep, more than filling its few values; the
+ * tensor over a slot is kept too while its shape stays the same (every step of a decode batch but
+ * one in blockSize). Each slot's table comes back zeroed, at the shape asked for (a view of the
+ * slot's buffer, grown as needed). One run at a time may use a FeedBuffers: the tables must stay
+ * untouched until onnxruntime has read them.
  */
 export class FeedBuffers {
-  private readonly int64Slots = new Map<string, BigInt64Array>();
-  private readonly float32Slots = new Map<string, Float32Array>();
+  private readonly int64Slots = new Map<string, Slot<BigInt64Array> & { table: Int64Builder }>();
+  private readonly float32Slots = new Map<string, Slot<Float32Array>>();
 
-  int64(slot: string, length: number): Int64Builder {
-    let buffer = this.int64Slots.get(slot);
-    if (!buffer || buffer.length < length) {
-      buffer = new BigInt64Array(grow(buffer?.length ?? 0, length));
-      this.int64Slots.set(slot, buffer);
+  int64(slot: string, dims: readonly number[]): { table: Int64Builder; tensor: ort.Tensor } {
+    let entry = this.int64Slots.get(slot);
+    if (!entry || !sameDims(entry.dims, dims)) {
+      const length = sizeOf(dims);
+      const buffer = entry && entry.buffer.length >= length ? entry.buffer : new BigInt64Array(grow(entry?.buffer.length ?? 0, length));
+      const values = buffer.subarray(0, length);
+      entry = { buffer, dims: [...dims], tensor: new ort.Tensor('int64', values, [...dims]), table: new Int64Builder(length, values) };
+      this.int64Slots.set(slot, entry);
     }
-    const table = new Int64Builder(length, buffer.subarray(0, length));
-    table.clear();
-    return table;
+    entry.table.clear();
+    return { table: entry.table, tensor: entry.tensor };
   }
 
-  float32(slot: string, length: number): Float32Array {
-    let buffer = this.float32Slots.get(slot);
-    if (!buffer || buffer.length < length) {
-      buffer = new Float32Array(grow(buffer?.length ?? 0, length));
-      this.float32Slots.set(slot, buffer);
+  float32(slot: string, dims: readonly number[]): { values: Float32Array; tensor: ort.Tensor } {
+    let entry = this.float32Slots.get(slot);
+    if (!entry || !sameDims(entry.dims, dims)) {
+      const length = sizeOf(dims);
+      const buffer = entry && entry.buffer.length >= length ? entry.buffer : new Float32Array(grow(entry?.buffer.length ?? 0, length));
+      entry = { buffer, dims: [...dims], tensor: new ort.Tensor('float32', buffer.subarray(0, length), [...dims]) };
+      this.float32Slots.set(slot, entry);
     }
-    const values = buffer.subarray(0, length);
+    const values = entry.tensor.data as Float32Array;
     values.fill(0);
-    return values;
+    return { values, tensor: entry.tensor };
   }
+}
+
+interface Slot<T> {
+  readonly buffer: T;
+  readonly dims: readonly number[];
+  readonly tensor: ort.Tensor;
+}
+
+function sameDims(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sizeOf(dims: readonly number[]): number {
+  let size = 1;
+  for (const d of dims) size *= d;
+  return size;
 }
 
 function grow(current: number, needed: number): number {
