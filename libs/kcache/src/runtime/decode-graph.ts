@@ -7,6 +7,12 @@ import { GraphWeights } from './layer-weights-layout';
 import { buildLlamaGraph } from './llama-graph';
 import { PagedGather } from './paged-gather';
 
+/** The arena group (KvArenas.kGroups, deviceVGroups) of each layer's K and device V: which input it gathers from. */
+export interface DecodeArenaGroups {
+  readonly k: readonly number[];
+  readonly deviceV: readonly number[];
+}
+
 /**
  * One decode step for B sequences, each computing its next position t_b (its "current" token).
  * Past K/V (positions < t_b) are gathered from the arenas a block at a time (the runner passes each
@@ -22,12 +28,6 @@ import { PagedGather } from './paged-gather';
  * an unsorted TopK returns the same set in an order that depends on T, so the sum would round
  * differently with the batch's padding (sorting costs ~10% of a stories260K step, ~0% at 110M).
  */
-/** The arena group (KvArenas.kGroups, deviceVGroups) of each layer's K and device V: which input it gathers from. */
-export interface DecodeArenaGroups {
-  readonly k: readonly number[];
-  readonly deviceV: readonly number[];
-}
-
 export function buildDecodeGraph(
   weights: GraphWeights,
   variant: GraphVariant,
