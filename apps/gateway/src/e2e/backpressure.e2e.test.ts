@@ -55,15 +55,31 @@ describe('without workers', () => {
   });
 });
 
-describe('with a worker', () => {
-  it('a deadline during generation → DEADLINE_EXCEEDED, the sequence is freed and the job gone', async () => {
-    const worker = await cluster.startWorker();
-    await cluster.waitUntilReady();
-    const result = await collectStream(cluster.client(), { ...request, requestId: 'late' }, 300);
+/**
+ * Generation must outlast the deadline whatever the machine: the ~110M synthetic model makes a few dozen
+ * tokens a second on a CPU, so 500 of them take many seconds, while the first ones arrive well within it.
+ */
+describe('with a worker on a model slower than the deadline', () => {
+  let slowCluster: ServingCluster;
+
+  before(async () => {
+    slowCluster = await ServingCluster.start({ model: 'synthetic:llama-110m', numWorkers: 0 });
+  });
+
+  after(async () => {
+    await slowCluster?.stop();
+  });
+
+  it('a deadline during generation → DEADLINE_EXCEEDED after some tokens, the sequence is freed and the job gone', async () => {
+    const worker = await slowCluster.startWorker();
+    await slowCluster.waitUntilReady();
+    const deadlineMs = 3000;
+    const result = await collectStream(slowCluster.client(), { ...request, requestId: 'late' }, deadlineMs);
     assert.equal(result.error?.code, Status.DEADLINE_EXCEEDED);
-    const queue = cluster.queue();
-    await waitFor(async () => (await queue.getJob('gen-late')) === undefined, 3000, 'the job to end');
-    await waitFor(async () => (await fetchMetric(worker.metricsUrl, 'kcache_worker_running_sequences')) === 0, 2000, 'the sequence to be freed');
+    assert.ok(result.tokens.length > 0 && result.tokens.length < 500, `the deadline fell mid-generation (${result.tokens.length} tokens)`);
+    const queue = slowCluster.queue();
+    await waitFor(async () => (await queue.getJob('gen-late')) === undefined, 5000, 'the job to end');
+    await waitFor(async () => (await fetchMetric(worker.metricsUrl, 'kcache_worker_running_sequences')) === 0, 5000, 'the sequence to be freed');
     assert.deepEqual(await queue.getJobCounts('wait', 'prioritized', 'active', 'failed'), { wait: 0, prioritized: 0, active: 0, failed: 0 });
   });
 });
