@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status as Status } from '@grpc/grpc-js';
 import { stories260kDir } from '@kcache-serve/kcache';
-import { FinishReason, GenerateRequest } from '@kcache-serve/proto';
-import { collectStream, fetchMetric, ServingCluster, waitFor } from '@kcache-serve/proto/dist/testing';
+import { AttentionMode, FinishReason, GenerateRequest } from '@kcache-serve/proto';
+import { collectStream, fetchMetric, ServingCluster, waitFor, WorkerProcess } from '@kcache-serve/proto/dist/testing';
 
 let cluster: ServingCluster;
 
@@ -61,9 +61,12 @@ describe('without workers', () => {
  */
 describe('with a worker on a model slower than the deadline', () => {
   let slowCluster: ServingCluster;
+  let worker: WorkerProcess;
 
   before(async () => {
     slowCluster = await ServingCluster.start({ model: 'synthetic:llama-110m', numWorkers: 0 });
+    worker = await slowCluster.startWorker();
+    await slowCluster.waitUntilReady();
   });
 
   after(async () => {
@@ -71,8 +74,6 @@ describe('with a worker on a model slower than the deadline', () => {
   });
 
   it('a deadline during generation → DEADLINE_EXCEEDED after some tokens, the sequence is freed and the job gone', async () => {
-    const worker = await slowCluster.startWorker();
-    await slowCluster.waitUntilReady();
     const deadlineMs = 3000;
     const result = await collectStream(slowCluster.client(), { ...request, requestId: 'late' }, deadlineMs);
     assert.equal(result.error?.code, Status.DEADLINE_EXCEEDED);
@@ -82,4 +83,33 @@ describe('with a worker on a model slower than the deadline', () => {
     await waitFor(async () => (await fetchMetric(worker.metricsUrl, 'kcache_worker_running_sequences')) === 0, 5000, 'the sequence to be freed');
     assert.deepEqual(await queue.getJobCounts('wait', 'prioritized', 'active', 'failed'), { wait: 0, prioritized: 0, active: 0, failed: 0 });
   });
+
+  it('worker metrics mid-stream: kcache holds K in the device tier and V in the host tier, full holds both in the device tier', async () => {
+    const tierBytesWhileStreaming = async (requestId: string, attention: GenerateRequest['attention']) => {
+      const client = slowCluster.client();
+      let sampled: Promise<{ device: number; host: number }> | undefined;
+      // Sampled at the first token: the sequence is ~6 positions long, well inside its first block.
+      const streamed = collectStream(client, { ...request, requestId, attention }, 10_000, () => {
+        sampled ??= tierBytesUsed(worker.metricsUrl).finally(() => client.cancel({ requestId }, () => undefined));
+      });
+      const result = await streamed;
+      assert.equal(result.final?.finishReason, FinishReason.FINISH_REASON_CANCELLED, result.error?.details);
+      assert.ok(sampled !== undefined, 'a token arrived');
+      return sampled;
+    };
+    const kcache = await tierBytesWhileStreaming('tiers-kcache', { mode: AttentionMode.ATTENTION_MODE_KCACHE, topN: 64 });
+    const full = await tierBytesWhileStreaming('tiers-full', { mode: AttentionMode.ATTENTION_MODE_FULL });
+    assert.ok(kcache.device > 0 && full.device > 0);
+    assert.equal(kcache.host, kcache.device, 'kcache: V in the host tier, as many bytes as K in the device tier');
+    assert.equal(full.host, 0, 'full: nothing in the host tier');
+    assert.equal(kcache.device * 2, full.device, 'kcache: device-tier bytes exactly half of full');
+    await waitFor(async () => (await fetchMetric(worker.metricsUrl, 'kcache_worker_running_sequences')) === 0, 5000, 'the sequences to be freed');
+    assert.deepEqual(await tierBytesUsed(worker.metricsUrl), { device: 0, host: 0 });
+  });
 });
+
+async function tierBytesUsed(metricsUrl: string): Promise<{ device: number; host: number }> {
+  const text = await (await fetch(metricsUrl)).text();
+  const used = (tier: string) => Number(new RegExp(`^kcache_worker_tier_bytes\\{tier="${tier}",kind="used"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { device: used('device'), host: used('host') };
+}

@@ -1,36 +1,21 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { describeMachine, repoRoot, stories260kDir } from '@kcache-serve/kcache';
+import { createEngine, describeMachine, FULL_ATTENTION, LlmEngine, LoadedModel, loadModel, repoRoot, resolveModelSpec, stories260kDir } from '@kcache-serve/kcache';
 import { AttentionMode, GenerateRequest } from '@kcache-serve/proto';
 import { collectStream, fetchMetric, ServingCluster } from '@kcache-serve/proto/dist/testing';
+import { parseWorkerConfig } from '../worker-config';
+import { LevelResult, runClosedLoop } from './latency-levels';
 
 /**
  * Serving benchmark: a real Redis, gateway and workers (child processes) on this machine, driven over
- * gRPC by closed-loop clients at each concurrency level.
+ * gRPC by closed-loop clients at each concurrency level; and the same workload submitted straight to an
+ * in-process engine configured like a worker (with one worker, the ratio is the serving path's overhead).
  *   in:  flags (see USAGE); REDIS_URL to use an existing Redis
  *   out: a table on stderr, JSON (with the machine it ran on) in bench/results/serving.json (or --out FILE)
  */
 const USAGE = `bench-serving [--model SPEC] [--workers N] [--concurrency 1,8,32,64] [--requests N]
                     [--max-new-tokens N] [--attention full|kcache] [--top-n N] [--out FILE]`;
-
-interface LevelResult {
-  readonly concurrency: number;
-  readonly numRequests: number;
-  readonly numErrors: number;
-  readonly wallSeconds: number;
-  readonly tokensPerSecond: number;
-  readonly ttftMs: Percentiles;
-  readonly interTokenMs: Percentiles;
-  readonly requestMs: Percentiles;
-}
-
-interface Percentiles {
-  readonly p50: number;
-  readonly p90: number;
-  readonly p99: number;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -55,24 +40,40 @@ async function main(): Promise<void> {
       ? { mode: AttentionMode.ATTENTION_MODE_KCACHE, topN: Number(values['top-n']) }
       : { mode: AttentionMode.ATTENTION_MODE_FULL };
 
+  const request = (i: number): Partial<GenerateRequest> => ({
+    prompt: 'Once upon a time',
+    maxNewTokens,
+    sampling: { temperature: 0.8, seed: i },
+    attention,
+  });
+
+  // Direct first, alone on the machine; then the serving path with the same per-worker engine config.
+  const model = loadModel(await resolveModelSpec(values.model));
+  const engine = await createEngine({ model: model.name, ...parseWorkerConfig(process.env).engine }, model);
+  const direct: LevelResult[] = [];
+  try {
+    for (const concurrency of levels) {
+      direct.push(await directLevel(engine, model, concurrency, numRequests, request));
+      console.error(describeLevel('direct', direct.at(-1)!));
+    }
+  } finally {
+    await engine.close();
+  }
+
   const cluster = await ServingCluster.start({ model: values.model, numWorkers: Number(values.workers) });
   try {
     const results: LevelResult[] = [];
     for (const concurrency of levels) {
-      const request = (i: number): Partial<GenerateRequest> => ({
-        prompt: 'Once upon a time',
-        maxNewTokens,
-        sampling: { temperature: 0.8, seed: i },
-        attention,
-      });
-      results.push(await runLevel(cluster, concurrency, numRequests, request));
-      const r = results.at(-1)!;
-      console.error(
-        `c=${String(concurrency).padStart(3)}  ${r.tokensPerSecond.toFixed(0).padStart(7)} tok/s  ` +
-          `TTFT p50 ${r.ttftMs.p50.toFixed(1)} p99 ${r.ttftMs.p99.toFixed(1)} ms  ` +
-          `ITL p50 ${r.interTokenMs.p50.toFixed(2)} p99 ${r.interTokenMs.p99.toFixed(2)} ms  errors ${r.numErrors}`,
-      );
+      results.push(await servingLevel(cluster, concurrency, numRequests, request));
+      console.error(describeLevel('serving', results.at(-1)!));
     }
+    const comparison = levels.map((concurrency, i) => ({
+      concurrency,
+      tokensPerSecondRatio: results[i].tokensPerSecond / direct[i].tokensPerSecond,
+      addedTtftP50Ms: results[i].ttftMs.p50 - direct[i].ttftMs.p50,
+    }));
+    console.error('\nconcurrency  serving/direct tok/s  added TTFT p50 (ms)');
+    for (const c of comparison) console.error(`${String(c.concurrency).padStart(11)}  ${c.tokensPerSecondRatio.toFixed(2).padStart(20)}  ${c.addedTtftP50Ms.toFixed(1).padStart(19)}`);
     const batchSizeMax = Math.max(...(await Promise.all(cluster.workers.map((w) => fetchMetric(w.metricsUrl, 'kcache_worker_batch_size_max')))));
     const report = {
       benchmark: 'serving',
@@ -84,6 +85,8 @@ async function main(): Promise<void> {
       attention: values.attention,
       batchSizeMax,
       levels: results,
+      direct,
+      comparison,
     };
     const json = JSON.stringify(report, null, 2);
     mkdirSync(dirname(values.out), { recursive: true });
@@ -94,54 +97,50 @@ async function main(): Promise<void> {
   }
 }
 
-/** Closed loop: `concurrency` clients, each sending its next request when the last one ended. */
-async function runLevel(
-  cluster: ServingCluster,
-  concurrency: number,
-  numRequests: number,
-  request: (i: number) => Partial<GenerateRequest>,
-): Promise<LevelResult> {
+/** The same workload through the gateway, the queue and a worker. */
+function servingLevel(cluster: ServingCluster, concurrency: number, numRequests: number, request: (i: number) => Partial<GenerateRequest>): Promise<LevelResult> {
   const client = cluster.client();
-  const ttftMs: number[] = [];
-  const interTokenMs: number[] = [];
-  const requestMs: number[] = [];
-  let numTokens = 0;
-  let numErrors = 0;
-  let next = 0;
-  const startedAt = performance.now();
-  const runClient = async (): Promise<void> => {
-    for (let i = next++; i < numRequests; i = next++) {
-      const sentAt = performance.now();
-      let lastAt = sentAt;
-      const result = await collectStream(client, request(i), undefined, () => {
-        const now = performance.now();
-        if (lastAt === sentAt) ttftMs.push(now - sentAt);
-        else interTokenMs.push(now - lastAt);
-        lastAt = now;
-      });
-      requestMs.push(performance.now() - sentAt);
-      numTokens += result.tokens.length;
-      if (result.error !== null) numErrors++;
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, runClient));
-  const wallSeconds = (performance.now() - startedAt) / 1000;
-  return {
-    concurrency,
-    numRequests,
-    numErrors,
-    wallSeconds,
-    tokensPerSecond: numTokens / wallSeconds,
-    ttftMs: percentiles(ttftMs),
-    interTokenMs: percentiles(interTokenMs),
-    requestMs: percentiles(requestMs),
-  };
+  return runClosedLoop(concurrency, numRequests, async (i, onToken) => {
+    const result = await collectStream(client, request(i), undefined, onToken);
+    return { numTokens: result.tokens.length, isError: result.error !== null };
+  });
 }
 
-function percentiles(values: number[]): Percentiles {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
-  return { p50: at(0.5), p90: at(0.9), p99: at(0.99) };
+/** The same workload submitted straight to an engine in this process, configured as a worker's (same env). */
+function directLevel(engine: LlmEngine, model: LoadedModel, concurrency: number, numRequests: number, request: (i: number) => Partial<GenerateRequest>): Promise<LevelResult> {
+  return runClosedLoop(concurrency, numRequests, (i, onToken) => {
+    const r = request(i);
+    return new Promise((resolve) => {
+      let numTokens = 0;
+      engine.submit(
+        {
+          requestId: `direct-${concurrency}-${i}`,
+          promptTokenIds: model.tokenizer.encode(r.prompt ?? ''),
+          maxNewTokens: r.maxNewTokens ?? 0,
+          sampling: { temperature: r.sampling?.temperature ?? 0, topK: 0, topP: 1, seed: r.sampling?.seed ?? 0 },
+          stopTokenIds: [],
+          stopStrings: [],
+          attention: r.attention?.mode === AttentionMode.ATTENTION_MODE_KCACHE ? { mode: 'kcache', topN: r.attention.topN ?? 32, denseLayers: 0, renormalize: false } : FULL_ATTENTION,
+          priority: 0,
+          logprobs: false,
+        },
+        (event) => {
+          if (event.type === 'token') {
+            numTokens++;
+            onToken();
+          } else resolve({ numTokens, isError: false });
+        },
+      );
+    });
+  });
+}
+
+function describeLevel(path: string, r: LevelResult): string {
+  return (
+    `${path.padEnd(7)} c=${String(r.concurrency).padStart(3)}  ${r.tokensPerSecond.toFixed(0).padStart(7)} tok/s  ` +
+    `TTFT p50 ${r.ttftMs.p50.toFixed(1)} p99 ${r.ttftMs.p99.toFixed(1)} ms  ` +
+    `ITL p50 ${r.interTokenMs.p50.toFixed(2)} p99 ${r.interTokenMs.p99.toFixed(2)} ms  errors ${r.numErrors}`
+  );
 }
 
 main().catch((error) => {
