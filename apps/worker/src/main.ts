@@ -1,4 +1,4 @@
-import { createEngine, resolveModelSpec } from '@kcache-serve/kcache';
+import { createEngine, GenerationEngine, resolveModelSpec, ThreadedEngine } from '@kcache-serve/kcache';
 import { createRedis, redactRedisUrl, waitForRedis } from '@kcache-serve/proto';
 import pino from 'pino';
 import { startupFailureLine } from '@kcache-serve/proto';
@@ -11,7 +11,8 @@ const REDACTED_PATHS = ['authorization', '*.authorization', 'prompt', '*.prompt'
 async function main(): Promise<void> {
   const config = parseWorkerConfig(process.env);
   const log = pino({ level: config.logLevel, base: { app: 'worker', workerId: config.workerId }, redact: REDACTED_PATHS });
-  const engine = await createEngine({ model: await resolveModelSpec(config.model), ...config.engine });
+  const engineOptions = { model: await resolveModelSpec(config.model), ...config.engine };
+  const engine: GenerationEngine = config.isEngineThreaded ? await ThreadedEngine.start(engineOptions) : await createEngine(engineOptions);
   const redis = createRedis(config.redis);
   try {
     await waitForRedis(redis, config.redis.url, config.redisStartupTimeoutMs);

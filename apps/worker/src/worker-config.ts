@@ -52,6 +52,8 @@ const workerEnvSchema = z.object({
   NUM_THREADS: optionalInt(1),
   /** Where onnxruntime runs the graphs (docs/gpu.md). A provider that cannot start stops the worker with its reason. */
   EXECUTION_PROVIDER: z.enum(['cpu', 'webgpu', 'cuda']).default('cpu'),
+  /** The engine's decode loop on a thread of its own (on), so a long step never holds up relaying, jobs and heartbeats; or on the main thread (off). */
+  ENGINE_THREAD: z.enum(['on', 'off']).default('on'),
   /** Generated tokens of a resumed or preempted request: replayed by decode (bit-exact) or recomputed by prefill (faster). */
   RECOMPUTE: z.enum(['decode', 'prefill']).default('decode'),
   /** Host tier (V of KCache layers): this process's memory, or one tier shared by every worker of the node. */
@@ -85,6 +87,8 @@ export interface WorkerConfig {
   readonly shutdownGraceMs: number;
   readonly relayTimeoutMs: number;
   readonly logLevel: string;
+  /** ENGINE_THREAD: the engine runs on a worker thread (ThreadedEngine). */
+  readonly isEngineThreaded: boolean;
   readonly engine: {
     readonly deviceCapacityBytes?: number;
     readonly hostCapacityBytes?: number;
@@ -145,6 +149,7 @@ export function parseWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     relayTimeoutMs: e.RELAY_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
+    isEngineThreaded: e.ENGINE_THREAD === 'on',
     engine: {
       deviceCapacityBytes: e.DEVICE_CAPACITY_BYTES,
       hostCapacityBytes: e.HOST_CAPACITY_BYTES,

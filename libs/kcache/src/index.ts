@@ -5,6 +5,7 @@ export * from './engine/engine-errors';
 export * from './engine/engine-options';
 export * from './engine/llm-engine';
 export * from './engine/create-engine';
+export * from './engine/threaded-engine';
 export * from './engine/generate';
 export * from './engine/validate-request';
 export * from './model';

@@ -1,7 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createEngine, describeMachine, FULL_ATTENTION, LlmEngine, LoadedModel, loadModel, repoRoot, resolveModelSpec, stories260kDir } from '@kcache-serve/kcache';
+import { automaticNumThreads, createEngine, describeMachine, FULL_ATTENTION, LlmEngine, LoadedModel, loadModel, repoRoot, resolveModelSpec, stories260kDir } from '@kcache-serve/kcache';
 import { AttentionMode, GenerateRequest } from '@kcache-serve/proto';
 import { collectStream, fetchMetric, ServingCluster } from '@kcache-serve/proto/dist/testing';
 import { parseWorkerConfig } from '../worker-config';
@@ -15,7 +16,9 @@ import { LevelResult, runClosedLoop } from './latency-levels';
  *   out: a table on stderr, JSON (with the machine it ran on) in bench/results/serving.json (or --out FILE)
  */
 const USAGE = `bench-serving [--model SPEC] [--workers N] [--concurrency 1,8,32,64] [--requests N]
-                    [--max-new-tokens N] [--attention full|kcache] [--top-n N] [--out FILE]`;
+                    [--max-new-tokens N] [--attention full|kcache] [--top-n N] [--threads N] [--out FILE]
+  --threads: onnxruntime threads of the direct engine and of each worker (default: NUM_THREADS, else the
+             engine's automatic choice: 1 for small models, else one per core)`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -27,6 +30,7 @@ async function main(): Promise<void> {
       'max-new-tokens': { type: 'string', default: '128' },
       attention: { type: 'string', default: 'full' },
       'top-n': { type: 'string', default: '32' },
+      threads: { type: 'string', default: process.env.NUM_THREADS ?? '0' },
       out: { type: 'string', default: join(repoRoot(), 'bench', 'results', 'serving.json') },
       help: { type: 'boolean', default: false },
     },
@@ -49,7 +53,9 @@ async function main(): Promise<void> {
 
   // Direct first, alone on the machine; then the serving path with the same per-worker engine config.
   const model = loadModel(await resolveModelSpec(values.model));
-  const engine = await createEngine({ model: model.name, ...parseWorkerConfig(process.env).engine }, model);
+  const numThreads = Number(values.threads) || automaticNumThreads(model.weights.config) || availableParallelism();
+  const engineOptions = { ...parseWorkerConfig(process.env).engine, numThreads };
+  const engine = await createEngine({ model: model.name, ...engineOptions }, model);
   const direct: LevelResult[] = [];
   try {
     for (const concurrency of levels) {
@@ -60,7 +66,7 @@ async function main(): Promise<void> {
     await engine.close();
   }
 
-  const cluster = await ServingCluster.start({ model: values.model, numWorkers: Number(values.workers) });
+  const cluster = await ServingCluster.start({ model: values.model, numWorkers: Number(values.workers), workerEnv: { NUM_THREADS: String(numThreads) } });
   try {
     const results: LevelResult[] = [];
     for (const concurrency of levels) {
@@ -81,6 +87,7 @@ async function main(): Promise<void> {
       machine: describeMachine(),
       model: values.model === stories260kDir() ? 'stories260K' : basename(values.model),
       numWorkers: Number(values.workers),
+      numThreads,
       maxNewTokens,
       attention: values.attention,
       batchSizeMax,

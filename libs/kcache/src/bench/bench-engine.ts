@@ -1,5 +1,6 @@
 import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
 import { createEngine } from '../engine/create-engine';
+import { automaticNumThreads } from '../engine/engine-options';
 import { generate } from '../engine/generate';
 import { loadModel, LoadedModel } from '../model/model-source';
 import { ExecutionProviderName, parseExecutionProvider } from '../runtime/execution-provider';
@@ -74,7 +75,7 @@ async function main(): Promise<void> {
       for (const batchSize of quick && isLarge ? [1] : [1, 32]) {
         for (const attention of [FULL_ATTENTION, KCACHE_64]) {
           const numSteps = quick ? 3 : isLarge ? (batchSize === 1 ? 40 : 5) : batchSize === 1 ? 2000 : 300;
-          const threads = numThreads || (weights.config.dim <= 256 ? 1 : 0); // as the engine picks them
+          const threads = numThreads || automaticNumThreads(weights.config);
           const r = await benchDecode(weights, { attention, context, batchSize, numSteps, numThreads: threads, blockSize: 16, executionProvider });
           rows.push({ model: m.name, kind: 'decode-step', mode: attention.mode, context, batchSize, ...r });
           process.stderr.write(`  ${m.name} ${attention.mode} ctx ${context} batch ${batchSize}: ${r.tokensPerSecond.toFixed(1)} tok/s\n`);

@@ -1,6 +1,7 @@
 import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
 import { DEFAULT_HOST_TIER, HostTierOptions, resolveSharedHostTierOptions } from '../host-tier/host-tier-options';
 import { EXECUTION_PROVIDERS, ExecutionProviderName, isExecutionProvider } from '../runtime/execution-provider';
+import { ModelConfig } from '../model/model-config';
 import { InvalidRequestError } from '../sampling/sampling-errors';
 
 export interface EngineOptions {
@@ -39,6 +40,14 @@ export interface EngineOptions {
 export type ResolvedEngineOptions = Required<EngineOptions>;
 
 export const MIB = 1024 * 1024;
+
+/** Up to this width, one onnxruntime thread is faster than several (per-op overhead dominates). */
+const SMALL_MODEL_DIM = 256;
+
+/** The onnxruntime intra-op threads numThreads 0 stands for: 1 for small models, else 0 (onnxruntime's choice: one per core). */
+export function automaticNumThreads(config: ModelConfig): number {
+  return config.dim <= SMALL_MODEL_DIM ? 1 : 0;
+}
 
 export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOptions {
   const resolved: ResolvedEngineOptions = {

@@ -12,15 +12,12 @@ import { ScheduledChunk } from '../scheduler/scheduler-output';
 import { Scheduler } from '../scheduler/scheduler';
 import { Sequence } from '../scheduler/sequence';
 import { Tokenizer } from '../tokenizer/tokenizer';
-import { CapacityError, DuplicateRequestIdError, EngineClosedError } from './engine-errors';
-import { ResolvedEngineOptions } from './engine-options';
+import { checkAdmission } from './admission';
+import { DuplicateRequestIdError, EngineClosedError } from './engine-errors';
+import { automaticNumThreads, ResolvedEngineOptions } from './engine-options';
 import { EngineStats, GenerationEngine } from './generation-engine';
 import { GenerationListener, GenerationRequest } from './generation-request';
 import { RequestState } from './request-state';
-import { validateGenerationRequest } from './validate-request';
-
-/** Up to this width, one onnxruntime thread is faster than several (per-op overhead dominates). */
-const SMALL_MODEL_DIM = 256;
 
 const NO_SAMPLED_TOKENS: ReadonlyMap<string, number> = new Map();
 
@@ -90,7 +87,7 @@ export class LlmEngine implements GenerationEngine {
     this.runner = new ModelRunner(model.weights, {
       blockSize: options.blockSize,
       arenaCapacity: this.kv.arenaCapacity(),
-      numThreads: options.numThreads || (this.modelConfig.dim <= SMALL_MODEL_DIM ? 1 : 0),
+      numThreads: options.numThreads || automaticNumThreads(this.modelConfig),
       executionProvider: options.executionProvider,
       ...(sharedHost
         ? {
@@ -108,14 +105,8 @@ export class LlmEngine implements GenerationEngine {
 
   submit(request: GenerationRequest, listener: GenerationListener): void {
     if (this.closing) throw new EngineClosedError();
-    validateGenerationRequest(request, this.modelConfig);
+    const maxTotalTokens = checkAdmission(request, this.modelConfig, this.kv.capacity);
     if (this.requests.has(request.requestId)) throw new DuplicateRequestIdError(request.requestId);
-    const maxTotalTokens = Math.min(request.promptTokenIds.length + request.maxNewTokens, this.modelConfig.maxSeqLen + 1);
-    if (!this.kv.fitsCapacity(request.attention, Math.min(maxTotalTokens, this.modelConfig.maxSeqLen))) {
-      throw new CapacityError(
-        `request '${request.requestId}' needs up to ${maxTotalTokens} tokens of KV cache, more than the memory tiers hold`,
-      );
-    }
     const sequence = new Sequence({
       requestId: request.requestId,
       promptTokenIds: request.promptTokenIds,

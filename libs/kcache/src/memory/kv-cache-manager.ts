@@ -4,6 +4,7 @@ import { ModelConfig, kvDimOf } from '../model/model-config';
 import { BlockPool } from './block-pool';
 import { MemoryConfigError, OutOfBlocksError } from './memory-errors';
 import { SequenceBlocks } from './sequence-blocks';
+import { chargesPerBlock, fitsTierCapacity, TierCapacity } from './tier-capacity';
 
 /** K and V are stored as fp32. */
 const BYTES_PER_ELEMENT = 4;
@@ -86,11 +87,7 @@ export interface BytesPerToken {
   readonly hostBytes: number;
 }
 
-/** Layers whose V stays in the device tier: all in 'full' mode, the leading denseLayers in 'kcache'. */
-export function numDenseLayers(attention: AttentionConfig, numLayers: number): number {
-  if (attention.mode === 'full') return numLayers;
-  return Math.min(Math.max(attention.denseLayers, 0), numLayers);
-}
+export { numDenseLayers } from './tier-capacity';
 
 /**
  * Block tables over two tiers. Per block of blockSize positions a sequence holds one K id
@@ -105,6 +102,8 @@ export class KvCacheManager {
   readonly layerBlockBytes: number;
   readonly deviceCapacityBytes: number;
   readonly hostCapacityBytes: number;
+  /** The sizes fitsCapacity decides by, as plain data. */
+  readonly capacity: TierCapacity;
   private readonly kPool: BlockPool;
   private readonly deviceVPool: BlockPool;
   private readonly hostVPool: BlockPool;
@@ -146,6 +145,14 @@ export class KvCacheManager {
     this.kPool = new BlockPool({ name: 'device-k', capacityBytes: opts.deviceCapacityBytes });
     this.deviceVPool = new BlockPool({ name: 'device-v', capacityBytes: opts.deviceCapacityBytes });
     this.hostVPool = new BlockPool({ name: 'host-v', capacityBytes: hostCapacityBytes });
+    this.capacity = {
+      blockSize,
+      numLayers,
+      layerBlockBytes: this.layerBlockBytes,
+      deviceCapacityBytes: opts.deviceCapacityBytes,
+      hostCapacityBytes,
+      externalHostNumBlocks: this.externalHost ? this.externalHost.numBlocks : null,
+    };
   }
 
   blocksNeeded(numTokens: number): number {
@@ -176,13 +183,10 @@ export class KvCacheManager {
 
   /** Could a sequence with this attention cover numTokensTotal positions if it were alone in the cache? */
   fitsCapacity(attention: AttentionConfig, numTokensTotal: number): boolean {
-    const numBlocks = this.blocksNeeded(numTokensTotal);
-    const charges = this.chargesPerBlock(attention);
-    const fitsHost = this.externalHost
-      ? charges.hostVBytes === 0 || numBlocks <= this.externalHost.numBlocks
-      : numBlocks * charges.hostVBytes <= this.hostCapacityBytes;
-    return numBlocks * (charges.kBytes + charges.deviceVBytes) <= this.deviceCapacityBytes && fitsHost;
+    return fitsTierCapacity(this.capacity, attention, numTokensTotal);
   }
+
+
 
   /** Grows seq's tables to cover numTokensTotal positions. All or nothing: throws OutOfBlocksError. */
   allocate(seq: KvSequence, numTokensTotal: number): void {
@@ -288,12 +292,7 @@ export class KvCacheManager {
   }
 
   private chargesPerBlock(attention: AttentionConfig): { kBytes: number; deviceVBytes: number; hostVBytes: number } {
-    const numDense = numDenseLayers(attention, this.numLayers);
-    return {
-      kBytes: this.numLayers * this.layerBlockBytes,
-      deviceVBytes: numDense * this.layerBlockBytes,
-      hostVBytes: (this.numLayers - numDense) * this.layerBlockBytes,
-    };
+    return chargesPerBlock(this.capacity, attention);
   }
 
   private bytesToGrow(
