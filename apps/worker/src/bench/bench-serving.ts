@@ -2,7 +2,19 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { automaticNumThreads, createEngine, describeMachine, FULL_ATTENTION, LlmEngine, LoadedModel, loadModel, repoRoot, resolveModelSpec, stories260kDir } from '@kcache-serve/kcache';
+import {
+  AttentionConfig,
+  automaticNumThreads,
+  createEngine,
+  describeMachine,
+  FULL_ATTENTION,
+  GenerationRequest,
+  LlmEngine,
+  loadModel,
+  repoRoot,
+  resolveModelSpec,
+  stories260kDir,
+} from '@kcache-serve/kcache';
 import { AttentionMode, GenerateRequest } from '@kcache-serve/proto';
 import { collectStream, fetchMetric, ServingCluster } from '@kcache-serve/proto/dist/testing';
 import { parseWorkerConfig } from '../worker-config';
@@ -39,17 +51,18 @@ async function main(): Promise<void> {
   const levels = values.concurrency.split(',').map(Number);
   const numRequests = Number(values.requests);
   const maxNewTokens = Number(values['max-new-tokens']);
-  const attention =
-    values.attention === 'kcache'
-      ? { mode: AttentionMode.ATTENTION_MODE_KCACHE, topN: Number(values['top-n']) }
-      : { mode: AttentionMode.ATTENTION_MODE_FULL };
-
+  const topN = Number(values['top-n']);
+  const isKcache = values.attention === 'kcache';
+  // One workload, written once for each path: a public API request and the engine request it becomes.
+  const prompt = 'Once upon a time';
+  const temperature = 0.8;
   const request = (i: number): Partial<GenerateRequest> => ({
-    prompt: 'Once upon a time',
+    prompt,
     maxNewTokens,
-    sampling: { temperature: 0.8, seed: i },
-    attention,
+    sampling: { temperature, seed: i },
+    attention: isKcache ? { mode: AttentionMode.ATTENTION_MODE_KCACHE, topN } : { mode: AttentionMode.ATTENTION_MODE_FULL },
   });
+  const engineAttention: AttentionConfig = isKcache ? { mode: 'kcache', topN, denseLayers: 0, renormalize: false } : FULL_ATTENTION;
 
   // Direct first, alone on the machine; then the serving path with the same per-worker engine config.
   const model = loadModel(await resolveModelSpec(values.model));
@@ -59,7 +72,18 @@ async function main(): Promise<void> {
   const direct: LevelResult[] = [];
   try {
     for (const concurrency of levels) {
-      direct.push(await directLevel(engine, model, concurrency, numRequests, request));
+      const engineRequest = (i: number): GenerationRequest => ({
+        requestId: `direct-${concurrency}-${i}`,
+        promptTokenIds: model.tokenizer.encode(prompt),
+        maxNewTokens,
+        sampling: { temperature, topK: 0, topP: 1, seed: i },
+        stopTokenIds: [],
+        stopStrings: [],
+        attention: engineAttention,
+        priority: 0,
+        logprobs: false,
+      });
+      direct.push(await directLevel(engine, concurrency, numRequests, engineRequest));
       console.error(describeLevel('direct', direct.at(-1)!));
     }
   } finally {
@@ -114,30 +138,16 @@ function servingLevel(cluster: ServingCluster, concurrency: number, numRequests:
 }
 
 /** The same workload submitted straight to an engine in this process, configured as a worker's (same env). */
-function directLevel(engine: LlmEngine, model: LoadedModel, concurrency: number, numRequests: number, request: (i: number) => Partial<GenerateRequest>): Promise<LevelResult> {
+function directLevel(engine: LlmEngine, concurrency: number, numRequests: number, request: (i: number) => GenerationRequest): Promise<LevelResult> {
   return runClosedLoop(concurrency, numRequests, (i, onToken) => {
-    const r = request(i);
     return new Promise((resolve) => {
       let numTokens = 0;
-      engine.submit(
-        {
-          requestId: `direct-${concurrency}-${i}`,
-          promptTokenIds: model.tokenizer.encode(r.prompt ?? ''),
-          maxNewTokens: r.maxNewTokens ?? 0,
-          sampling: { temperature: r.sampling?.temperature ?? 0, topK: 0, topP: 1, seed: r.sampling?.seed ?? 0 },
-          stopTokenIds: [],
-          stopStrings: [],
-          attention: r.attention?.mode === AttentionMode.ATTENTION_MODE_KCACHE ? { mode: 'kcache', topN: r.attention.topN ?? 32, denseLayers: 0, renormalize: false } : FULL_ATTENTION,
-          priority: 0,
-          logprobs: false,
-        },
-        (event) => {
-          if (event.type === 'token') {
-            numTokens++;
-            onToken();
-          } else resolve({ numTokens, isError: false });
-        },
-      );
+      engine.submit(request(i), (event) => {
+        if (event.type === 'token') {
+          numTokens++;
+          onToken();
+        } else resolve({ numTokens, isError: false });
+      });
     });
   });
 }

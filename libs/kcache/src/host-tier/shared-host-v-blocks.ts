@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { AttentionConfig } from '../attention/attention-config';
-import { ExternalHostTier, KvSequence, numDenseLayers } from '../memory/kv-cache-manager';
+import { ExternalHostTier, KvSequence } from '../memory/kv-cache-manager';
+import { numDenseLayers } from '../memory/tier-capacity';
 import { OutOfBlocksError } from '../memory/memory-errors';
 import { SequenceBlocks } from '../memory/sequence-blocks';
 import { KvArenas } from '../runtime/kv-arenas';

@@ -87,8 +87,6 @@ export interface BytesPerToken {
   readonly hostBytes: number;
 }
 
-export { numDenseLayers } from './tier-capacity';
-
 /**
  * Block tables over two tiers. Per block of blockSize positions a sequence holds one K id
  * (device, charged numLayers layer blocks), one device-V id if it has dense layers (device,
@@ -185,8 +183,6 @@ export class KvCacheManager {
   fitsCapacity(attention: AttentionConfig, numTokensTotal: number): boolean {
     return fitsTierCapacity(this.capacity, attention, numTokensTotal);
   }
-
-
 
   /** Grows seq's tables to cover numTokensTotal positions. All or nothing: throws OutOfBlocksError. */
   allocate(seq: KvSequence, numTokensTotal: number): void {
