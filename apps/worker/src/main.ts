@@ -40,6 +40,13 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  if (engine instanceof ThreadedEngine) {
+    engine.onThreadFailure((reason) => {
+      log.fatal({ reason }, 'engine thread failed; exiting so that the worker is restarted');
+      exitCode = 1;
+      stop('engineFailure');
+    });
+  }
   process.on('uncaughtException', (error) => {
     log.fatal({ err: error }, 'uncaught exception');
     exitCode = 1;

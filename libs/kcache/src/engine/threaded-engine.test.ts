@@ -92,6 +92,21 @@ describe('ThreadedEngine limits and failures', () => {
     assert.throws(() => engine.submit(seeded('late', oracle[0].prompt_token_ids, 5, 1), () => undefined), EngineClosedError);
   });
 
+  it('a thread that dies ends its open requests with the reason, tells the owner once, and refuses new ones', async () => {
+    const engine = await ThreadedEngine.start({ model: stories260kDir(), numThreads: 1 });
+    const failures: string[] = [];
+    engine.onThreadFailure((reason) => failures.push(reason));
+    const running = generate(engine, seeded('orphan', oracle[0].prompt_token_ids, 500, 1));
+    // Stands in for a crash of the thread (an uncaught error or a native abort there ends it the same way).
+    await (engine as unknown as { thread: { terminate(): Promise<number> } }).thread.terminate();
+    const finish = (await running).finish;
+    assert.equal(finish.reason, 'cancelled');
+    assert.match(finish.error ?? '', /engine thread exited/);
+    assert.equal(finish.promptTokens, oracle[0].prompt_token_ids.length);
+    assert.equal(failures.length, 1);
+    assert.throws(() => engine.submit(seeded('after', oracle[0].prompt_token_ids, 5, 1), () => undefined), EngineClosedError);
+  });
+
   it('start rejects with the engine start-up error, naming the problem', async () => {
     await assert.rejects(ThreadedEngine.start({ model: 'synthetic:no-such-model' }), /unknown synthetic model "no-such-model"/);
   });

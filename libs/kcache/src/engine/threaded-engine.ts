@@ -27,6 +27,7 @@ export class ThreadedEngine implements GenerationEngine {
   private latestStats: EngineStats;
   private isClosing = false;
   private closed: Promise<void> | null = null;
+  private readonly failureListeners: Array<(reason: string) => void> = [];
 
   private constructor(
     private readonly thread: Worker,
@@ -37,8 +38,8 @@ export class ThreadedEngine implements GenerationEngine {
     this.maxNumSeqs = ready.maxNumSeqs;
     this.latestStats = ready.stats;
     thread.on('message', (message: FromEngineThread) => this.onMessage(message));
-    thread.on('error', (error) => this.failAll(`engine thread failed: ${error.message}`));
-    thread.on('exit', (code) => this.failAll(`engine thread exited (code ${code})`));
+    thread.on('error', (error) => this.fail(`engine thread failed: ${error.message}`));
+    thread.on('exit', (code) => this.fail(`engine thread exited (code ${code})`));
   }
 
   /** Starts the thread, which loads the model and compiles its graphs; rejects with the engine's start-up error. */
@@ -94,6 +95,14 @@ export class ThreadedEngine implements GenerationEngine {
     return this.closed;
   }
 
+  /**
+   * Called once if the thread dies other than by close(): every open request has then ended (finish
+   * 'cancelled' with the reason) and submit refuses new ones, so the owner should restart the process.
+   */
+  onThreadFailure(listener: (reason: string) => void): void {
+    this.failureListeners.push(listener);
+  }
+
   private post(message: ToEngineThread): void {
     this.thread.postMessage(message);
   }
@@ -111,11 +120,13 @@ export class ThreadedEngine implements GenerationEngine {
   }
 
   /** The thread is gone: every request still open ends now, with the reason. */
-  private failAll(reason: string): void {
+  private fail(reason: string): void {
+    const isUnexpected = this.closed === null && !this.isClosing;
     this.isClosing = true;
     for (const [requestId, { listener, promptTokens, completionTokens }] of [...this.listeners]) {
       this.listeners.delete(requestId);
       listener({ type: 'finish', requestId, reason: 'cancelled', promptTokens, completionTokens, error: reason });
     }
+    if (isUnexpected) for (const listener of this.failureListeners) listener(reason);
   }
 }
