@@ -9,7 +9,10 @@ import { LlmEngine } from './llm-engine';
  * event loop stays free for I/O while a step computes. The events of one step leave as one message.
  */
 
-/** Stats ride along with events at most this often (and with every finish), and on their own when idle. */
+/**
+ * Stats ride along with events whenever the batch's make-up changed (a sequence joined, waits or left) and
+ * otherwise at most this often (token counters), and go on their own when idle.
+ */
 const STATS_INTERVAL_MS = 20;
 
 function post(message: FromEngineThread): void {
@@ -18,32 +21,36 @@ function post(message: FromEngineThread): void {
 
 function serve(engine: LlmEngine): void {
   let events: GenerationEvent[] = [];
-  let hasFinish = false;
   let isFlushQueued = false;
   let lastStatsMs = 0;
+  let lastPosted = { running: -1, waiting: -1 };
   const stats = () => {
     lastStatsMs = performance.now();
-    return engine.stats();
+    const s = engine.stats();
+    lastPosted = { running: s.numRunning, waiting: s.numWaiting };
+    return s;
+  };
+  const hasBatchChanged = () => {
+    const now = engine.numSequences;
+    return now.running !== lastPosted.running || now.waiting !== lastPosted.waiting;
   };
   // Events emitted during a step are sent when the step's synchronous part ends.
   const flush = () => {
     isFlushQueued = false;
     const batch = events;
-    const withStats = hasFinish || performance.now() - lastStatsMs >= STATS_INTERVAL_MS;
+    const withStats = hasBatchChanged() || performance.now() - lastStatsMs >= STATS_INTERVAL_MS;
     events = [];
-    hasFinish = false;
     post({ type: 'events', events: batch, ...(withStats ? { stats: stats() } : {}) });
   };
   const onEvent = (event: GenerationEvent) => {
     events.push(event);
-    if (event.type === 'finish') hasFinish = true;
     if (!isFlushQueued) {
       isFlushQueued = true;
       queueMicrotask(flush);
     }
   };
   const statsTimer = setInterval(() => {
-    if (performance.now() - lastStatsMs >= STATS_INTERVAL_MS) post({ type: 'stats', stats: stats() });
+    if (hasBatchChanged() || performance.now() - lastStatsMs >= STATS_INTERVAL_MS) post({ type: 'stats', stats: stats() });
   }, STATS_INTERVAL_MS * 5);
 
   parentPort!.on('message', (message: ToEngineThread) => {

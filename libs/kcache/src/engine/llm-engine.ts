@@ -134,6 +134,11 @@ export class LlmEngine implements GenerationEngine {
   }
 
   /** host: node-wide for a shared host tier, whose own figures are in hostTier. */
+  /** Sequences in the batch and waiting for it (what stats() reports as numRunning / numWaiting), cheaply. */
+  get numSequences(): { readonly running: number; readonly waiting: number } {
+    return { running: this.scheduler.numRunning, waiting: this.scheduler.numWaiting };
+  }
+
   stats(): EngineStats & { numHostVRowsGathered: number; hostVRowsPerSecond: number; hostTier?: SharedHostVStats } {
     const usage = this.kv.usage();
     return {

@@ -17,7 +17,7 @@ type ReadyMessage = Extract<FromEngineThread, { type: 'ready' }>;
  * loop for a whole decode step (tens to hundreds of milliseconds on large models): relaying tokens,
  * taking jobs, heartbeats and lock renewals would wait for it. Here they do not.
  * submit runs the engine's admission checks itself, so it throws exactly what LlmEngine.submit throws;
- * stats() is the engine thread's latest report (refreshed with every finish and every few milliseconds).
+ * stats() is the engine thread's latest report (refreshed whenever the batch changes and every few milliseconds).
  */
 export class ThreadedEngine implements GenerationEngine {
   private readonly listeners = new Map<string, { readonly listener: GenerationListener; readonly promptTokens: number; completionTokens: number }>();
