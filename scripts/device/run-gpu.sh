@@ -7,6 +7,7 @@
 #   bench-webgpu-110m / bench-webgpu-stories   bench:engine --ep webgpu --only llama-110m / stories260K
 #   bench-cpu     bench:engine on the CPU of the same machine (all cores), every row
 #   profile       onnxruntime node profile of 110M decode steps on webgpu: time per provider / op
+#   ops           which ops the WebGPU provider runs itself; a GPU-resident arena's ScatterND; a CPU-side gather (gpu-ops-probe.js; not in the default list)
 # Results under $OUT (8 files at most come back): machine.txt, oracle.log, bench-webgpu.log, bench-cpu.log,
 # engine-webgpu-110m.json, engine-webgpu-stories.json, engine-cpu.json, profile.log. KCACHE_GPU_DEADLINE (seconds, default 510) bounds the whole script.
 set -uo pipefail
@@ -72,6 +73,7 @@ for stage in "${stages[@]}"; do
       step bench-cpu 120 bench-cpu.log node "$app/libs/kcache/dist/bench/bench-engine.js" --ep cpu
       cp "$app/bench/results/engine.json" "$OUT/engine-cpu.json" 2>/dev/null ;;
     profile) step profile 60 profile.log node scripts/device/gpu-check.js "$app" profile webgpu ;;
+    ops) step ops 120 ops.log node scripts/device/gpu-ops-probe.js "$app" webgpu ;;
     *) echo "unknown stage $stage"; status=2 ;;
   esac
 done

@@ -226,6 +226,7 @@ export class LlmEngine implements GenerationEngine {
         const end = chunk.startPosition + chunk.numNewTokens;
         // A shared prefix whose K was spilled is copied back, not computed (never the last prompt token).
         const start = this.sharedHost?.restorePrefix(seq.blocks, seq.attention, chunk.startPosition, end, this.runner.arenas) ?? chunk.startPosition;
+        if (start > chunk.startPosition) this.runner.noteCachedRowsWritten(seq.blocks, this.variantOf(seq.attention), chunk.startPosition, start);
         if (start < end) {
           const logits = await this.runner.prefill(
             {

@@ -1,4 +1,5 @@
 import { headDimOf } from '../model/model-config';
+import { float32FromHalves } from './float32-from-halves';
 import { GraphBuilder } from './graph-builder';
 import { IO } from './graph-io';
 
@@ -32,7 +33,16 @@ export function buildDecodeGraph(
   weights: GraphWeights,
   variant: GraphVariant,
   blockSize: number,
-  options: { appendCurrentByCopy: boolean; arenaGroups?: DecodeArenaGroups },
+  options: {
+    appendCurrentByCopy: boolean;
+    arenaGroups?: DecodeArenaGroups;
+    /**
+     * TopN layers read the host-tier V arenas as uint16 halves ([rows, 2d]) and decode the gathered
+     * rows back to fp32 (float32FromHalves). A GPU provider has no uint16 Gather, so onnxruntime runs
+     * that Gather on the CPU provider: the arena stays in host memory and only the selected rows cross.
+     */
+    hostVAsHalves?: boolean;
+  },
 ): Uint8Array {
   const config = weights.config;
   const g = new GraphBuilder(`decode_${variant.key}`);
@@ -50,10 +60,11 @@ export function buildDecodeGraph(
   const tables = numTables === 1 ? [sliceTable] : g.opMulti('Split', [sliceTable], numTables, { axis: 0 });
   const kSlices = tables.slice(0, numLayers);
   const vSlicesDevice = tables.slice(numLayers);
-  // K and device-V arenas: one input per group of layers sharing a buffer, viewed as [slices, blockSize · d].
+  // K and device-V arenas: one input per group of layers sharing a buffer, viewed as [slices, blockSize, d]
+  // (a row per position, so a GPU-resident copy can be updated a row at a time: DeviceArenaMirror).
   const declaredArenas = new Set<string>();
   const groupArena = (name: string) => {
-    if (!declaredArenas.has(name)) g.input(name, 'float32', [`${name}_slices`, blockSize * d]);
+    if (!declaredArenas.has(name)) g.input(name, 'float32', [`${name}_slices`, blockSize, d]);
     declaredArenas.add(name);
     return name;
   };
@@ -92,7 +103,9 @@ export function buildDecodeGraph(
     (g, layer, q, k, v) => {
       const dense = variant.denseLayers[layer];
       const kArena = groupArena(IO.kArenaGroup(arenaGroups.k[layer]));
-      const vArena = dense ? groupArena(IO.vArenaDeviceGroup(arenaGroups.deviceV[layer])) : g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
+      const hostVArena = () =>
+        options.hostVAsHalves ? g.input(IO.vArena(layer), 'uint16', [`v_arena_rows_${layer}`, 2 * d]) : g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
+      const vArena = dense ? groupArena(IO.vArenaDeviceGroup(arenaGroups.deviceV[layer])) : hostVArena();
       // q: [B, Hkv, G, d]; k, v (the current token): [B, Hkv, 1, d]
       const kPast = paged.gather(kArena, kSlices[layer]); // [B, Hkv, T, d]
       const alpha = { float: 1 / Math.sqrt(d) };
@@ -121,7 +134,8 @@ export function buildDecodeGraph(
         const currentWeight = g.op('ReduceSum', [g.op('Sub', [weights, pastWeights]), g.constInt([-1])], { keepdims: 1 }); // [B, Hkv, G, 1]
         const tableIndex = g.op('Add', [g.op('Min', [index, lastPast]), tableOffsets]);
         const rows = g.op('Add', [g.op('Gather', [vRowsHostFlat, tableIndex], { axis: 0 }), headRowOffsets4]);
-        const vSelected = g.op('Gather', [vArena, rows], { axis: 0 }); // [B, Hkv, G, n, d]
+        const gathered = g.op('Gather', [vArena, rows], { axis: 0 });
+        const vSelected = options.hostVAsHalves ? float32FromHalves(g, gathered, d, 5) : gathered; // [B, Hkv, G, n, d]
         const weighted = g.op('MatMul', [g.op('Unsqueeze', [pastWeights, g.constInt([3])]), vSelected]); // [B, Hkv, G, 1, d]
         out = g.op('Add', [g.op('Squeeze', [weighted, g.constInt([3])]), g.op('Mul', [currentWeight, v])]);
       }

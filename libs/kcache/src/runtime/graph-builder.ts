@@ -3,12 +3,13 @@ import { onnx } from 'onnx-proto';
 const CONTRIB_DOMAIN = 'com.microsoft';
 
 /** Element types used by the engine's graphs. */
-export type ElementType = 'float32' | 'int64' | 'bool';
+export type ElementType = 'float32' | 'int64' | 'bool' | 'uint16';
 
 const ONNX_TYPE: Record<ElementType, onnx.TensorProto.DataType> = {
   float32: onnx.TensorProto.DataType.FLOAT,
   int64: onnx.TensorProto.DataType.INT64,
   bool: onnx.TensorProto.DataType.BOOL,
+  uint16: onnx.TensorProto.DataType.UINT16,
 };
 
 /** A dimension: a fixed size or a symbolic name (dynamic). */

@@ -38,10 +38,14 @@ export class GraphSession {
     return this.direct !== null;
   }
 
-  /** Every output of the graph (a direct run always computes them all). */
-  run(feeds: Record<string, ort.Tensor>): Results | Promise<Results> {
-    if (this.direct) return this.direct.run(feeds, this.fetches, {}) as Results;
-    return this.publicSession!.run(feeds);
+  /**
+   * Every output of the graph (a direct run always computes them all). `into` names outputs to write
+   * into given tensors instead of new ones (onnxruntime's pre-allocated outputs; the tensor may be a
+   * feed of the same run, which an in-place kernel such as ScatterND then updates without a copy).
+   */
+  run(feeds: Record<string, ort.Tensor>, into?: Record<string, ort.Tensor>): Results | Promise<Results> {
+    if (this.direct) return this.direct.run(feeds, into ? { ...this.fetches, ...into } : this.fetches, {}) as Results;
+    return into ? this.publicSession!.run(feeds, into) : this.publicSession!.run(feeds);
   }
 
   endProfiling(): void {

@@ -1,8 +1,9 @@
 import * as ort from 'onnxruntime-node';
 import { ModelConfig } from '../model/model-config';
 import { ModelWeights } from '../model/model-weights';
-import { SequenceBlocks } from '../memory/sequence-blocks';
+import { emptySequenceBlocks, SequenceBlocks } from '../memory/sequence-blocks';
 import { buildDecodeGraph, DecodeArenaGroups } from './decode-graph';
+import { DeviceArenaMirror } from './device-arena-mirror';
 import { ExecutionProviderName, providerError, providerSessionOptions } from './execution-provider';
 import { graphForProvider } from './execution-provider-graph';
 import { GraphSession } from './graph-session';
@@ -11,6 +12,7 @@ import { GraphVariant, hasDenseLayer, hasTopNLayer } from './graph-variant';
 import { ArenaGroup, KvArenas, placeInGroups } from './kv-arenas';
 import { packedRowWidth } from './llama-graph';
 import { GraphWeights } from './layer-weights-layout';
+import { compactBlocks } from './compact-past';
 import { buildPrefillGraph } from './prefill-graph';
 import { FeedBuffers, fillBlockTable, fillRowTable, fillSliceTable, Int64Builder } from './row-tables';
 
@@ -50,6 +52,14 @@ export interface ModelRunnerOptions {
   readonly arenas?: KvArenas;
   /** Host-V blocks never to write (shared prefix blocks of the node's host tier, sealed). Default: none. */
   readonly isHostVBlockReadOnly?: (blockId: number) => boolean;
+  /**
+   * Keep the device tier (K, exact layers' V) in the provider's memory between steps
+   * (DeviceArenaMirror), read TopN layers' host-tier V rows on the host (the decode graph's
+   * hostVAsHalves), and give prefill only its own sequence's past. Default: on for GPU providers,
+   * off for cpu (where graph inputs are read in place and none of this is needed; tests turn it on
+   * there to check the path).
+   */
+  readonly residentDeviceTier?: boolean;
 }
 
 type SessionKind = 'decode' | 'decodeByCopy' | 'prefill' | 'score';
@@ -84,6 +94,10 @@ export class ModelRunner {
   private readonly decodeBuffers = new FeedBuffers();
   private decodeBuffersInUse = false;
   private readonly decodeLayouts = new Map<string, { kFirstSlice: number[]; denseFirstSlice: number[] }>();
+  /** The device tier in the provider's memory (residentDeviceTier), made at the first decode. */
+  private mirror: Promise<DeviceArenaMirror> | null = null;
+  private createdMirror: DeviceArenaMirror | null = null;
+  private readonly resident: boolean;
 
   constructor(
     weights: ModelWeights,
@@ -91,6 +105,45 @@ export class ModelRunner {
   ) {
     this.graphWeights = new GraphWeights(weights);
     this.arenas = options.arenas ?? new KvArenas(weights.config, options.blockSize, options.arenaCapacity);
+    this.resident = options.residentDeviceTier ?? (options.executionProvider ?? 'cpu') !== 'cpu';
+  }
+
+  /** True when the device tier lives in the provider's memory (see ModelRunnerOptions.residentDeviceTier). */
+  get hasResidentDeviceTier(): boolean {
+    return this.resident;
+  }
+
+  /**
+   * Positions [from, to) of a sequence were written into the K and device-V host arenas by someone
+   * other than this runner (the node's host tier restoring a shared prefix): the resident copy takes
+   * them at the next decode. Nothing to do without a resident device tier.
+   */
+  noteCachedRowsWritten(blocks: SequenceBlocks, variant: GraphVariant, from: number, to: number): void {
+    // Before the copy exists there is nothing to update: it is made from the host arenas.
+    const mirror = this.createdMirror;
+    if (!mirror) return;
+    for (let position = from; position < to; position++) {
+      variant.denseLayers.forEach((dense, layer) => {
+        mirror.recordPosition('k', layer, blocks.kBlockIds, position);
+        if (dense) mirror.recordPosition('deviceV', layer, blocks.deviceVBlockIds, position);
+      });
+    }
+  }
+
+  /** The host arenas were rewritten wholesale (benchmarks fill them directly): copy them to the resident device tier again. */
+  async reloadDeviceTier(): Promise<void> {
+    if (this.mirror) await (await this.mirror).reload();
+  }
+
+  private deviceMirror(): Promise<DeviceArenaMirror> {
+    if (!this.mirror) {
+      const provider = this.options.executionProvider ?? 'cpu';
+      this.mirror = DeviceArenaMirror.create(this.arenas, provider, this.options.numThreads).then((mirror) => (this.createdMirror = mirror)).catch((error) => {
+        this.mirror = null;
+        throw providerError(provider, error);
+      });
+    }
+    return this.mirror;
   }
 
   private get decodeKind(): SessionKind {
@@ -109,19 +162,26 @@ export class ModelRunner {
     for (const item of items) numBlocks = Math.max(numBlocks, Math.ceil(item.position / blockSize));
     const past = numBlocks * blockSize;
     const session = this.cachedSession(variant, this.decodeKind) ?? (await this.session(variant, this.decodeKind));
+    const mirror = this.resident ? await this.deviceMirror() : null;
+    if (mirror) await mirror.flush();
     // The kept buffers, unless another decode is between filling them and its run (then new ones).
     const buffers = this.decodeBuffersInUse ? new FeedBuffers() : this.decodeBuffers;
     const ownsKeptBuffers = buffers === this.decodeBuffers;
     this.decodeBuffersInUse = true;
     let results: ort.InferenceSession.OnnxValueMapType;
     try {
-      results = await session.run(this.decodeFeeds(buffers, items, variant, topN, numBlocks, past));
+      const feeds = this.decodeFeeds(buffers, items, variant, topN, numBlocks, past);
+      if (mirror) {
+        this.arenas.kGroups.forEach((_, i) => (feeds[IO.kArenaGroup(i)] = mirror.tensor('k', i)));
+        if (hasDenseLayer(variant)) this.arenas.deviceVGroups.forEach((_, i) => (feeds[IO.vArenaDeviceGroup(i)] = mirror.tensor('deviceV', i)));
+      }
+      results = await session.run(feeds);
     } finally {
       if (ownsKeptBuffers) this.decodeBuffersInUse = false;
     }
     const packed = results[IO.logitsAndKv].data as Float32Array; // [batch, packedRowWidth]
     const newKv = this.packedKv(packed);
-    for (let b = 0; b < batch; b++) this.appendKv(newKv, variant, items[b].blocks, items[b].position, b);
+    for (let b = 0; b < batch; b++) this.appendKv(newKv, variant, items[b].blocks, items[b].position, b, mirror);
     const vocab = this.config.vocabSize;
     if (batch === 1) return packed.subarray(0, vocab);
     const logits = new Float32Array(batch * vocab);
@@ -217,10 +277,12 @@ export class ModelRunner {
       feeds[IO.topN] = scalarInt64(Math.min(topN, numKeys));
       feeds[IO.isApproximateQuery] = new ort.Tensor('bool', isApproximate, [numRows]);
     }
-    this.addArenaFeeds(feeds, variant, 'prefill');
+    if (this.resident) this.addCompactPastFeeds(feeds, variant, item.blocks, numBlocks);
+    else this.addArenaFeeds(feeds, variant, 'prefill');
     const results = await session.run(feeds);
     const newKv = this.separateKv(results);
-    for (let i = 0; i < numRows; i++) this.appendKv(newKv, variant, item.blocks, start + i, i);
+    const mirror = this.resident ? await this.deviceMirror() : null;
+    for (let i = 0; i < numRows; i++) this.appendKv(newKv, variant, item.blocks, start + i, i, mirror);
     return results[IO.logits].data as Float32Array;
   }
 
@@ -255,7 +317,8 @@ export class ModelRunner {
       feeds[IO.topN] = scalarInt64(Math.min(topN, numRows));
       feeds[IO.isApproximateQuery] = new ort.Tensor('bool', isApproximate, [numRows]);
     }
-    this.addArenaFeeds(feeds, variant, 'score');
+    if (this.resident) this.addCompactPastFeeds(feeds, variant, NO_BLOCKS, 0);
+    else this.addArenaFeeds(feeds, variant, 'score');
     const results = await session.run(feeds);
     return results[IO.logits].data as Float32Array;
   }
@@ -267,6 +330,9 @@ export class ModelRunner {
   }
 
   async release(): Promise<void> {
+    if (this.mirror) await (await this.mirror.catch(() => null))?.release();
+    this.mirror = null;
+    this.createdMirror = null;
     for (const sessions of this.sessions.values()) {
       for (const session of Object.values(sessions)) {
         if (this.options.profileFilePrefix) session.endProfiling();
@@ -286,14 +352,19 @@ export class ModelRunner {
     let arenaFeeds = this.arenaFeeds.get(key);
     if (!arenaFeeds) {
       const d = this.arenas.headDim;
-      const slice = this.options.blockSize * d;
+      const blockSize = this.options.blockSize;
+      const slice = blockSize * d;
       const view = (arena: Float32Array, width: number) => new ort.Tensor('float32', arena, [arena.length / width, width]);
+      const blocksView = (arena: Float32Array) => new ort.Tensor('float32', arena, [arena.length / slice, blockSize, d]);
+      // The host-tier rows as uint16 halves (the same bytes; see buildDecodeGraph's hostVAsHalves).
+      const halvesView = (arena: Float32Array) => new ort.Tensor('uint16', new Uint16Array(arena.buffer, arena.byteOffset, 2 * arena.length), [arena.length / d, 2 * d]);
       const tensors: Record<string, ort.Tensor> = {};
       if (kind === 'decode') {
-        this.arenas.kGroups.forEach((group, i) => (tensors[IO.kArenaGroup(i)] = view(group.buffer, slice)));
-        if (hasDenseLayer(variant)) this.arenas.deviceVGroups.forEach((group, i) => (tensors[IO.vArenaDeviceGroup(i)] = view(group.buffer, slice)));
+        // With a resident device tier the runner feeds the mirror's copies instead of these.
+        this.arenas.kGroups.forEach((group, i) => (tensors[IO.kArenaGroup(i)] = blocksView(group.buffer)));
+        if (hasDenseLayer(variant)) this.arenas.deviceVGroups.forEach((group, i) => (tensors[IO.vArenaDeviceGroup(i)] = blocksView(group.buffer)));
         variant.denseLayers.forEach((dense, layer) => {
-          if (!dense) tensors[IO.vArena(layer)] = view(this.arenas.hostV[layer], d);
+          if (!dense) tensors[IO.vArena(layer)] = this.resident ? halvesView(this.arenas.hostV[layer]) : view(this.arenas.hostV[layer], d);
         });
       } else {
         variant.denseLayers.forEach((dense, layer) => {
@@ -305,6 +376,27 @@ export class ModelRunner {
       this.arenaFeeds.set(key, arenaFeeds);
     }
     Object.assign(feeds, arenaFeeds);
+  }
+
+  /**
+   * Prefill's past as compact copies of the sequence's own blocks (compactBlocks), with block tables
+   * 0..numBlocks-1: what a resident device tier feeds instead of the whole arenas.
+   */
+  private addCompactPastFeeds(feeds: Record<string, ort.Tensor>, variant: GraphVariant, blocks: SequenceBlocks, numBlocks: number): void {
+    const a = this.arenas;
+    const slice = a.blockSize * a.headDim;
+    const floatsPerBlock = a.rowsPerBlock * a.headDim;
+    const identity = new Int64Builder(numBlocks);
+    for (let i = 0; i < numBlocks; i++) identity.set(i, i);
+    for (const name of [IO.kBlocks, IO.vBlocksDevice, IO.vBlocksHost]) if (feeds[name]) feeds[name] = int64(identity, [numBlocks]);
+    const compact = (arena: Float32Array, ids: readonly number[]) => {
+      const values = compactBlocks(arena, ids, numBlocks, floatsPerBlock);
+      return new ort.Tensor('float32', values, [values.length / slice, slice]);
+    };
+    variant.denseLayers.forEach((dense, layer) => {
+      feeds[IO.kArena(layer)] = compact(a.k[layer], blocks.kBlockIds);
+      feeds[IO.vArena(layer)] = dense ? compact(a.deviceV[layer], blocks.deviceVBlockIds) : compact(a.hostV[layer], blocks.hostVBlockIds);
+    });
   }
 
   /** Where decode's slice tables point: the first arena slice of each layer (K) and each exact layer (device V) in its group's buffer. */
@@ -354,7 +446,7 @@ export class ModelRunner {
     return { k: packed, v: packed, rowStride: packedRowWidth(this.config), kOffset: vocab, vOffset: vocab + numLayers * d, headStride: 2 * numLayers * d };
   }
 
-  private appendKv(newKv: NewKv, variant: GraphVariant, blocks: SequenceBlocks, position: number, row: number): void {
+  private appendKv(newKv: NewKv, variant: GraphVariant, blocks: SequenceBlocks, position: number, row: number, mirror: DeviceArenaMirror | null): void {
     const d = this.arenas.headDim;
     const hostId = blocks.hostVBlockIds[Math.floor(position / this.options.blockSize)];
     const isHostVReadOnly = hostId !== undefined && (this.options.isHostVBlockReadOnly?.(hostId) ?? false);
@@ -364,10 +456,12 @@ export class ModelRunner {
       const dense = layers[layer];
       const k = { offset: rowStart + newKv.kOffset + layer * d, headStride: newKv.headStride };
       this.arenas.writePosition(this.arenas.k[layer], blocks.kBlockIds, position, newKv.k, k);
+      mirror?.recordPosition('k', layer, blocks.kBlockIds, position);
       if (!dense && isHostVReadOnly) continue;
       const vArena = dense ? this.arenas.deviceV[layer] : this.arenas.hostV[layer];
       const v = { offset: rowStart + newKv.vOffset + layer * d, headStride: newKv.headStride };
       this.arenas.writePosition(vArena, dense ? blocks.deviceVBlockIds : blocks.hostVBlockIds, position, newKv.v, v);
+      if (dense) mirror?.recordPosition('deviceV', layer, blocks.deviceVBlockIds, position);
     }
   }
 
@@ -385,7 +479,11 @@ export class ModelRunner {
     if (!session) {
       const graph =
         kind === 'decode' || kind === 'decodeByCopy'
-          ? buildDecodeGraph(this.graphWeights, variant, this.options.blockSize, { appendCurrentByCopy: kind === 'decodeByCopy', arenaGroups: this.decodeArenaGroups() })
+          ? buildDecodeGraph(this.graphWeights, variant, this.options.blockSize, {
+              appendCurrentByCopy: kind === 'decodeByCopy',
+              arenaGroups: this.decodeArenaGroups(),
+              hostVAsHalves: this.resident,
+            })
           : buildPrefillGraph(this.graphWeights, variant, this.options.blockSize, { allLogits: kind === 'score' });
       const provider = this.options.executionProvider ?? 'cpu';
       try {
@@ -408,6 +506,8 @@ export class ModelRunner {
     return session;
   }
 }
+
+const NO_BLOCKS: SequenceBlocks = emptySequenceBlocks();
 
 function int64(builder: Int64Builder, dims: readonly number[]): ort.Tensor {
   return new ort.Tensor('int64', builder.values, dims);

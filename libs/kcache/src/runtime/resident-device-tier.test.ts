@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
+import { KvCacheManager } from '../memory/kv-cache-manager';
+import { emptySequenceBlocks, SequenceBlocks } from '../memory/sequence-blocks';
+import { loadModel, LoadedModel } from '../model/model-source';
+import { argmax } from '../sampling/sampler';
+import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
+import { float32FromHalves } from './float32-from-halves';
+import { GraphBuilder } from './graph-builder';
+import { graphVariantOf } from './graph-variant';
+import { ModelRunner } from './model-runner';
+
+/**
+ * The GPU path of the runner (residentDeviceTier: device tier copied to the provider and updated a
+ * row at a time, host-tier V read as uint16 halves, prefill fed only its own past) run on the CPU
+ * provider, where the copy is a second host buffer: it must give bit-identical logits to the plain
+ * path, and a row the copy misses must show.
+ */
+const oracle = loadGreedyOracle();
+let model: LoadedModel;
+
+interface Pair {
+  readonly plain: ModelRunner;
+  readonly resident: ModelRunner;
+  readonly kv: KvCacheManager;
+}
+
+function runners(): Pair {
+  const kv = new KvCacheManager({ model: model.weights.config, deviceCapacityBytes: 8 << 20, hostCapacityBytes: 8 << 20 });
+  const options = { blockSize: 16, arenaCapacity: kv.arenaCapacity(), numThreads: 1 };
+  return { kv, plain: new ModelRunner(model.weights, options), resident: new ModelRunner(model.weights, { ...options, residentDeviceTier: true }) };
+}
+
+/**
+ * Three oracle prompts, each prefilled in two chunks (the second has a cached past), then `steps`
+ * batched greedy decode steps on both runners (afterFirstStep runs once the copy has taken every row so far).
+ */
+async function generateOnBoth(pair: Pair, attention: AttentionConfig, steps: number, afterFirstStep?: (blocks: SequenceBlocks[]) => void): Promise<void> {
+  const config = model.weights.config;
+  const variant = graphVariantOf(attention, config.numLayers);
+  const seqs = oracle.slice(0, 3).map((record) => {
+    const seq = { blocks: emptySequenceBlocks(), attention };
+    pair.kv.allocate(seq, record.prompt_token_ids.length + steps + 1);
+    return { seq, prompt: record.prompt_token_ids };
+  });
+  const next: number[] = [];
+  for (const { seq, prompt } of seqs) {
+    const split = Math.ceil(prompt.length / 2);
+    const logits: Float32Array[] = [];
+    for (const runner of [pair.plain, pair.resident]) {
+      await runner.prefill({ tokenIds: prompt.slice(0, split), startPosition: 0, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, attention.topN);
+      logits.push(await runner.prefill({ tokenIds: prompt.slice(split), startPosition: split, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, attention.topN));
+    }
+    assert.deepEqual(Array.from(logits[1]), Array.from(logits[0]), 'prefill logits');
+    next.push(argmax(logits[0]));
+  }
+  for (let step = 0; step < steps; step++) {
+    const items = seqs.map(({ seq, prompt }, b) => ({ tokenId: next[b], position: prompt.length + step, blocks: seq.blocks }));
+    const plain = await pair.plain.decode(items, variant, attention.topN);
+    const resident = await pair.resident.decode(items, variant, attention.topN);
+    assert.deepEqual(Array.from(resident), Array.from(plain), `${attention.mode} step ${step}`);
+    items.forEach((_, b) => (next[b] = argmax(plain.subarray(b * config.vocabSize, (b + 1) * config.vocabSize))));
+    if (step === 0) afterFirstStep?.(seqs.map((s) => s.seq.blocks));
+  }
+}
+
+describe('resident device tier (the GPU path, checked on the CPU provider)', () => {
+  before(() => {
+    model = loadModel(stories260kDir());
+  });
+
+  for (const attention of [FULL_ATTENTION, { mode: 'kcache', topN: 16, denseLayers: 2, renormalize: false } as const, { mode: 'kcache', topN: 8, denseLayers: 0, renormalize: true } as const]) {
+    it(`${attention.mode} (dense layers ${attention.mode === 'kcache' ? attention.denseLayers : 'all'}): bit-identical prefill and batched decode logits`, async () => {
+      const pair = runners();
+      assert.ok(pair.resident.hasResidentDeviceTier && !pair.plain.hasResidentDeviceTier);
+      await generateOnBoth(pair, attention, 40);
+      await pair.plain.release();
+      await pair.resident.release();
+    });
+  }
+
+  it('K rows written into the host arenas by someone else reach the copy once noted, and not before', async () => {
+    const attention = { mode: 'kcache', topN: 16, denseLayers: 2, renormalize: false } as const;
+    const variant = graphVariantOf(attention, model.weights.config.numLayers);
+    // Overwrite position 3 of every sequence in both runners' host arenas, as a restored shared prefix would.
+    const overwrite = (pair: Pair, blocks: SequenceBlocks[], note: boolean) => {
+      for (const runner of [pair.plain, pair.resident]) {
+        const a = runner.arenas;
+        for (const seqBlocks of blocks) {
+          for (let layer = 0; layer < a.k.length; layer++) {
+            const row = a.rowOf(seqBlocks.kBlockIds, 3);
+            a.k[layer].fill(0.25, row * a.headDim, (row + 1) * a.headDim);
+          }
+        }
+      }
+      if (note) for (const seqBlocks of blocks) pair.resident.noteCachedRowsWritten(seqBlocks, variant, 3, 4);
+    };
+    const noted = runners();
+    await generateOnBoth(noted, attention, 6, (blocks) => overwrite(noted, blocks, true));
+    const unnoted = runners();
+    await assert.rejects(generateOnBoth(unnoted, attention, 6, (blocks) => overwrite(unnoted, blocks, false)), /step 1/);
+    for (const pair of [noted, unnoted]) {
+      await pair.plain.release();
+      await pair.resident.release();
+    }
+  });
+
+  it('float32FromHalves rebuilds every fp32 bit pattern class exactly', async () => {
+    const values = Float32Array.of(0, -0, 1, -1, 0.1, -2.5, 3.4028234663852886e38, -1.1754943508222875e-38, 1.401298464324817e-45, 5.877471754111438e-39, 65504, Math.PI, -1e-20, 123456.789, Infinity, -Infinity);
+    const width = values.length;
+    const g = new GraphBuilder('halves');
+    const input = g.input('halves', 'uint16', [1, 2 * width]);
+    g.output(float32FromHalves(g, input, width, 2), 'values', 'float32', [1, width]);
+    const session = await ort.InferenceSession.create(g.toBytes());
+    const halves = new Uint16Array(values.buffer);
+    const out = (await session.run({ halves: new ort.Tensor('uint16', halves, [1, 2 * width]) })).values.data as Float32Array;
+    for (let i = 0; i < width; i++) assert.ok(Object.is(out[i], values[i]), `value ${i}: ${out[i]} !== ${values[i]}`);
+    await session.release();
+  });
+});
