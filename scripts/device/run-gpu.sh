@@ -7,6 +7,7 @@
 #   bench-webgpu-110m / bench-webgpu-stories   bench:engine --ep webgpu --only llama-110m / stories260K
 #   bench-cpu     bench:engine on the CPU of the same machine (all cores), every row
 #   profile       onnxruntime node profile of 110M decode steps on webgpu: time per provider / op
+#   budget        bench:kcache --ep webgpu: KCache vs full at a fixed GPU device-tier budget, ~110M model (not in the default list)
 #   ops           which ops the WebGPU provider runs itself; a GPU-resident arena's ScatterND; a CPU-side gather (gpu-ops-probe.js; not in the default list)
 # Results under $OUT (8 files at most come back): machine.txt, oracle.log, bench-webgpu.log, bench-cpu.log,
 # engine-webgpu-110m.json, engine-webgpu-stories.json, engine-cpu.json, profile.log. KCACHE_GPU_DEADLINE (seconds, default 510) bounds the whole script.
@@ -74,6 +75,8 @@ for stage in "${stages[@]}"; do
       cp "$app/bench/results/engine.json" "$OUT/engine-cpu.json" 2>/dev/null ;;
     profile) step profile 60 profile.log node scripts/device/gpu-check.js "$app" profile webgpu ;;
     ops) step ops 120 ops.log node scripts/device/gpu-ops-probe.js "$app" webgpu ;;
+    budget)
+      step budget 300 budget.log node "$app/libs/kcache/dist/bench/kcache-throughput.js" --ep webgpu --out "$OUT" ;;
     *) echo "unknown stage $stage"; status=2 ;;
   esac
 done

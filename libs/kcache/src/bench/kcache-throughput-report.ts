@@ -10,6 +10,8 @@ export interface ThroughputSettings {
   readonly blockSize: number;
   readonly numReps: number;
   readonly maxNumSeqs: number;
+  /** onnxruntime execution provider the steps ran on (absent in results from before it was recorded: cpu). */
+  readonly executionProvider?: string;
 }
 
 const MIB = 1024 * 1024;
@@ -17,11 +19,12 @@ const MIB = 1024 * 1024;
 /** The Markdown body of the "KCache vs full" section: what `npm run bench:kcache` prints. */
 export function throughputMarkdown(run: ThroughputRun, settings: ThroughputSettings, machine: KcacheMachine, date: string, svgPath: string | null): string {
   const parts: string[] = [];
+  const ep = settings.executionProvider ?? 'cpu';
   parts.push(
-    `Measured by \`npm run bench:kcache\`${settings.quick ? ' --quick' : ''} on ${date.slice(0, 10)}: ${machine.cpuModel}, ${machine.numCores} cores, ` +
+    `Measured by \`npm run bench:kcache\`${settings.quick ? ' --quick' : ''}${ep !== 'cpu' ? ` -- --ep ${ep} (onnxruntime's ${ep} execution provider, resident device tier)` : ''} on ${date.slice(0, 10)}: ${machine.cpuModel}, ${machine.numCores} cores, ` +
       `${(machine.memoryBytes / 2 ** 30).toFixed(0)} GiB, onnxruntime ${machine.onnxruntime}, commit ${machine.gitCommit?.slice(0, 10) ?? 'unknown'}` +
       `${machine.gitDirty ? ' (with uncommitted changes)' : ''}; 1-min load average ${machine.loadAverageStart.toFixed(2)} before the run ` +
-      `(${machine.loadAverageEnd.toFixed(2)} at its end, its own threads included). Raw numbers: \`bench/results/kcache-throughput${settings.quick ? '-quick' : ''}.json\`.`,
+      `(${machine.loadAverageEnd.toFixed(2)} at its end, its own threads included). Raw numbers: \`bench/results/kcache-throughput${settings.quick ? '-quick' : ''}${ep !== 'cpu' ? `-${ep}` : ''}.json\`.`,
   );
   parts.push(
     `KCache: N=${settings.topN}, ${settings.denseLayers} dense layers, ${settings.renormalize ? 'renormalised' : 'unnormalised'}; ` +

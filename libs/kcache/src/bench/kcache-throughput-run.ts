@@ -7,6 +7,7 @@ import { ModelWeights } from '../model/model-weights';
 import { buildDecodeGraph } from '../runtime/decode-graph';
 import { GraphVariant, graphVariantOf } from '../runtime/graph-variant';
 import { GraphWeights } from '../runtime/layer-weights-layout';
+import { ExecutionProviderName } from '../runtime/execution-provider';
 import { ModelRunner } from '../runtime/model-runner';
 import { argmax } from '../sampling/sampler';
 import { admitAtBudget, fillUsedBlocks, fullAttentionBytes, kBytesPerSequence } from './kcache-fixed-budget';
@@ -39,6 +40,8 @@ export interface ThroughputOptions {
   /** Most sequences admitted per mode. */
   readonly maxNumSeqs: number;
   readonly log: (line: string) => void;
+  /** onnxruntime execution provider (default cpu). A GPU provider keeps the device tier resident (ModelRunner). */
+  readonly executionProvider?: ExecutionProviderName;
 }
 
 export interface StepSplit {
@@ -176,7 +179,7 @@ async function benchModel(
       attention,
       variant: graphVariantOf(attention, config.numLayers),
       kv,
-      runner: new ModelRunner(weights, { blockSize: options.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: model.numThreads }),
+      runner: new ModelRunner(weights, { blockSize: options.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: model.numThreads, executionProvider: options.executionProvider }),
       sequences: [],
     };
   });
@@ -192,6 +195,7 @@ async function benchModel(
         state.sequences = admitAtBudget(state.kv, state.attention, context, options.maxNumSeqs);
         if (state.sequences.length === 0) throw new Error(`${model.name}: no ${state.mode} sequence of ${context} positions fits ${budgetBytes} bytes`);
         fillUsedBlocks(state.runner.arenas, state.kv, context);
+        await state.runner.reloadDeviceTier();
         await decodeSteps(state, state.sequences, startPosition, 1, options.topN); // compiles the session
       }
       const sameBatch = kcache.sequences.slice(0, full.sequences.length);

@@ -5,6 +5,7 @@ import { stories260kDir } from '../testing/reference-data';
 import { benchmarksDocPath, currentLoadAverage, defaultResultsDir, describeKcacheMachine, KcacheMachine, updateMarkdownSection, writeJsonResult } from './kcache-results';
 import { ThroughputSettings, throughputMarkdown, throughputSvg } from './kcache-throughput-report';
 import { runThroughputBench, ThroughputModelCase, ThroughputRun } from './kcache-throughput-run';
+import { ExecutionProviderName, parseExecutionProvider } from '../runtime/execution-provider';
 import { flagValue } from './flag-value';
 
 /**
@@ -22,6 +23,12 @@ export interface KcacheThroughputOptions {
   readonly writeDocs?: boolean;
   /** TopN of the kcache mode. Default 64. */
   readonly topN?: number;
+  /**
+   * onnxruntime execution provider. Default cpu. A GPU provider runs the ~110M model alone, at a
+   * budget of 16 full-attention sequences of 2048 positions, without the step profile, and writes
+   * kcache-throughput-<provider>.json (never the docs).
+   */
+  readonly executionProvider?: ExecutionProviderName;
   readonly log?: (line: string) => void;
 }
 
@@ -41,7 +48,11 @@ export interface KcacheThroughputResults {
 export const THROUGHPUT_SECTION_TITLE = 'KCache vs full';
 const SVG_NAME = 'kcache-throughput.svg';
 
-function modelCases(quick: boolean): ThroughputModelCase[] {
+function modelCases(quick: boolean, executionProvider: ExecutionProviderName): ThroughputModelCase[] {
+  if (executionProvider !== 'cpu') {
+    const contexts = quick ? [512] : [512, 1024, 2048, 4096];
+    return [{ name: 'llama-110m (synthetic)', weights: loadModel('synthetic:llama-110m').weights, contexts, numFullSequencesAtReference: 16, referenceContext: 2048, numThreads: 0, numStepsPerRep: 4, numProfiledSteps: 0 }];
+  }
   const stories = loadModel(stories260kDir()).weights;
   if (quick) {
     return [{ name: 'stories260K', weights: stories, contexts: [128, 256], numFullSequencesAtReference: 4, referenceContext: 256, numThreads: 1, numStepsPerRep: 4, numProfiledSteps: 2 }];
@@ -57,11 +68,13 @@ export async function benchKcacheThroughput(options: KcacheThroughputOptions): P
   const started = performance.now();
   const machine = describeKcacheMachine();
   const date = new Date().toISOString();
-  const settings: ThroughputSettings = { quick: options.quick, topN: options.topN ?? 64, denseLayers: 0, renormalize: false, blockSize: 16, numReps: options.quick ? 2 : 7, maxNumSeqs: 256 };
-  const run = await runThroughputBench({ models: modelCases(options.quick), numReps: settings.numReps, topN: settings.topN, blockSize: settings.blockSize, maxNumSeqs: settings.maxNumSeqs, log });
+  const executionProvider = options.executionProvider ?? 'cpu';
+  const onCpu = executionProvider === 'cpu';
+  const settings: ThroughputSettings = { quick: options.quick, topN: options.topN ?? 64, denseLayers: 0, renormalize: false, blockSize: 16, numReps: options.quick || !onCpu ? 3 : 7, maxNumSeqs: 256, executionProvider };
+  const run = await runThroughputBench({ models: modelCases(options.quick, executionProvider), numReps: settings.numReps, topN: settings.topN, blockSize: settings.blockSize, maxNumSeqs: settings.maxNumSeqs, log, executionProvider });
   machine.loadAverageEnd = currentLoadAverage();
 
-  const writeDocs = options.writeDocs ?? !options.quick;
+  const writeDocs = onCpu && (options.writeDocs ?? !options.quick);
   const docPath = benchmarksDocPath();
   const svgPath = join(dirname(docPath), 'img', SVG_NAME);
   const markdown = throughputMarkdown(run, settings, machine, date, writeDocs ? relative(dirname(docPath), svgPath) : null);
@@ -76,7 +89,8 @@ export async function benchKcacheThroughput(options: KcacheThroughputOptions): P
     unconstrained: run.unconstrained,
     markdown,
   };
-  writeJsonResult(options.resultsDir ?? defaultResultsDir(), options.quick ? 'kcache-throughput-quick' : 'kcache-throughput', results);
+  const name = (options.quick ? 'kcache-throughput-quick' : 'kcache-throughput') + (onCpu ? '' : `-${executionProvider}`);
+  writeJsonResult(options.resultsDir ?? defaultResultsDir(), name, results);
   if (writeDocs) {
     mkdirSync(dirname(svgPath), { recursive: true });
     writeFileSync(svgPath, throughputSvg(run, settings.topN));
@@ -94,6 +108,7 @@ async function main(): Promise<void> {
     resultsDir: flagValue(args, '--out'),
     writeDocs: args.includes('--no-docs') ? false : undefined,
     topN: topN === undefined ? undefined : Number(topN),
+    executionProvider: parseExecutionProvider(flagValue(args, '--ep') ?? 'cpu', '--ep'),
     log: (line) => process.stderr.write(`  ${line}\n`),
   });
   process.stdout.write(results.markdown);
