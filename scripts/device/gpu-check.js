@@ -126,9 +126,9 @@ async function profile() {
     ['full', k.FULL_ATTENTION],
     ['kcache', { mode: 'kcache', topN: 64, denseLayers: 0, renormalize: false }],
   ]) {
-    for (const batchSize of [1, 32]) {
-      const prefix = path.join(dir, `${name}_b${batchSize}`);
-      const r = await benchDecode(weights, { attention, context: 512, batchSize, numSteps: 3, numThreads: 0, blockSize: 16, profileFilePrefix: prefix, executionProvider: ep });
+    for (const [context, batchSize] of [[512, 1], [512, 32], [2048, 32]]) {
+      const prefix = path.join(dir, `${name}_c${context}_b${batchSize}`);
+      const r = await benchDecode(weights, { attention, context, batchSize, numSteps: 3, numThreads: 0, blockSize: 16, profileFilePrefix: prefix, executionProvider: ep });
       const files = fs.readdirSync(dir).filter((f) => f.startsWith(path.basename(prefix)) && f.endsWith('.json'));
       const byProvider = new Map();
       const byOp = new Map();
@@ -143,7 +143,7 @@ async function profile() {
           byOp.set(key, (byOp.get(key) || 0) + e.dur);
         }
       }
-      log(`profile ${ep} 110M ${name} ctx 512 batch ${batchSize}: ${r.msPerStep.toFixed(2)} ms/step (4 runs profiled, model_run total ${(sessionRunUs / 1000).toFixed(1)} ms)`);
+      log(`profile ${ep} 110M ${name} ctx ${context} batch ${batchSize}: ${r.msPerStep.toFixed(2)} ms/step (4 runs profiled, model_run total ${(sessionRunUs / 1000).toFixed(1)} ms)`);
       log('  kernel ms by provider: ' + [...byProvider].map(([p, us]) => `${p} ${(us / 1000).toFixed(1)}`).join(', '));
       const top = [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 12);
       log('  top ops (ms): ' + top.map(([op, us]) => `${op} ${(us / 1000).toFixed(1)}`).join('; '));

@@ -1,5 +1,5 @@
 import { headDimOf } from '../model/model-config';
-import { float32FromHalves } from './float32-from-halves';
+import { floatFromHalves } from './float-from-halves';
 import { GraphBuilder } from './graph-builder';
 import { IO } from './graph-io';
 
@@ -7,6 +7,9 @@ import { GraphVariant, hasTopNLayer } from './graph-variant';
 import { GraphWeights } from './layer-weights-layout';
 import { buildLlamaGraph } from './llama-graph';
 import { PagedGather } from './paged-gather';
+
+const FLOAT = 1;
+const DOUBLE = 11;
 
 /** The arena group (KvArenas.kGroups, deviceVGroups) of each layer's K and device V: which input it gathers from. */
 export interface DecodeArenaGroups {
@@ -37,9 +40,10 @@ export function buildDecodeGraph(
     appendCurrentByCopy: boolean;
     arenaGroups?: DecodeArenaGroups;
     /**
-     * TopN layers read the host-tier V arenas as uint16 halves ([rows, 2d]) and decode the gathered
-     * rows back to fp32 (float32FromHalves). A GPU provider has no uint16 Gather, so onnxruntime runs
-     * that Gather on the CPU provider: the arena stays in host memory and only the selected rows cross.
+     * TopN layers read the host-tier V arenas as uint16 halves ([rows, 2d]), rebuild the selected rows
+     * in fp64 (floatFromHalves) and take their weighted sum in fp64, rounded to fp32. No GPU provider
+     * has uint16 or fp64 kernels, so onnxruntime runs all of that on the CPU provider: the arena stays
+     * in host memory, the TopN weights and indices come down and one [B, Hkv, G, d] sum goes up per layer.
      */
     hostVAsHalves?: boolean;
   },
@@ -134,9 +138,11 @@ export function buildDecodeGraph(
         const currentWeight = g.op('ReduceSum', [g.op('Sub', [weights, pastWeights]), g.constInt([-1])], { keepdims: 1 }); // [B, Hkv, G, 1]
         const tableIndex = g.op('Add', [g.op('Min', [index, lastPast]), tableOffsets]);
         const rows = g.op('Add', [g.op('Gather', [vRowsHostFlat, tableIndex], { axis: 0 }), headRowOffsets4]);
-        const gathered = g.op('Gather', [vArena, rows], { axis: 0 });
-        const vSelected = options.hostVAsHalves ? float32FromHalves(g, gathered, d, 5) : gathered; // [B, Hkv, G, n, d]
-        const weighted = g.op('MatMul', [g.op('Unsqueeze', [pastWeights, g.constInt([3])]), vSelected]); // [B, Hkv, G, 1, d]
+        const vSelected = g.op('Gather', [vArena, rows], { axis: 0 }); // [B, Hkv, G, n, d] (uint16 halves: [.., 2d])
+        const rowWeights = g.op('Unsqueeze', [pastWeights, g.constInt([3])]); // [B, Hkv, G, 1, n]
+        const weighted = options.hostVAsHalves
+          ? g.op('Cast', [g.op('MatMul', [g.op('Cast', [rowWeights], { to: DOUBLE }), floatFromHalves(g, vSelected, d, 5, 'float64')])], { to: FLOAT })
+          : g.op('MatMul', [rowWeights, vSelected]); // [B, Hkv, G, 1, d]
         out = g.op('Add', [g.op('Squeeze', [weighted, g.constInt([3])]), g.op('Mul', [currentWeight, v])]);
       }
       return g.op('Reshape', [out, g.constInt([0, config.dim])]);

@@ -3,10 +3,11 @@ import { onnx } from 'onnx-proto';
 const CONTRIB_DOMAIN = 'com.microsoft';
 
 /** Element types used by the engine's graphs. */
-export type ElementType = 'float32' | 'int64' | 'bool' | 'uint16';
+export type ElementType = 'float32' | 'float64' | 'int64' | 'bool' | 'uint16';
 
 const ONNX_TYPE: Record<ElementType, onnx.TensorProto.DataType> = {
   float32: onnx.TensorProto.DataType.FLOAT,
+  float64: onnx.TensorProto.DataType.DOUBLE,
   int64: onnx.TensorProto.DataType.INT64,
   bool: onnx.TensorProto.DataType.BOOL,
   uint16: onnx.TensorProto.DataType.UINT16,
@@ -55,6 +56,13 @@ export class GraphBuilder {
       dims: [...shape],
       rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
     });
+    return name;
+  }
+
+  /** fp64 initializer. `data` is not copied until serialization. */
+  weightFloat64(name: string, data: Float64Array, shape: readonly number[]): string {
+    assertSize(data.length, shape, name);
+    this.initializers.push({ name, dataType: ONNX_TYPE.float64, dims: [...shape], rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
     return name;
   }
 
