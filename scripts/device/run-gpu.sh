@@ -5,7 +5,7 @@
 #   probe         GPU, cores, Node; a one-node graph on the WebGPU provider
 #   oracle        stories260K oracle match, full and kcache N=512, --ep webgpu (+ logits vs CPU)
 #   bench-webgpu-110m / bench-webgpu-stories   bench:engine --ep webgpu --only llama-110m / stories260K
-#   bench-cpu     bench:engine on the CPU of the same machine (all cores), every row
+#   bench-cpu     bench:engine on the CPU of the same machine (all cores), the ~110M rows
 #   profile       onnxruntime node profile of 110M decode steps on webgpu: time per provider / op
 #   budget        bench:kcache --ep webgpu: KCache vs full at a fixed GPU device-tier budget, ~110M model (not in the default list)
 #   ops           which ops the WebGPU provider runs itself; a GPU-resident arena's ScatterND; a CPU-side gather (gpu-ops-probe.js; not in the default list)
@@ -71,9 +71,9 @@ for stage in "${stages[@]}"; do
       cp "$app/bench/results/engine-webgpu.json" "$OUT/engine-webgpu-stories.json" 2>/dev/null ;;
     bench-cpu)
       rm -f "$app/bench/results/engine.json"
-      step bench-cpu 120 bench-cpu.log node "$app/libs/kcache/dist/bench/bench-engine.js" --ep cpu
+      step bench-cpu 120 bench-cpu.log node "$app/libs/kcache/dist/bench/bench-engine.js" --ep cpu --only llama-110m
       cp "$app/bench/results/engine.json" "$OUT/engine-cpu.json" 2>/dev/null ;;
-    profile) step profile 60 profile.log node scripts/device/gpu-check.js "$app" profile webgpu ;;
+    profile) step profile 100 profile.log node scripts/device/gpu-check.js "$app" profile webgpu ;;
     ops) step ops 120 ops.log node scripts/device/gpu-ops-probe.js "$app" webgpu ;;
     budget)
       step budget 300 budget.log node "$app/libs/kcache/dist/bench/kcache-throughput.js" --ep webgpu --out "$OUT" ;;

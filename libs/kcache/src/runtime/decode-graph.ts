@@ -1,5 +1,4 @@
 import { headDimOf } from '../model/model-config';
-import { floatFromHalves } from './float-from-halves';
 import { GraphBuilder } from './graph-builder';
 import { IO } from './graph-io';
 
@@ -8,8 +7,14 @@ import { GraphWeights } from './layer-weights-layout';
 import { buildLlamaGraph } from './llama-graph';
 import { PagedGather } from './paged-gather';
 
-const FLOAT = 1;
-const DOUBLE = 11;
+/** The decode graph's nodes that read host-tier V (TopN layers): a GPU provider must leave them on the CPU. */
+export function hostTierNodeNames(variant: GraphVariant): string[] {
+  return variant.denseLayers.flatMap((dense, layer) => (dense ? [] : [hostTierNodeName('gather', layer), hostTierNodeName('sum', layer)]));
+}
+
+function hostTierNodeName(step: 'gather' | 'sum', layer: number): string {
+  return `host_v_${step}_${layer}`;
+}
 
 /** The arena group (KvArenas.kGroups, deviceVGroups) of each layer's K and device V: which input it gathers from. */
 export interface DecodeArenaGroups {
@@ -39,13 +44,6 @@ export function buildDecodeGraph(
   options: {
     appendCurrentByCopy: boolean;
     arenaGroups?: DecodeArenaGroups;
-    /**
-     * TopN layers read the host-tier V arenas as uint16 halves ([rows, 2d]), rebuild the selected rows
-     * in fp64 (floatFromHalves) and take their weighted sum in fp64, rounded to fp32. No GPU provider
-     * has uint16 or fp64 kernels, so onnxruntime runs all of that on the CPU provider: the arena stays
-     * in host memory, the TopN weights and indices come down and one [B, Hkv, G, d] sum goes up per layer.
-     */
-    hostVAsHalves?: boolean;
   },
 ): Uint8Array {
   const config = weights.config;
@@ -60,7 +58,8 @@ export function buildDecodeGraph(
   const mask = g.input(IO.mask, 'float32', ['batch', 1, 1, 'columns']); // [B, 1, 1, T + 1]
   // Each layer's slice indices [B, Hkv, nb]: one Split of the table (K of every layer, then device V of the exact layers).
   const numTables = numLayers + denseLayers.length;
-  const sliceTable = g.input(IO.kvSlices, 'int64', ['tables_batch', numKv, 'past_blocks']);
+  // int32: a GPU provider splits and gathers with it directly (int64 tables are split on the CPU and each part uploaded).
+  const sliceTable = g.input(IO.kvSlices, 'int32', ['tables_batch', numKv, 'past_blocks']);
   const tables = numTables === 1 ? [sliceTable] : g.opMulti('Split', [sliceTable], numTables, { axis: 0 });
   const kSlices = tables.slice(0, numLayers);
   const vSlicesDevice = tables.slice(numLayers);
@@ -107,9 +106,7 @@ export function buildDecodeGraph(
     (g, layer, q, k, v) => {
       const dense = variant.denseLayers[layer];
       const kArena = groupArena(IO.kArenaGroup(arenaGroups.k[layer]));
-      const hostVArena = () =>
-        options.hostVAsHalves ? g.input(IO.vArena(layer), 'uint16', [`v_arena_rows_${layer}`, 2 * d]) : g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
-      const vArena = dense ? groupArena(IO.vArenaDeviceGroup(arenaGroups.deviceV[layer])) : hostVArena();
+      const vArena = dense ? groupArena(IO.vArenaDeviceGroup(arenaGroups.deviceV[layer])) : g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
       // q: [B, Hkv, G, d]; k, v (the current token): [B, Hkv, 1, d]
       const kPast = paged.gather(kArena, kSlices[layer]); // [B, Hkv, T, d]
       const alpha = { float: 1 / Math.sqrt(d) };
@@ -138,11 +135,13 @@ export function buildDecodeGraph(
         const currentWeight = g.op('ReduceSum', [g.op('Sub', [weights, pastWeights]), g.constInt([-1])], { keepdims: 1 }); // [B, Hkv, G, 1]
         const tableIndex = g.op('Add', [g.op('Min', [index, lastPast]), tableOffsets]);
         const rows = g.op('Add', [g.op('Gather', [vRowsHostFlat, tableIndex], { axis: 0 }), headRowOffsets4]);
-        const vSelected = g.op('Gather', [vArena, rows], { axis: 0 }); // [B, Hkv, G, n, d] (uint16 halves: [.., 2d])
-        const rowWeights = g.op('Unsqueeze', [pastWeights, g.constInt([3])]); // [B, Hkv, G, 1, n]
-        const weighted = options.hostVAsHalves
-          ? g.op('Cast', [g.op('MatMul', [g.op('Cast', [rowWeights], { to: DOUBLE }), floatFromHalves(g, vSelected, d, 5, 'float64')])], { to: FLOAT })
-          : g.op('MatMul', [rowWeights, vSelected]); // [B, Hkv, G, 1, d]
+        // The host-tier gather and weighted sum are named nodes (hostTierNodeNames): a GPU provider is
+        // told to leave them to the CPU provider, so the arena stays in host memory and only the TopN
+        // weights and indices come down and one [B, Hkv, G, d] sum goes up per layer.
+        const vSelected = g.op('Gather', [vArena, rows], { axis: 0 }); // [B, Hkv, G, n, d]
+        g.nameLastNode(hostTierNodeName('gather', layer));
+        const weighted = g.op('MatMul', [g.op('Unsqueeze', [pastWeights, g.constInt([3])]), vSelected]); // [B, Hkv, G, 1, d]
+        g.nameLastNode(hostTierNodeName('sum', layer));
         out = g.op('Add', [g.op('Squeeze', [weighted, g.constInt([3])]), g.op('Mul', [currentWeight, v])]);
       }
       return g.op('Reshape', [out, g.constInt([0, config.dim])]);

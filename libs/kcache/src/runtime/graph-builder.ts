@@ -3,14 +3,13 @@ import { onnx } from 'onnx-proto';
 const CONTRIB_DOMAIN = 'com.microsoft';
 
 /** Element types used by the engine's graphs. */
-export type ElementType = 'float32' | 'float64' | 'int64' | 'bool' | 'uint16';
+export type ElementType = 'float32' | 'int64' | 'int32' | 'bool';
 
 const ONNX_TYPE: Record<ElementType, onnx.TensorProto.DataType> = {
   float32: onnx.TensorProto.DataType.FLOAT,
-  float64: onnx.TensorProto.DataType.DOUBLE,
   int64: onnx.TensorProto.DataType.INT64,
   bool: onnx.TensorProto.DataType.BOOL,
-  uint16: onnx.TensorProto.DataType.UINT16,
+  int32: onnx.TensorProto.DataType.INT32,
 };
 
 /** A dimension: a fixed size or a symbolic name (dynamic). */
@@ -56,13 +55,6 @@ export class GraphBuilder {
       dims: [...shape],
       rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
     });
-    return name;
-  }
-
-  /** fp64 initializer. `data` is not copied until serialization. */
-  weightFloat64(name: string, data: Float64Array, shape: readonly number[]): string {
-    assertSize(data.length, shape, name);
-    this.initializers.push({ name, dataType: ONNX_TYPE.float64, dims: [...shape], rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
     return name;
   }
 
@@ -121,6 +113,11 @@ export class GraphBuilder {
       attribute: Object.entries(attributes).map(([name, value]) => attribute(name, value)),
     });
     return outputs;
+  }
+
+  /** Names the node added last (node names are otherwise generated): for session options that refer to nodes. */
+  nameLastNode(name: string): void {
+    this.nodes[this.nodes.length - 1].name = name;
   }
 
   /** Serialized ModelProto (opset 17). */

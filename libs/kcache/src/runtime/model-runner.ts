@@ -2,9 +2,9 @@ import * as ort from 'onnxruntime-node';
 import { ModelConfig } from '../model/model-config';
 import { ModelWeights } from '../model/model-weights';
 import { emptySequenceBlocks, SequenceBlocks } from '../memory/sequence-blocks';
-import { buildDecodeGraph, DecodeArenaGroups } from './decode-graph';
+import { buildDecodeGraph, DecodeArenaGroups, hostTierNodeNames } from './decode-graph';
 import { DeviceArenaMirror } from './device-arena-mirror';
-import { ExecutionProviderName, providerError, providerSessionOptions } from './execution-provider';
+import { ExecutionProviderName, nodesOnCpuOptions, providerError, providerSessionOptions } from './execution-provider';
 import { graphForProvider } from './execution-provider-graph';
 import { GraphSession } from './graph-session';
 import { IO } from './graph-io';
@@ -54,8 +54,9 @@ export interface ModelRunnerOptions {
   readonly isHostVBlockReadOnly?: (blockId: number) => boolean;
   /**
    * Keep the device tier (K, exact layers' V) in the provider's memory between steps
-   * (DeviceArenaMirror), read TopN layers' host-tier V rows on the host (the decode graph's
-   * hostVAsHalves), and give prefill only its own sequence's past. Default: on for GPU providers,
+   * (DeviceArenaMirror), gather and sum TopN layers' host-tier V rows on the host (the decode
+   * graph's hostTierNodeNames, left to the CPU provider), and give prefill only its own sequence's
+   * past. Default: on for GPU providers,
    * off for cpu (where graph inputs are read in place and none of this is needed; tests turn it on
    * there to check the path).
    */
@@ -206,7 +207,7 @@ export class ModelRunner {
     const tokens = buffers.int64(IO.tokens, [batch]);
     const positions = buffers.int64(IO.positions, [batch]);
     const mask = buffers.float32(IO.mask, [batch, 1, 1, past + 1]);
-    const slices = buffers.int64(IO.kvSlices, [(numLayers + numDense) * batch, numKv, numBlocks]);
+    const slices = buffers.int32(IO.kvSlices, [(numLayers + numDense) * batch, numKv, numBlocks]);
     const vRowsHost = hasTopNLayer(variant) ? buffers.int64(IO.vRowsHost, [batch, past]) : null;
     for (let b = 0; b < batch; b++) {
       const item = items[b];
@@ -356,15 +357,13 @@ export class ModelRunner {
       const slice = blockSize * d;
       const view = (arena: Float32Array, width: number) => new ort.Tensor('float32', arena, [arena.length / width, width]);
       const blocksView = (arena: Float32Array) => new ort.Tensor('float32', arena, [arena.length / slice, blockSize, d]);
-      // The host-tier rows as uint16 halves (the same bytes; see buildDecodeGraph's hostVAsHalves).
-      const halvesView = (arena: Float32Array) => new ort.Tensor('uint16', new Uint16Array(arena.buffer, arena.byteOffset, 2 * arena.length), [arena.length / d, 2 * d]);
       const tensors: Record<string, ort.Tensor> = {};
       if (kind === 'decode') {
         // With a resident device tier the runner feeds the mirror's copies instead of these.
         this.arenas.kGroups.forEach((group, i) => (tensors[IO.kArenaGroup(i)] = blocksView(group.buffer)));
         if (hasDenseLayer(variant)) this.arenas.deviceVGroups.forEach((group, i) => (tensors[IO.vArenaDeviceGroup(i)] = blocksView(group.buffer)));
         variant.denseLayers.forEach((dense, layer) => {
-          if (!dense) tensors[IO.vArena(layer)] = this.resident ? halvesView(this.arenas.hostV[layer]) : view(this.arenas.hostV[layer], d);
+          if (!dense) tensors[IO.vArena(layer)] = view(this.arenas.hostV[layer], d);
         });
       } else {
         variant.denseLayers.forEach((dense, layer) => {
@@ -482,7 +481,6 @@ export class ModelRunner {
           ? buildDecodeGraph(this.graphWeights, variant, this.options.blockSize, {
               appendCurrentByCopy: kind === 'decodeByCopy',
               arenaGroups: this.decodeArenaGroups(),
-              hostVAsHalves: this.resident,
             })
           : buildPrefillGraph(this.graphWeights, variant, this.options.blockSize, { allLogits: kind === 'score' });
       const provider = this.options.executionProvider ?? 'cpu';
@@ -495,6 +493,7 @@ export class ModelRunner {
           logSeverityLevel: 3,
           ...(this.options.profileFilePrefix ? { enableProfiling: true, profileFilePrefix: `${this.options.profileFilePrefix}_${kind}` } : {}),
           ...providerSessionOptions(provider),
+          ...(this.resident && (kind === 'decode' || kind === 'decodeByCopy') ? nodesOnCpuOptions(provider, hostTierNodeNames(variant)) : {}),
         };
         // CPU runs go straight to the native binding (synchronous, see GraphSession); GPU providers use the public API.
         session = await GraphSession.create(graphForProvider(graph, provider), sessionOptions, provider === 'cpu');

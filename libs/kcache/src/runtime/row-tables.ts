@@ -24,6 +24,20 @@ export class Int64Builder {
   }
 }
 
+/** A table of indices written one entry at a time (Int64Builder, Int32Table). */
+export interface IndexTable {
+  set(index: number, value: number): void;
+}
+
+/** int32 tables (indices below 2^31), for inputs a GPU provider should index with directly (it has no int64 arithmetic). */
+export class Int32Table implements IndexTable {
+  constructor(readonly values: Int32Array) {}
+
+  set(index: number, value: number): void {
+    this.values[index] = value;
+  }
+}
+
 /**
  * The small per-run input tables, in typed arrays kept from run to run: a new typed array each
  * step costs an off-heap allocation and its later sweep, more than filling its few values; the
@@ -35,6 +49,20 @@ export class Int64Builder {
 export class FeedBuffers {
   private readonly int64Slots = new Map<string, Slot<BigInt64Array> & { table: Int64Builder }>();
   private readonly float32Slots = new Map<string, Slot<Float32Array>>();
+  private readonly int32Slots = new Map<string, Slot<Int32Array> & { table: Int32Table }>();
+
+  int32(slot: string, dims: readonly number[]): { table: Int32Table; tensor: ort.Tensor } {
+    let entry = this.int32Slots.get(slot);
+    if (!entry || !sameDims(entry.dims, dims)) {
+      const length = sizeOf(dims);
+      const buffer = entry && entry.buffer.length >= length ? entry.buffer : new Int32Array(grow(entry?.buffer.length ?? 0, length));
+      const values = buffer.subarray(0, length);
+      entry = { buffer, dims: [...dims], tensor: new ort.Tensor('int32', values, [...dims]), table: new Int32Table(values) };
+      this.int32Slots.set(slot, entry);
+    }
+    entry.table.values.fill(0);
+    return { table: entry.table, tensor: entry.tensor };
+  }
 
   int64(slot: string, dims: readonly number[]): { table: Int64Builder; tensor: ort.Tensor } {
     let entry = this.int64Slots.get(slot);
@@ -107,7 +135,7 @@ export function fillBlockTable(table: Int64Builder, offset: number, blockIds: re
  * Entries past numBlocks are left as they are (0: a valid slice, masked).
  */
 export function fillSliceTable(
-  table: Int64Builder,
+  table: IndexTable,
   offset: number,
   blockIds: readonly number[],
   numBlocks: number,
