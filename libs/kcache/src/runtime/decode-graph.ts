@@ -7,6 +7,22 @@ import { GraphWeights } from './layer-weights-layout';
 import { buildLlamaGraph } from './llama-graph';
 import { PagedGather } from './paged-gather';
 
+/**
+ * [n, ...] → n tensors [...]. WebGPU binds every output of a node as a storage buffer (at most 16
+ * per shader, the input included), so a Split has at most MAX_SPLIT_OUTPUTS outputs: more tables are
+ * split in chunks first.
+ */
+function splitTables(g: GraphBuilder, table: string, n: number): string[] {
+  const axis0 = g.constInt([0]);
+  const unstack = (chunk: string, count: number) => (count === 1 ? [chunk] : g.opMulti('Split', [chunk], count, { axis: 0 })).map((t) => g.op('Squeeze', [t, axis0]));
+  if (n <= MAX_SPLIT_OUTPUTS) return unstack(table, n);
+  const sizes = Array.from({ length: Math.ceil(n / MAX_SPLIT_OUTPUTS) }, (_, i) => Math.min(MAX_SPLIT_OUTPUTS, n - i * MAX_SPLIT_OUTPUTS));
+  const chunks = g.opMulti('Split', [table, g.constInt(sizes)], sizes.length, { axis: 0 });
+  return chunks.flatMap((chunk, i) => unstack(chunk, sizes[i]));
+}
+
+const MAX_SPLIT_OUTPUTS = 15;
+
 /** The decode graph's nodes that read host-tier V (TopN layers): a GPU provider must leave them on the CPU. */
 export function hostTierNodeNames(variant: GraphVariant): string[] {
   return variant.denseLayers.flatMap((dense, layer) => (dense ? [] : [hostTierNodeName('gather', layer), hostTierNodeName('sum', layer)]));
@@ -56,11 +72,11 @@ export function buildDecodeGraph(
   const denseLayers = variant.denseLayers.flatMap((dense, layer) => (dense ? [layer] : []));
   const arenaGroups = options.arenaGroups ?? { k: Array.from({ length: numLayers }, () => 0), deviceV: Array.from({ length: numLayers }, () => 0) };
   const mask = g.input(IO.mask, 'float32', ['batch', 1, 1, 'columns']); // [B, 1, 1, T + 1]
-  // Each layer's slice indices [B, Hkv, nb]: one Split of the table (K of every layer, then device V of the exact layers).
+  // Each layer's slice indices [B, Hkv, nb], split off the table (K of every layer, then device V of the exact layers).
   const numTables = numLayers + denseLayers.length;
   // int32: a GPU provider splits and gathers with it directly (int64 tables are split on the CPU and each part uploaded).
-  const sliceTable = g.input(IO.kvSlices, 'int32', ['tables_batch', numKv, 'past_blocks']);
-  const tables = numTables === 1 ? [sliceTable] : g.opMulti('Split', [sliceTable], numTables, { axis: 0 });
+  const sliceTable = g.input(IO.kvSlices, 'int32', [numTables, 'batch', numKv, 'past_blocks']);
+  const tables = splitTables(g, sliceTable, numTables);
   const kSlices = tables.slice(0, numLayers);
   const vSlicesDevice = tables.slice(numLayers);
   // K and device-V arenas: one input per group of layers sharing a buffer, viewed as [slices, blockSize, d]

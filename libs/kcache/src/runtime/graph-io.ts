@@ -14,7 +14,7 @@ export const IO = {
   vBlocksHost: 'v_blocks_host',
   /**
    * Decode: arena slice of each KV head and block of the past, one table per layer's K, then per
-   * exact layer's device V: [numTables · B, Hkv, numBlocks] int32, table after table. A slice is the
+   * exact layer's device V: [numTables, B, Hkv, numBlocks] int32, table after table. A slice is the
    * block's place in its layer's arena group buffer (KvArenas.kGroups, deviceVGroups):
    * (index in group · ids per layer + block id) · Hkv + h (see PagedGather). The runner computes
    * them, so the graph has no index arithmetic.

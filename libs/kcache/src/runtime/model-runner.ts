@@ -207,7 +207,7 @@ export class ModelRunner {
     const tokens = buffers.int64(IO.tokens, [batch]);
     const positions = buffers.int64(IO.positions, [batch]);
     const mask = buffers.float32(IO.mask, [batch, 1, 1, past + 1]);
-    const slices = buffers.int32(IO.kvSlices, [(numLayers + numDense) * batch, numKv, numBlocks]);
+    const slices = buffers.int32(IO.kvSlices, [numLayers + numDense, batch, numKv, numBlocks]);
     const vRowsHost = hasTopNLayer(variant) ? buffers.int64(IO.vRowsHost, [batch, past]) : null;
     for (let b = 0; b < batch; b++) {
       const item = items[b];

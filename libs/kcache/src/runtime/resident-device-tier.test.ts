@@ -4,6 +4,7 @@ import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
 import { KvCacheManager } from '../memory/kv-cache-manager';
 import { emptySequenceBlocks, SequenceBlocks } from '../memory/sequence-blocks';
 import { loadModel, LoadedModel } from '../model/model-source';
+import { createRandomModelWeights, syntheticModelConfig } from '../model/synthetic-models';
 import { argmax } from '../sampling/sampler';
 import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
 import { graphVariantOf } from './graph-variant';
@@ -107,5 +108,26 @@ describe('resident device tier (the GPU path, checked on the CPU provider)', () 
       await pair.plain.release();
       await pair.resident.release();
     }
+  });
+
+  it('a model with more slice tables than one WebGPU Split may output (20 layers, full attention: 40) decodes what scoring the whole text gives', async () => {
+    const config = { ...syntheticModelConfig('tiny'), numLayers: 20 };
+    const weights = createRandomModelWeights(config, 3);
+    const kv = new KvCacheManager({ model: config, deviceCapacityBytes: 4 << 20, hostCapacityBytes: 4 << 20 });
+    const runner = new ModelRunner(weights, { blockSize: 16, arenaCapacity: kv.arenaCapacity(), numThreads: 1, residentDeviceTier: true });
+    const variant = graphVariantOf(FULL_ATTENTION, config.numLayers);
+    const tokens = Array.from({ length: 40 }, (_, i) => (i * 37 + 11) % config.vocabSize);
+    const expected = await runner.score(tokens, variant, 0, tokens.length);
+    const seq = { blocks: emptySequenceBlocks(), attention: FULL_ATTENTION };
+    kv.allocate(seq, tokens.length);
+    await runner.prefill({ tokenIds: tokens.slice(0, 20), startPosition: 0, numPromptTokens: 20, blocks: seq.blocks }, variant, 0);
+    for (let position = 20; position < tokens.length; position++) {
+      const logits = await runner.decode([{ tokenId: tokens[position], position, blocks: seq.blocks }], variant, 0);
+      const row = expected.subarray(position * config.vocabSize, (position + 1) * config.vocabSize);
+      let maxDiff = 0;
+      for (let i = 0; i < row.length; i++) maxDiff = Math.max(maxDiff, Math.abs(logits[i] - row[i]));
+      assert.ok(maxDiff < 1e-4, `position ${position}: decode and score differ by ${maxDiff}`);
+    }
+    await runner.release();
   });
 });
