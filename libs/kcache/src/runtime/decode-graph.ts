@@ -25,11 +25,11 @@ const MAX_SPLIT_OUTPUTS = 15;
 
 /** The decode graph's nodes that read host-tier V (TopN layers): a GPU provider must leave them on the CPU. */
 export function hostTierNodeNames(variant: GraphVariant): string[] {
-  return variant.denseLayers.flatMap((dense, layer) => (dense ? [] : [hostTierNodeName('gather', layer), hostTierNodeName('sum', layer)]));
+  return variant.denseLayers.flatMap((dense, layer) => (dense ? [] : [hostTierNodeName(layer)]));
 }
 
-function hostTierNodeName(step: 'gather' | 'sum', layer: number): string {
-  return `host_v_${step}_${layer}`;
+function hostTierNodeName(layer: number): string {
+  return `host_v_gather_${layer}`;
 }
 
 /** The arena group (KvArenas.kGroups, deviceVGroups) of each layer's K and device V: which input it gathers from. */
@@ -151,13 +151,12 @@ export function buildDecodeGraph(
         const currentWeight = g.op('ReduceSum', [g.op('Sub', [weights, pastWeights]), g.constInt([-1])], { keepdims: 1 }); // [B, Hkv, G, 1]
         const tableIndex = g.op('Add', [g.op('Min', [index, lastPast]), tableOffsets]);
         const rows = g.op('Add', [g.op('Gather', [vRowsHostFlat, tableIndex], { axis: 0 }), headRowOffsets4]);
-        // The host-tier gather and weighted sum are named nodes (hostTierNodeNames): a GPU provider is
-        // told to leave them to the CPU provider, so the arena stays in host memory and only the TopN
-        // weights and indices come down and one [B, Hkv, G, d] sum goes up per layer.
+        // The host-tier gather is a named node (hostTierNodeNames): a GPU provider is told to leave it
+        // to the CPU provider, so the arena stays in host memory; per layer the TopN indices come down
+        // (the row arithmetic is int64, on the CPU anyway) and only the selected rows go up.
         const vSelected = g.op('Gather', [vArena, rows], { axis: 0 }); // [B, Hkv, G, n, d]
-        g.nameLastNode(hostTierNodeName('gather', layer));
+        g.nameLastNode(hostTierNodeName(layer));
         const weighted = g.op('MatMul', [g.op('Unsqueeze', [pastWeights, g.constInt([3])]), vSelected]); // [B, Hkv, G, 1, d]
-        g.nameLastNode(hostTierNodeName('sum', layer));
         out = g.op('Add', [g.op('Squeeze', [weighted, g.constInt([3])]), g.op('Mul', [currentWeight, v])]);
       }
       return g.op('Reshape', [out, g.constInt([0, config.dim])]);

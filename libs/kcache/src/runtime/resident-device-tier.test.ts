@@ -12,7 +12,7 @@ import { ModelRunner } from './model-runner';
 
 /**
  * The GPU path of the runner (residentDeviceTier: device tier copied to the provider and updated a
- * row at a time, host-tier V gathered and summed by named CPU nodes, prefill fed only its own past) run on the CPU
+ * row at a time, host-tier V gathered by named CPU nodes, prefill fed only its own past) run on the CPU
  * provider, where the copy is a second host buffer: it must give bit-identical logits to the plain
  * path, and a row the copy misses must show.
  */
