@@ -1,4 +1,5 @@
 import { headDimOf } from '../model/model-config';
+import { float32FromHalves } from './float32-from-halves';
 import { GraphBuilder } from './graph-builder';
 import { IO } from './graph-io';
 
@@ -22,15 +23,6 @@ function splitTables(g: GraphBuilder, table: string, n: number): string[] {
 }
 
 const MAX_SPLIT_OUTPUTS = 15;
-
-/** The decode graph's nodes that read host-tier V (TopN layers): a GPU provider must leave them on the CPU. */
-export function hostTierNodeNames(variant: GraphVariant): string[] {
-  return variant.denseLayers.flatMap((dense, layer) => (dense ? [] : [hostTierNodeName(layer)]));
-}
-
-function hostTierNodeName(layer: number): string {
-  return `host_v_gather_${layer}`;
-}
 
 /** The arena group (KvArenas.kGroups, deviceVGroups) of each layer's K and device V: which input it gathers from. */
 export interface DecodeArenaGroups {
@@ -60,6 +52,14 @@ export function buildDecodeGraph(
   options: {
     appendCurrentByCopy: boolean;
     arenaGroups?: DecodeArenaGroups;
+    /**
+     * TopN layers read the host-tier V arenas as uint16 halves ([rows, 2d]) and rebuild the gathered
+     * rows in fp32 (float32FromHalves, exact). No GPU provider has a uint16 Gather (or Cast), so
+     * onnxruntime runs those two on the CPU provider: the arena stays in host memory and per layer
+     * the TopN indices come down and only the selected rows go up. (Measured on WebGPU, this was
+     * 4-6x faster than naming the fp32 Gather in the provider's forceCpuNodeNames; docs/gpu.md.)
+     */
+    hostVAsHalves?: boolean;
   },
 ): Uint8Array {
   const config = weights.config;
@@ -122,7 +122,9 @@ export function buildDecodeGraph(
     (g, layer, q, k, v) => {
       const dense = variant.denseLayers[layer];
       const kArena = groupArena(IO.kArenaGroup(arenaGroups.k[layer]));
-      const vArena = dense ? groupArena(IO.vArenaDeviceGroup(arenaGroups.deviceV[layer])) : g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
+      const hostVArena = () =>
+        options.hostVAsHalves ? g.input(IO.vArena(layer), 'uint16', [`v_arena_rows_${layer}`, 2 * d]) : g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
+      const vArena = dense ? groupArena(IO.vArenaDeviceGroup(arenaGroups.deviceV[layer])) : hostVArena();
       // q: [B, Hkv, G, d]; k, v (the current token): [B, Hkv, 1, d]
       const kPast = paged.gather(kArena, kSlices[layer]); // [B, Hkv, T, d]
       const alpha = { float: 1 / Math.sqrt(d) };
@@ -151,11 +153,8 @@ export function buildDecodeGraph(
         const currentWeight = g.op('ReduceSum', [g.op('Sub', [weights, pastWeights]), g.constInt([-1])], { keepdims: 1 }); // [B, Hkv, G, 1]
         const tableIndex = g.op('Add', [g.op('Min', [index, lastPast]), tableOffsets]);
         const rows = g.op('Add', [g.op('Gather', [vRowsHostFlat, tableIndex], { axis: 0 }), headRowOffsets4]);
-        // The host-tier gather is a named node (hostTierNodeNames): a GPU provider is told to leave it
-        // to the CPU provider, so the arena stays in host memory; per layer the TopN indices come down
-        // (the row arithmetic is int64, on the CPU anyway) and only the selected rows go up.
-        const vSelected = g.op('Gather', [vArena, rows], { axis: 0 }); // [B, Hkv, G, n, d]
-        g.nameLastNode(hostTierNodeName(layer));
+        const gathered = g.op('Gather', [vArena, rows], { axis: 0 });
+        const vSelected = options.hostVAsHalves ? float32FromHalves(g, gathered, d, 5) : gathered; // [B, Hkv, G, n, d]
         const weighted = g.op('MatMul', [g.op('Unsqueeze', [pastWeights, g.constInt([3])]), vSelected]); // [B, Hkv, G, 1, d]
         out = g.op('Add', [g.op('Squeeze', [weighted, g.constInt([3])]), g.op('Mul', [currentWeight, v])]);
       }

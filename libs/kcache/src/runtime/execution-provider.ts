@@ -53,24 +53,6 @@ export function providerSessionOptions(provider: ExecutionProviderName): Pick<In
   }
 }
 
-/**
- * Session options that leave the named nodes to the CPU provider (their inputs then stay in, and
- * their outputs come from, host memory). WebGPU reads a config entry (one node name per line),
- * spelled differently across onnxruntime versions, so every spelling is set; unknown entries are
- * ignored. Other providers: none (cpu runs everything; cuda has no such setting).
- */
-export function nodesOnCpuOptions(provider: ExecutionProviderName, nodeNames: readonly string[]): Pick<InferenceSession.SessionOptions, 'extra'> {
-  if (provider !== 'webgpu' || nodeNames.length === 0) return {};
-  const names = nodeNames.join('\n');
-  return {
-    extra: {
-      'ep.WebGpuExecutionProvider.forceCpuNodeNames': names,
-      'ep.webgpuexecutionprovider.forceCpuNodeNames': names,
-      'WebGPU:forceCpuNodeNames': names,
-    },
-  };
-}
-
 /** A provider that could not start a session; the message says what is missing and keeps onnxruntime's own text. */
 export class ExecutionProviderError extends Error {
   constructor(

@@ -3,13 +3,14 @@ import { onnx } from 'onnx-proto';
 const CONTRIB_DOMAIN = 'com.microsoft';
 
 /** Element types used by the engine's graphs. */
-export type ElementType = 'float32' | 'int64' | 'int32' | 'bool';
+export type ElementType = 'float32' | 'int64' | 'int32' | 'bool' | 'uint16';
 
 const ONNX_TYPE: Record<ElementType, onnx.TensorProto.DataType> = {
   float32: onnx.TensorProto.DataType.FLOAT,
   int64: onnx.TensorProto.DataType.INT64,
   bool: onnx.TensorProto.DataType.BOOL,
   int32: onnx.TensorProto.DataType.INT32,
+  uint16: onnx.TensorProto.DataType.UINT16,
 };
 
 /** A dimension: a fixed size or a symbolic name (dynamic). */
@@ -113,11 +114,6 @@ export class GraphBuilder {
       attribute: Object.entries(attributes).map(([name, value]) => attribute(name, value)),
     });
     return outputs;
-  }
-
-  /** Names the node added last (node names are otherwise generated): for session options that refer to nodes. */
-  nameLastNode(name: string): void {
-    this.nodes[this.nodes.length - 1].name = name;
   }
 
   /** Serialized ModelProto (opset 17). */

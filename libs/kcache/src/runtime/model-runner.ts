@@ -2,9 +2,9 @@ import * as ort from 'onnxruntime-node';
 import { ModelConfig } from '../model/model-config';
 import { ModelWeights } from '../model/model-weights';
 import { emptySequenceBlocks, SequenceBlocks } from '../memory/sequence-blocks';
-import { buildDecodeGraph, DecodeArenaGroups, hostTierNodeNames } from './decode-graph';
+import { buildDecodeGraph, DecodeArenaGroups } from './decode-graph';
 import { DeviceArenaMirror } from './device-arena-mirror';
-import { ExecutionProviderName, nodesOnCpuOptions, providerError, providerSessionOptions } from './execution-provider';
+import { ExecutionProviderName, providerError, providerSessionOptions } from './execution-provider';
 import { graphForProvider } from './execution-provider-graph';
 import { GraphSession } from './graph-session';
 import { IO } from './graph-io';
@@ -55,7 +55,7 @@ export interface ModelRunnerOptions {
   /**
    * Keep the device tier (K, exact layers' V) in the provider's memory between steps
    * (DeviceArenaMirror), gather TopN layers' host-tier V rows on the host (the decode graph's
-   * hostTierNodeNames, left to the CPU provider), and give prefill only its own sequence's
+   * hostVAsHalves), and give prefill only its own sequence's
    * past. Default: on for GPU providers,
    * off for cpu (where graph inputs are read in place and none of this is needed; tests turn it on
    * there to check the path).
@@ -356,6 +356,8 @@ export class ModelRunner {
       const blockSize = this.options.blockSize;
       const slice = blockSize * d;
       const view = (arena: Float32Array, width: number) => new ort.Tensor('float32', arena, [arena.length / width, width]);
+      // The host-tier rows as uint16 halves (the same bytes; see buildDecodeGraph's hostVAsHalves).
+      const halvesView = (arena: Float32Array) => new ort.Tensor('uint16', new Uint16Array(arena.buffer, arena.byteOffset, 2 * arena.length), [arena.length / d, 2 * d]);
       const blocksView = (arena: Float32Array) => new ort.Tensor('float32', arena, [arena.length / slice, blockSize, d]);
       const tensors: Record<string, ort.Tensor> = {};
       if (kind === 'decode') {
@@ -363,7 +365,7 @@ export class ModelRunner {
         this.arenas.kGroups.forEach((group, i) => (tensors[IO.kArenaGroup(i)] = blocksView(group.buffer)));
         if (hasDenseLayer(variant)) this.arenas.deviceVGroups.forEach((group, i) => (tensors[IO.vArenaDeviceGroup(i)] = blocksView(group.buffer)));
         variant.denseLayers.forEach((dense, layer) => {
-          if (!dense) tensors[IO.vArena(layer)] = view(this.arenas.hostV[layer], d);
+          if (!dense) tensors[IO.vArena(layer)] = this.resident ? halvesView(this.arenas.hostV[layer]) : view(this.arenas.hostV[layer], d);
         });
       } else {
         variant.denseLayers.forEach((dense, layer) => {
@@ -481,6 +483,7 @@ export class ModelRunner {
           ? buildDecodeGraph(this.graphWeights, variant, this.options.blockSize, {
               appendCurrentByCopy: kind === 'decodeByCopy',
               arenaGroups: this.decodeArenaGroups(),
+              hostVAsHalves: this.resident,
             })
           : buildPrefillGraph(this.graphWeights, variant, this.options.blockSize, { allLogits: kind === 'score' });
       const provider = this.options.executionProvider ?? 'cpu';
@@ -493,7 +496,6 @@ export class ModelRunner {
           logSeverityLevel: 3,
           ...(this.options.profileFilePrefix ? { enableProfiling: true, profileFilePrefix: `${this.options.profileFilePrefix}_${kind}` } : {}),
           ...providerSessionOptions(provider),
-          ...(this.resident && (kind === 'decode' || kind === 'decodeByCopy') ? nodesOnCpuOptions(provider, hostTierNodeNames(variant)) : {}),
         };
         // CPU runs go straight to the native binding (synchronous, see GraphSession); GPU providers use the public API.
         session = await GraphSession.create(graphForProvider(graph, provider), sessionOptions, provider === 'cpu');

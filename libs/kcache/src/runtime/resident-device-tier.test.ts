@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
 import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
 import { KvCacheManager } from '../memory/kv-cache-manager';
 import { emptySequenceBlocks, SequenceBlocks } from '../memory/sequence-blocks';
@@ -7,12 +8,14 @@ import { loadModel, LoadedModel } from '../model/model-source';
 import { createRandomModelWeights, syntheticModelConfig } from '../model/synthetic-models';
 import { argmax } from '../sampling/sampler';
 import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
+import { float32FromHalves } from './float32-from-halves';
+import { GraphBuilder } from './graph-builder';
 import { graphVariantOf } from './graph-variant';
 import { ModelRunner } from './model-runner';
 
 /**
  * The GPU path of the runner (residentDeviceTier: device tier copied to the provider and updated a
- * row at a time, host-tier V gathered by named CPU nodes, prefill fed only its own past) run on the CPU
+ * row at a time, host-tier V read as uint16 halves and rebuilt exactly, prefill fed only its own past) run on the CPU
  * provider, where the copy is a second host buffer: it must give bit-identical logits to the plain
  * path, and a row the copy misses must show.
  */
@@ -129,5 +132,17 @@ describe('resident device tier (the GPU path, checked on the CPU provider)', () 
       assert.ok(maxDiff < 1e-4, `position ${position}: decode and score differ by ${maxDiff}`);
     }
     await runner.release();
+  });
+
+  it('float32FromHalves rebuilds every fp32 bit pattern class exactly', async () => {
+    const values = Float32Array.of(0, -0, 1, -1, 0.1, -2.5, 3.4028234663852886e38, -1.1754943508222875e-38, 1.401298464324817e-45, 5.877471754111438e-39, 65504, Math.PI, -1e-20, 123456.789, Infinity, -Infinity);
+    const width = values.length;
+    const g = new GraphBuilder('halves');
+    const input = g.input('halves', 'uint16', [1, 2 * width]);
+    g.output(float32FromHalves(g, input, width, 2), 'values', 'float32', [1, width]);
+    const session = await ort.InferenceSession.create(g.toBytes());
+    const out = (await session.run({ halves: new ort.Tensor('uint16', new Uint16Array(values.buffer), [1, 2 * width]) })).values.data as Float32Array;
+    for (let i = 0; i < width; i++) assert.ok(Object.is(out[i], values[i]), `value ${i}: ${out[i]} !== ${values[i]}`);
+    await session.release();
   });
 });
