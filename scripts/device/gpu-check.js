@@ -63,7 +63,7 @@ async function oracle() {
     ['kcache N=512', { mode: 'kcache', topN: 512, denseLayers: 0, renormalize: false }],
   ];
   for (const [name, attention] of attentions) {
-    // Small tiers: a GPU provider uploads every arena (a graph input) on every run.
+    // Small tiers: the oracle needs little, and a GPU provider copies the device tier to the GPU at the first decode.
     const engine = await k.createEngine(
       { model: k.stories260kDir(), defaultAttention: attention, numThreads: 1, executionProvider: ep, deviceCapacityBytes: 16 * MIB, hostCapacityBytes: 16 * MIB },
       model,
