@@ -55,8 +55,7 @@ export interface ModelRunnerOptions {
   /**
    * Keep the device tier (K, exact layers' V) in the provider's memory between steps
    * (DeviceArenaMirror), gather TopN layers' host-tier V rows on the host (the decode graph's
-   * hostVAsHalves), and give prefill only its own sequence's
-   * past. Default: on for GPU providers,
+   * hostVAsHalves), and give prefill only its own sequence's past. Default: on for GPU providers,
    * off for cpu (where graph inputs are read in place and none of this is needed; tests turn it on
    * there to check the path).
    */
