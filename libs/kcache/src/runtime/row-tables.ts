@@ -47,54 +47,60 @@ export class Int32Table implements IndexTable {
  * untouched until onnxruntime has read them.
  */
 export class FeedBuffers {
-  private readonly int64Slots = new Map<string, Slot<BigInt64Array> & { table: Int64Builder }>();
-  private readonly float32Slots = new Map<string, Slot<Float32Array>>();
-  private readonly int32Slots = new Map<string, Slot<Int32Array> & { table: Int32Table }>();
-
-  int32(slot: string, dims: readonly number[]): { table: Int32Table; tensor: ort.Tensor } {
-    let entry = this.int32Slots.get(slot);
-    if (!entry || !sameDims(entry.dims, dims)) {
-      const length = sizeOf(dims);
-      const buffer = entry && entry.buffer.length >= length ? entry.buffer : new Int32Array(grow(entry?.buffer.length ?? 0, length));
-      const values = buffer.subarray(0, length);
-      entry = { buffer, dims: [...dims], tensor: new ort.Tensor('int32', values, [...dims]), table: new Int32Table(values) };
-      this.int32Slots.set(slot, entry);
-    }
-    entry.table.values.fill(0);
-    return { table: entry.table, tensor: entry.tensor };
-  }
+  private readonly int64Slots = new Map<string, Slot<BigInt64Array, Int64Builder>>();
+  private readonly int32Slots = new Map<string, Slot<Int32Array, Int32Table>>();
+  private readonly float32Slots = new Map<string, Slot<Float32Array, Float32Array>>();
 
   int64(slot: string, dims: readonly number[]): { table: Int64Builder; tensor: ort.Tensor } {
-    let entry = this.int64Slots.get(slot);
-    if (!entry || !sameDims(entry.dims, dims)) {
-      const length = sizeOf(dims);
-      const buffer = entry && entry.buffer.length >= length ? entry.buffer : new BigInt64Array(grow(entry?.buffer.length ?? 0, length));
-      const values = buffer.subarray(0, length);
-      entry = { buffer, dims: [...dims], tensor: new ort.Tensor('int64', values, [...dims]), table: new Int64Builder(length, values) };
-      this.int64Slots.set(slot, entry);
-    }
+    const entry = take(this.int64Slots, slot, dims, INT64_SLOT);
     entry.table.clear();
     return { table: entry.table, tensor: entry.tensor };
   }
 
+  int32(slot: string, dims: readonly number[]): { table: Int32Table; tensor: ort.Tensor } {
+    const entry = take(this.int32Slots, slot, dims, INT32_SLOT);
+    entry.table.values.fill(0);
+    return { table: entry.table, tensor: entry.tensor };
+  }
+
   float32(slot: string, dims: readonly number[]): { values: Float32Array; tensor: ort.Tensor } {
-    let entry = this.float32Slots.get(slot);
-    if (!entry || !sameDims(entry.dims, dims)) {
-      const length = sizeOf(dims);
-      const buffer = entry && entry.buffer.length >= length ? entry.buffer : new Float32Array(grow(entry?.buffer.length ?? 0, length));
-      entry = { buffer, dims: [...dims], tensor: new ort.Tensor('float32', buffer.subarray(0, length), [...dims]) };
-      this.float32Slots.set(slot, entry);
-    }
-    const values = entry.tensor.data as Float32Array;
-    values.fill(0);
-    return { values, tensor: entry.tensor };
+    const entry = take(this.float32Slots, slot, dims, FLOAT32_SLOT);
+    entry.table.fill(0);
+    return { values: entry.table, tensor: entry.tensor };
   }
 }
 
-interface Slot<T> {
+type TypedTable = BigInt64Array | Int32Array | Float32Array;
+
+interface Slot<T extends TypedTable, Table> {
   readonly buffer: T;
   readonly dims: readonly number[];
   readonly tensor: ort.Tensor;
+  /** How the runner writes the view of the buffer the tensor holds. */
+  readonly table: Table;
+}
+
+interface SlotKind<T extends TypedTable, Table> {
+  readonly type: 'int64' | 'int32' | 'float32';
+  allocate(length: number): T;
+  table(values: T): Table;
+}
+
+const INT64_SLOT: SlotKind<BigInt64Array, Int64Builder> = { type: 'int64', allocate: (n) => new BigInt64Array(n), table: (values) => new Int64Builder(values.length, values) };
+const INT32_SLOT: SlotKind<Int32Array, Int32Table> = { type: 'int32', allocate: (n) => new Int32Array(n), table: (values) => new Int32Table(values) };
+const FLOAT32_SLOT: SlotKind<Float32Array, Float32Array> = { type: 'float32', allocate: (n) => new Float32Array(n), table: (values) => values };
+
+/** The slot's entry at `dims`: kept while the shape stays, else a view of its buffer (grown if needed). */
+function take<T extends TypedTable, Table>(slots: Map<string, Slot<T, Table>>, slot: string, dims: readonly number[], kind: SlotKind<T, Table>): Slot<T, Table> {
+  let entry = slots.get(slot);
+  if (!entry || !sameDims(entry.dims, dims)) {
+    const length = sizeOf(dims);
+    const buffer = entry && entry.buffer.length >= length ? entry.buffer : kind.allocate(grow(entry?.buffer.length ?? 0, length));
+    const values = buffer.subarray(0, length) as T;
+    entry = { buffer, dims: [...dims], tensor: new ort.Tensor(kind.type, values, [...dims]), table: kind.table(values) };
+    slots.set(slot, entry);
+  }
+  return entry;
 }
 
 function sameDims(a: readonly number[], b: readonly number[]): boolean {
