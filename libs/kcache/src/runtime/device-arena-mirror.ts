@@ -98,10 +98,16 @@ export class DeviceArenaMirror {
         }
         this.pending[kind][group] = [];
         const target = this.tensors[kind][group];
-        await this.scatter.run(
-          { arena: target, rows: new ort.Tensor('int64', index.values, [rows.length, 2]), values: new ort.Tensor('float32', values, [rows.length, d]) },
-          { next: target },
-        );
+        try {
+          await this.scatter.run(
+            { arena: target, rows: new ort.Tensor('int64', index.values, [rows.length, 2]), values: new ort.Tensor('float32', values, [rows.length, d]) },
+            { next: target },
+          );
+        } catch (error) {
+          // Not written: the rows stay pending (ahead of any recorded meanwhile), for the next flush.
+          this.pending[kind][group] = rows.concat(this.pending[kind][group]);
+          throw error;
+        }
       }
     }
   }
