@@ -11,6 +11,7 @@ import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
 import { float32FromHalves } from './float32-from-halves';
 import { GraphBuilder } from './graph-builder';
 import { graphVariantOf } from './graph-variant';
+import { KvArenas } from './kv-arenas';
 import { ModelRunner } from './model-runner';
 
 /**
@@ -28,10 +29,15 @@ interface Pair {
   readonly kv: KvCacheManager;
 }
 
-function runners(): Pair {
-  const kv = new KvCacheManager({ model: model.weights.config, deviceCapacityBytes: 8 << 20, hostCapacityBytes: 8 << 20 });
-  const options = { blockSize: 16, arenaCapacity: kv.arenaCapacity(), numThreads: 1 };
-  return { kv, plain: new ModelRunner(model.weights, options), resident: new ModelRunner(model.weights, { ...options, residentDeviceTier: true }) };
+/** layersPerGroup: K and device-V arenas in buffers of that many layers each (default: all layers in one). */
+function runners(layersPerGroup?: number): Pair {
+  const config = model.weights.config;
+  const kv = new KvCacheManager({ model: config, deviceCapacityBytes: 8 << 20, hostCapacityBytes: 8 << 20 });
+  const capacity = kv.arenaCapacity();
+  const options = { blockSize: 16, arenaCapacity: capacity, numThreads: 1 };
+  const floatsPerLayerBlock = 16 * config.numKvHeads * (config.dim / config.numHeads);
+  const grouped = () => (layersPerGroup ? { arenas: new KvArenas(config, 16, capacity, undefined, layersPerGroup * Math.max(capacity.kIds, capacity.deviceVIds) * floatsPerLayerBlock) } : {});
+  return { kv, plain: new ModelRunner(model.weights, { ...options, ...grouped() }), resident: new ModelRunner(model.weights, { ...options, ...grouped(), residentDeviceTier: true }) };
 }
 
 /**
@@ -86,6 +92,14 @@ describe('resident device tier (the GPU path, checked on the CPU provider)', () 
       await pair.resident.release();
     });
   }
+
+  it('arenas in several buffers (groups of two layers): rows land in the right group and place', async () => {
+    const pair = runners(2);
+    assert.equal(pair.resident.arenas.kGroups.length, 3);
+    await generateOnBoth(pair, { mode: 'kcache', topN: 16, denseLayers: 3, renormalize: false }, 20);
+    await pair.plain.release();
+    await pair.resident.release();
+  });
 
   it('K rows written into the host arenas by someone else reach the copy once noted, and not before', async () => {
     const attention = { mode: 'kcache', topN: 16, denseLayers: 2, renormalize: false } as const;
