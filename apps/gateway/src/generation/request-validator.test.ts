@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ModelConfig } from '@kcache-serve/kcache';
-import { GenerateRequest } from '@kcache-serve/proto';
+import { AttentionMode, GenerateRequest } from '@kcache-serve/proto';
 import { InputLimits, RequestDefaults } from '../config/gateway-config';
 import { InvalidArgumentError } from './gateway-errors';
 import { RequestValidator } from './request-validator';
@@ -48,5 +48,14 @@ describe('RequestValidator input limits', () => {
     assertRefused({ stop: ['a', 'b', 'c'] }, 'stop', /3 stop strings/);
     assertRefused({ stop: ['ééééé'] }, 'stop', /10 bytes is above the limit of 8/);
     assertRefused({ stopTokenIds: [1, 2, 3, 4] }, 'stop_token_ids', /4 ids/);
+  });
+
+  it('refuses dense_layers outside [0, numLayers] whatever the mode (the default mode too), and accepts the bounds', () => {
+    for (const mode of [AttentionMode.ATTENTION_MODE_UNSPECIFIED, AttentionMode.ATTENTION_MODE_FULL, AttentionMode.ATTENTION_MODE_KCACHE]) {
+      assertRefused({ attention: { mode, denseLayers: -2147483648 } }, 'attention.dense_layers', /must be in \[0, 5\].*got -2147483648/);
+      assertRefused({ attention: { mode, denseLayers: 6 } }, 'attention.dense_layers', /got 6/);
+    }
+    assert.equal(validator.toJobRequest(request({ attention: { mode: AttentionMode.ATTENTION_MODE_KCACHE, denseLayers: 5 } })).attention.denseLayers, 5);
+    assert.equal(validator.toJobRequest(request({ attention: { mode: AttentionMode.ATTENTION_MODE_FULL, denseLayers: 0 } })).attention.denseLayers, 0);
   });
 });

@@ -158,6 +158,10 @@ export class RequestValidator {
     if (mode === undefined) throw new InvalidArgumentError('attention.mode', `unknown value ${a?.mode} (FULL or KCACHE)`);
     // Checked whatever the mode: a client that sets top_n means it.
     if (a?.topN !== undefined && a.topN <= 0) throw new InvalidArgumentError('attention.top_n', `must be >= 1, got ${a.topN}`);
+    const numLayers = this.model.numLayers;
+    if (a?.denseLayers !== undefined && (a.denseLayers < 0 || a.denseLayers > numLayers)) {
+      throw new InvalidArgumentError('attention.dense_layers', `must be in [0, ${numLayers}] (the model's layers), got ${a.denseLayers}`);
+    }
     return {
       mode: mode ?? defaults.mode,
       topN: a?.topN ?? defaults.topN,
