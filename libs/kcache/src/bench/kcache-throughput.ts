@@ -70,7 +70,7 @@ export async function benchKcacheThroughput(options: KcacheThroughputOptions): P
   const date = new Date().toISOString();
   const executionProvider = options.executionProvider ?? 'cpu';
   const onCpu = executionProvider === 'cpu';
-  const settings: ThroughputSettings = { quick: options.quick, topN: options.topN ?? 64, denseLayers: 0, renormalize: false, blockSize: 16, numReps: options.quick || !onCpu ? 3 : 7, maxNumSeqs: 256, executionProvider };
+  const settings: ThroughputSettings = { quick: options.quick, topN: options.topN ?? 64, denseLayers: 0, renormalize: false, blockSize: 16, numReps: options.quick ? 2 : onCpu ? 7 : 3, maxNumSeqs: 256, executionProvider };
   const run = await runThroughputBench({ models: modelCases(options.quick, executionProvider), numReps: settings.numReps, topN: settings.topN, blockSize: settings.blockSize, maxNumSeqs: settings.maxNumSeqs, log, executionProvider });
   machine.loadAverageEnd = currentLoadAverage();
 

@@ -133,12 +133,12 @@ export class LlmEngine implements GenerationEngine {
     return Math.max(0, this.options.maxNumSeqs - this.requests.size);
   }
 
-  /** host: node-wide for a shared host tier, whose own figures are in hostTier. */
   /** Sequences in the batch and waiting for it (what stats() reports as numRunning / numWaiting), cheaply. */
   get numSequences(): { readonly running: number; readonly waiting: number } {
     return { running: this.scheduler.numRunning, waiting: this.scheduler.numWaiting };
   }
 
+  /** host: node-wide for a shared host tier, whose own figures are in hostTier. */
   stats(): EngineStats & { numHostVRowsGathered: number; hostVRowsPerSecond: number; hostTier?: SharedHostVStats } {
     const usage = this.kv.usage();
     return {

@@ -1,12 +1,14 @@
 import * as ort from 'onnxruntime-node';
+import { SequenceBlocks } from '../memory/sequence-blocks';
 import { ExecutionProviderName, providerSessionOptions } from './execution-provider';
 import { GraphBuilder } from './graph-builder';
+import { IO } from './graph-io';
 import { GraphSession } from './graph-session';
 import { ArenaGroup, KvArenas, placeInGroups } from './kv-arenas';
 import { Int64Builder } from './row-tables';
 
 /** The device-tier arenas: K of every layer and V of the exact layers. */
-export type DeviceArenaKind = 'k' | 'deviceV';
+type DeviceArenaKind = 'k' | 'deviceV';
 
 /**
  * The device tier kept where the provider computes: a copy of each K and device-V arena group
@@ -23,6 +25,7 @@ export class DeviceArenaMirror {
   private readonly pending: Record<DeviceArenaKind, number[][]>;
   /** Per kind and layer: the layer's group and the group row where the layer's arena starts. */
   private readonly placement: Record<DeviceArenaKind, Array<{ group: number; firstRow: number }>>;
+  private readonly numKvHeads: number;
 
   private constructor(
     private readonly arenas: KvArenas,
@@ -40,6 +43,7 @@ export class DeviceArenaMirror {
         return { group, firstRow: indexInGroup * rowsPerLayer[kind] };
       });
     this.placement = { k: place('k'), deviceV: place('deviceV') };
+    this.numKvHeads = arenas.rowsPerBlock / arenas.blockSize;
   }
 
   /**
@@ -64,19 +68,31 @@ export class DeviceArenaMirror {
     return new DeviceArenaMirror(arenas, groups, tensors, scatter, copyIn, upload ? [scatter, upload] : [scatter]);
   }
 
-  /** The copy of group `group`'s buffer, to feed the decode graph ([slices, blockSize, d]). */
-  tensor(kind: DeviceArenaKind, group: number): ort.Tensor {
-    return this.tensors[kind][group];
+  /** The copies as the decode graph's arena-group inputs ([slices, blockSize, d]); device V only when the graph reads it. */
+  addFeeds(feeds: Record<string, ort.Tensor>, withDeviceV: boolean): void {
+    this.tensors.k.forEach((tensor, i) => (feeds[IO.kArenaGroup(i)] = tensor));
+    if (withDeviceV) this.tensors.deviceV.forEach((tensor, i) => (feeds[IO.vArenaDeviceGroup(i)] = tensor));
   }
 
-  /** Notes that position `position` of `layer` (every KV head) was written in the host arena. */
-  recordPosition(kind: DeviceArenaKind, layer: number, blockIds: readonly number[], position: number): void {
-    if (this.groups[kind].length === 0) return;
+  /**
+   * Notes that `position` of a sequence was written in the host arenas: K of every layer and device
+   * V of the exact ones (denseLayers), every KV head.
+   */
+  recordPosition(blocks: SequenceBlocks, denseLayers: readonly boolean[], position: number): void {
+    const kRow = this.arenas.rowOf(blocks.kBlockIds, position);
+    const vRow = denseLayers.some((dense) => dense) ? this.arenas.rowOf(blocks.deviceVBlockIds, position) : 0;
+    denseLayers.forEach((dense, layer) => {
+      this.recordRow('k', layer, kRow);
+      if (dense) this.recordRow('deviceV', layer, vRow);
+    });
+  }
+
+  /** Row `row` (KV head 0) of one layer's arena, and the same row of the other heads. */
+  private recordRow(kind: DeviceArenaKind, layer: number, row: number): void {
     const { group, firstRow } = this.placement[kind][layer];
-    const row = firstRow + this.arenas.rowOf(blockIds, position);
     const rows = this.pending[kind][group];
-    const heads = this.arenas.rowsPerBlock / this.arenas.blockSize;
-    for (let h = 0; h < heads; h++) rows.push(row + h * this.arenas.blockSize);
+    const blockSize = this.arenas.blockSize;
+    for (let h = 0, first = firstRow + row; h < this.numKvHeads; h++) rows.push(first + h * blockSize);
   }
 
   /** Writes every recorded row into the copy (one run per group with rows). */

@@ -122,12 +122,7 @@ export class ModelRunner {
     // Before the copy exists there is nothing to update: it is made from the host arenas.
     const mirror = this.createdMirror;
     if (!mirror) return;
-    for (let position = from; position < to; position++) {
-      variant.denseLayers.forEach((dense, layer) => {
-        mirror.recordPosition('k', layer, blocks.kBlockIds, position);
-        if (dense) mirror.recordPosition('deviceV', layer, blocks.deviceVBlockIds, position);
-      });
-    }
+    for (let position = from; position < to; position++) mirror.recordPosition(blocks, variant.denseLayers, position);
   }
 
   /** The host arenas were rewritten wholesale (benchmarks fill them directly): copy them to the resident device tier again. */
@@ -171,10 +166,7 @@ export class ModelRunner {
     let results: ort.InferenceSession.OnnxValueMapType;
     try {
       const feeds = this.decodeFeeds(buffers, items, variant, topN, numBlocks, past);
-      if (mirror) {
-        this.arenas.kGroups.forEach((_, i) => (feeds[IO.kArenaGroup(i)] = mirror.tensor('k', i)));
-        if (hasDenseLayer(variant)) this.arenas.deviceVGroups.forEach((_, i) => (feeds[IO.vArenaDeviceGroup(i)] = mirror.tensor('deviceV', i)));
-      }
+      mirror?.addFeeds(feeds, hasDenseLayer(variant));
       results = await session.run(feeds);
     } finally {
       if (ownsKeptBuffers) this.decodeBuffersInUse = false;
@@ -343,9 +335,10 @@ export class ModelRunner {
   }
 
   /**
-   * The arenas as input tensors (wrapping them; nothing is copied), cached per graph. Block-gathered
-   * arenas are viewed as [numIds · Hkv, blockSize · d]; the decode graph's TopN V as rows [·, d].
-   * Decode reads K and device V by arena group (one input per buffer of several layers).
+   * The arenas as input tensors (wrapping them; nothing is copied), cached per graph. Prefill's
+   * arenas are viewed as [numIds · Hkv, blockSize · d]; decode reads K and device V by arena group
+   * (one input per buffer of several layers) as [slices, blockSize, d], unless a resident device
+   * tier feeds its copies instead, and the TopN V as rows [·, d] (or their uint16 halves).
    */
   private addArenaFeeds(feeds: Record<string, ort.Tensor>, variant: GraphVariant, kind: SessionKind): void {
     const key = `${variant.key}/${kind}`;
@@ -360,9 +353,10 @@ export class ModelRunner {
       const blocksView = (arena: Float32Array) => new ort.Tensor('float32', arena, [arena.length / slice, blockSize, d]);
       const tensors: Record<string, ort.Tensor> = {};
       if (kind === 'decode') {
-        // With a resident device tier the runner feeds the mirror's copies instead of these.
-        this.arenas.kGroups.forEach((group, i) => (tensors[IO.kArenaGroup(i)] = blocksView(group.buffer)));
-        if (hasDenseLayer(variant)) this.arenas.deviceVGroups.forEach((group, i) => (tensors[IO.vArenaDeviceGroup(i)] = blocksView(group.buffer)));
+        if (!this.resident) {
+          this.arenas.kGroups.forEach((group, i) => (tensors[IO.kArenaGroup(i)] = blocksView(group.buffer)));
+          if (hasDenseLayer(variant)) this.arenas.deviceVGroups.forEach((group, i) => (tensors[IO.vArenaDeviceGroup(i)] = blocksView(group.buffer)));
+        }
         variant.denseLayers.forEach((dense, layer) => {
           if (!dense) tensors[IO.vArena(layer)] = this.resident ? halvesView(this.arenas.hostV[layer]) : view(this.arenas.hostV[layer], d);
         });
@@ -456,13 +450,12 @@ export class ModelRunner {
       const dense = layers[layer];
       const k = { offset: rowStart + newKv.kOffset + layer * d, headStride: newKv.headStride };
       this.arenas.writePosition(this.arenas.k[layer], blocks.kBlockIds, position, newKv.k, k);
-      mirror?.recordPosition('k', layer, blocks.kBlockIds, position);
       if (!dense && isHostVReadOnly) continue;
       const vArena = dense ? this.arenas.deviceV[layer] : this.arenas.hostV[layer];
       const v = { offset: rowStart + newKv.vOffset + layer * d, headStride: newKv.headStride };
       this.arenas.writePosition(vArena, dense ? blocks.deviceVBlockIds : blocks.hostVBlockIds, position, newKv.v, v);
-      if (dense) mirror?.recordPosition('deviceV', layer, blocks.deviceVBlockIds, position);
     }
+    mirror?.recordPosition(blocks, layers, position);
   }
 
   private cachedSession(variant: GraphVariant, kind: SessionKind): GraphSession | undefined {
