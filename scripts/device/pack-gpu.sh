@@ -5,17 +5,23 @@
 #                             (onnxruntime-node with only its linux-x64 binaries, onnxruntime-common,
 #                             onnx-proto, protobufjs, long, @protobufjs/*, @huggingface/*) and the
 #                             stories260K model + oracle under shared/
-#   .gl/*.deb                 the Vulkan loader (and GL loaders) for the device image
-# Both folders are git-ignored (.git/info/exclude); name them in the run's `carry`.
-# Usage: bash scripts/device/pack-gpu.sh   (KCACHE_SHARED_DIR overrides ../shared)
+#                             and the native addons (libs/kcache/native/build/Release)
+#   .gl/*.deb                 the Vulkan loader (and GL loaders) for the device image (not with --cuda)
+#   --cuda: instead of .gl, onnxruntime's CUDA 13 provider files for the pinned onnxruntime-node, as the
+#   npm package com.github.asus4.onnxruntime.linux-x64-gpu (npm pack, cached in .cache/), split in parts
+#   that fit one run's carry: .gpu-chunk1 … .gpu-chunk4, and .gpu-bundle/cuda-provider.txt (name, sha256, parts).
+# The folders are git-ignored (.git/info/exclude); name them in the runs' `carry` (scripts/device/run-cuda.sh).
+# Usage: bash scripts/device/pack-gpu.sh [--cuda]   (KCACHE_SHARED_DIR overrides ../shared)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 shared=$(cd "${KCACHE_SHARED_DIR:-$root/../shared}" && pwd)
 exclude=$(git rev-parse --git-path info/exclude)
-for dir in /.gpu-bundle/ /.gl/; do grep -qxF "$dir" "$exclude" || echo "$dir" >>"$exclude"; done
+for dir in /.gpu-bundle/ /.gl/ /.gpu-chunk1/ /.gpu-chunk2/ /.gpu-chunk3/ /.gpu-chunk4/; do grep -qxF "$dir" "$exclude" || echo "$dir" >>"$exclude"; done
+cuda=false
+[ "${1:-}" = --cuda ] && cuda=true
 
-if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
+if ! $cuda && ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
   mkdir -p .gl /tmp/amd64/partial
   o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
   apt-get $o update >/dev/null
@@ -23,6 +29,7 @@ if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
 fi
 
 npx tsc -b libs/kcache
+bash libs/kcache/scripts/build-native.sh
 rm -rf .gpu-bundle && mkdir .gpu-bundle
 xz -T0 -6 -c "$(readlink -f "$(command -v node)")" >.gpu-bundle/node.xz
 modules=(onnxruntime-node onnxruntime-common onnx-proto protobufjs long @protobufjs @huggingface/tokenizers @huggingface/jinja)
@@ -31,7 +38,21 @@ tar -c -I 'xz -T0 -6' -f .gpu-bundle/app.tar.xz \
   --exclude='node_modules/onnxruntime-node/bin/napi-v*/win32' \
   --exclude='node_modules/onnxruntime-node/bin/napi-v*/linux/arm64' \
   --transform "s,^$(basename "$shared")/,shared/," \
-  -C "$root" package.json libs/kcache/package.json libs/kcache/dist "${modules[@]/#/node_modules/}" \
+  -C "$root" package.json libs/kcache/package.json libs/kcache/dist libs/kcache/native/build/Release/kcache_shm.node \
+  libs/kcache/native/build/Release/kcache_ort.node "${modules[@]/#/node_modules/}" \
   -C "$(dirname "$shared")" "$(basename "$shared")/models/stories260K" "$(basename "$shared")/oracle"
-du -ch .gpu-bundle/* .gl/*.deb | tail -n 1
+if $cuda; then
+  provider=com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9   # onnxruntime 1.29.0's CUDA 13 provider, as onnxruntime-node 1.29.0
+  mkdir -p .cache/cuda-provider
+  tgz=$(ls .cache/cuda-provider/*.tgz 2>/dev/null | head -n 1 || true)
+  if [ -z "$tgz" ]; then (cd .cache/cuda-provider && npm pack --silent "$provider" >/dev/null); tgz=$(ls .cache/cuda-provider/*.tgz | head -n 1); fi
+  rm -rf .gpu-chunk1 .gpu-chunk2 .gpu-chunk3 .gpu-chunk4 && mkdir -p .gpu-chunk1 .gpu-chunk2 .gpu-chunk3 .gpu-chunk4
+  split -b 46m -d -a 1 "$tgz" .cache/cuda-provider/part.
+  parts=0
+  for part in .cache/cuda-provider/part.*; do parts=$((parts + 1)); mv "$part" ".gpu-chunk$parts/"; done
+  echo "$(basename "$tgz") $(sha256sum "$tgz" | cut -d' ' -f1) $parts" >.gpu-bundle/cuda-provider.txt
+  du -ch .gpu-bundle/* .gpu-chunk*/* | tail -n 1
+else
+  du -ch .gpu-bundle/* .gl/*.deb | tail -n 1
+fi
 ls -l .gpu-bundle

@@ -1,0 +1,2 @@
+export * from './native-ort';
+export * from './native-ort-error';

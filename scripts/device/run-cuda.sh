@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# On the lent GPU machine (no Node, no network there), after `bash scripts/device/pack-gpu.sh --cuda` here.
+# The CUDA provider is larger than one run's carry, so it goes over in parts, one run each, back to back
+# (the machine keeps /tmp while it is warm, 30 s between runs):
+#   run(command: "bash scripts/device/run-cuda.sh", carry: [".gpu-bundle"])       unpacks Node and the app
+#   run(command: "bash scripts/device/run-cuda.sh", carry: [".gpu-chunk1"])       … one part a run …
+#   run(command: "bash scripts/device/run-cuda.sh check", carry: [".gpu-chunk4"]) last part, then the stages
+# Every run stores the carried parts in /tmp/kcache-cuda; once all are there the provider files are installed
+# next to onnxruntime-node's libonnxruntime.so.1 (sha256 checked against .gpu-bundle/cuda-provider.txt).
+# Stages (run only once everything is staged):
+#   check   scripts/device/cuda-check.js: the addon on CUDA (provider, in-place arenas, engine replay vs CPU)
+# Results under $OUT: machine.txt, cuda-check.log, cuda-check.json.
+set -uo pipefail
+repo=$PWD
+OUT=${OUT:-/tmp/kcache-cuda-out}
+mkdir -p "$OUT"
+stage_dir=/tmp/kcache-cuda
+app=$stage_dir/app
+mkdir -p "$stage_dir/parts"
+
+if [ -d .gpu-bundle ]; then
+  rm -rf "$app" && mkdir -p "$app/bin"
+  python3 - "$repo/.gpu-bundle" "$app" <<'PY'
+import lzma, os, shutil, sys, tarfile
+bundle, app = sys.argv[1], sys.argv[2]
+with lzma.open(os.path.join(bundle, 'node.xz')) as src, open(os.path.join(app, 'bin', 'node'), 'wb') as dst:
+    shutil.copyfileobj(src, dst)
+os.chmod(os.path.join(app, 'bin', 'node'), 0o755)
+with tarfile.open(os.path.join(bundle, 'app.tar.xz'), 'r:xz') as tar:
+    tar.extractall(app)
+PY
+  cp .gpu-bundle/cuda-provider.txt "$stage_dir/"
+  echo "unpacked the app: $(ls "$app")"
+fi
+for part in .gpu-chunk*/part.*; do [ -f "$part" ] && cp "$part" "$stage_dir/parts/" && echo "stored $part"; done
+
+ort_dir=$app/node_modules/onnxruntime-node/bin/napi-v6/linux/x64
+if [ ! -f "$ort_dir/libonnxruntime_providers_cuda.so" ] && [ -f "$stage_dir/cuda-provider.txt" ]; then
+  read -r name sha parts <"$stage_dir/cuda-provider.txt"
+  have=$(ls "$stage_dir/parts" | wc -l)
+  if [ "$have" -eq "$parts" ]; then
+    cat "$stage_dir"/parts/part.* >"$stage_dir/$name"
+    echo "$sha  $stage_dir/$name" | sha256sum -c - || exit 1
+    tar -xzf "$stage_dir/$name" -C "$stage_dir" package/Plugins/Linux/x64/libonnxruntime_providers_cuda.so package/Plugins/Linux/x64/libonnxruntime_providers_shared.so
+    mv "$stage_dir"/package/Plugins/Linux/x64/*.so "$ort_dir/"
+    rm -rf "$stage_dir/$name" "$stage_dir/parts" "$stage_dir/package"
+    echo "installed the CUDA provider in $ort_dir"
+  else
+    echo "parts: $have of $parts"
+  fi
+fi
+
+[ $# -gt 0 ] || exit 0
+[ -f "$ort_dir/libonnxruntime_providers_cuda.so" ] || { echo "the CUDA provider is not staged yet"; exit 1; }
+nvidia=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
+export LD_LIBRARY_PATH="$nvidia/cu13/lib:$nvidia/cudnn/lib:${LD_LIBRARY_PATH:-}"
+export PATH="$app/bin:$PATH" KCACHE_SHARED_DIR="$app/shared"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; echo "cores: $(nproc)"; echo "node: $(node --version)"; } 2>&1 | tee "$OUT/machine.txt"
+status=0
+for stage in "$@"; do
+  case $stage in
+    check)
+      timeout 480 node scripts/device/cuda-check.js "$app" "$OUT" 2>&1 | tee "$OUT/cuda-check.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+    *) echo "unknown stage $stage"; status=2 ;;
+  esac
+done
+exit "$status"
