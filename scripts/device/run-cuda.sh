@@ -9,7 +9,8 @@
 # next to onnxruntime-node's libonnxruntime.so.1 (sha256 checked against .gpu-bundle/cuda-provider.txt).
 # Stages (run only once everything is staged):
 #   check   scripts/device/cuda-check.js: the addon on CUDA (provider, in-place arenas, engine replay vs CPU)
-# Results under $OUT: machine.txt, cuda-check.log, cuda-check.json.
+#   step    scripts/device/cuda-step-bench.js: the ~110M decode step, CPU vs CUDA (copied / bound feeds), roofline
+# Results under $OUT: machine.txt, cuda-check.log, cuda-check.json, cuda-step-bench.log, cuda-step-bench.json.
 set -uo pipefail
 repo=$PWD
 OUT=${OUT:-/tmp/kcache-cuda-out}
@@ -61,6 +62,10 @@ for stage in "$@"; do
   case $stage in
     check)
       timeout 480 node scripts/device/cuda-check.js "$app" "$OUT" 2>&1 | tee "$OUT/cuda-check.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+    step)
+      export KCACHE_GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
+      timeout 480 node scripts/device/cuda-step-bench.js "$app" "$OUT" 2>&1 | tee "$OUT/cuda-step-bench.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     *) echo "unknown stage $stage"; status=2 ;;
   esac
