@@ -11,7 +11,8 @@
  *              session run through onnxruntime-node's JavaScript API does)
  *   cuda-bound the CUDA provider with the KV arenas in device memory and host-tier V in pinned mapped host
  *              memory, bound once (read in place); only the small tables go up and the outputs come down
- * HBM roofline: (weight bytes + KV bytes read per step) / 4.8 TB/s, against the measured step.
+ * HBM roofline: (weight bytes + KV bytes read per step) / the card's HBM bandwidth (H200 4.8 TB/s, H100 3.35 TB/s),
+ * against the measured step.
  * Prints a table; writes <outDir>/cuda-step-bench.json.
  */
 const fs = require('node:fs');
@@ -26,7 +27,8 @@ const { NativeOrt } = require(path.join(dist, 'ort-native/native-ort.js'));
 const { recordGraphRuns } = require(path.join(dist, 'ort-native/recorded-runs.js'));
 const { onnx } = require(path.resolve(appRoot, 'node_modules/onnx-proto'));
 const log = (...args) => process.stdout.write(args.join(' ') + '\n');
-const HBM_BYTES_PER_S = 4.8e12;
+/** The card's HBM bandwidth, by name (H200 4.8 TB/s, H100 SXM 3.35 TB/s). */
+const HBM_BYTES_PER_S = /H100/.test(process.env.KCACHE_GPU_NAME || '') ? 3.35e12 : 4.8e12;
 const BIG_FEED_BYTES = 1 << 20;
 
 const nbytes = (data) => data.byteLength;
