@@ -50,7 +50,12 @@ export interface NativeSessionOptions {
 export interface NativeSession {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  /** Binds tensors to inputs and outputs by name; they stay bound across runs until rebound or cleared. */
+  /**
+   * Binds tensors to inputs and outputs by name; they stay bound across runs until rebound or cleared.
+   * On the CPU provider every bound buffer is read and written in place. On a GPU provider, an input in
+   * host memory is copied to the device when it is bound (onnxruntime's IO binding): bind it again after
+   * changing it. Device, pinned and registered memory is read in place on every run.
+   */
   bind(inputs: Readonly<Record<string, NativeTensor>>, outputs?: Readonly<Record<string, NativeTensor>>): void;
   clear(): void;
   /** One run over the bound tensors; returns when the outputs are written. */
