@@ -105,7 +105,7 @@ describe('onnxruntime C API addon (CPU provider)', () => {
   it('replays the engine\'s own stories260K prefill and first decode runs bit for bit', async () => {
     const record = loadGreedyOracle()[0];
     const runs = await recordGraphRuns(async () => {
-      const engine = await createEngine({ model: stories260kDir(), defaultAttention: FULL_ATTENTION, numThreads: 1 });
+      const engine = await createEngine({ model: stories260kDir(), defaultAttention: FULL_ATTENTION, numThreads: 1, deviceCapacityBytes: 8 << 20, hostCapacityBytes: 8 << 20 });
       await generate(engine, {
         requestId: 'replay', promptTokenIds: record.prompt_token_ids, maxNewTokens: 4, sampling: GREEDY,
         stopTokenIds: [], stopStrings: [], attention: FULL_ATTENTION, priority: 0, logprobs: false,
