@@ -24,12 +24,13 @@ node_modules/.bin/tsc -p deploy/k6/tsconfig.json
 
 log "building (tsc -b tsconfig.build.json)"
 node_modules/.bin/tsc -b tsconfig.build.json
-log "building the shared host tier addon"
+log "building the native addons (shared host tier, onnxruntime C API)"
 # The toolchain node-gyp needs; installed when missing (as redis-server is).
 missing=()
 command -v python3 >/dev/null || missing+=(python3)
 command -v make >/dev/null || missing+=(make)
 command -v cc >/dev/null || command -v gcc >/dev/null || missing+=(g++)
+command -v c++ >/dev/null || command -v g++ >/dev/null || missing+=(g++)
 if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}" || exit 1; fi
 bash libs/kcache/scripts/build-native.sh
 
