@@ -16,7 +16,7 @@ import { GatewayMetrics } from './metrics/gateway-metrics';
 import { resolveModelSpec } from '@kcache-serve/kcache';
 
 /** Log fields that could carry a key or a prompt if someone logged a request object whole. */
-const REDACTED_PATHS = ['authorization', '*.authorization', 'headers.authorization', '*.headers.authorization', 'prompt', '*.prompt', 'messages', '*.messages', 'apiKey', '*.apiKey'];
+const REDACTED_PATHS = ['authorization', '*.authorization', 'headers.authorization', '*.headers.authorization', 'prompt', '*.prompt', 'messages', '*.messages', 'apiKey', '*.apiKey', 'relayCapability', '*.relayCapability', 'capability', '*.capability'];
 const CONTENT_PATHS = new Set(['prompt', '*.prompt', 'messages', '*.messages']);
 
 async function main(): Promise<void> {

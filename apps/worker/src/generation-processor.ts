@@ -7,11 +7,11 @@ import {
   JobFinishReason,
   parseGenerationJobData,
   relay,
+  relayCapabilityBytes,
 } from '@kcache-serve/proto';
 import { Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import { DeliveredTokens } from './relay/delivered-tokens';
-import { GatewayRelay } from './relay/gateway-relay';
 import { RelayPool } from './relay/relay-pool';
 
 const FINISH_REASONS: Record<JobFinishReason, FinishReason> = {
@@ -69,31 +69,31 @@ export class GenerationProcessor {
     const { request, relayAddress, deadlineUnixMs } = data;
     const requestId = request.requestId;
     const gateway = this.relays.get(relayAddress);
+    const capability = relayCapabilityBytes(data.relayCapability);
+    const send = (e: relay.RelayEvent['event']): Promise<void> => gateway.send({ requestId, event: e, capability });
     if (this.active.has(requestId)) throw new Error(`request ${requestId} is already running on this worker`);
     const state: ActiveRequest = { isSubmitted: false, isCancelRequested: false };
     this.active.set(requestId, state);
     try {
       const resumeTokenIds = await this.delivered.read(requestId);
-      void gateway.send(event(requestId, { $case: 'started', value: { attempt: job.attemptsStarted, numResumedTokens: resumeTokenIds.length } }));
+      void send({ $case: 'started', value: { attempt: job.attemptsStarted, numResumedTokens: resumeTokenIds.length } });
       const isExpired = deadlineUnixMs !== null && Date.now() >= deadlineUnixMs;
       const finish =
         state.isCancelRequested || isExpired
           ? finishedEarly(request, 'cancelled', resumeTokenIds.length)
           : resumeTokenIds.length >= request.maxNewTokens
             ? finishedEarly(request, 'length', resumeTokenIds.length)
-            : await this.generate(data, resumeTokenIds, gateway, state);
+            : await this.generate(data, resumeTokenIds, send, state);
       if (finish.error !== undefined) throw new Error(finish.error);
-      await gateway.send(
-        event(requestId, {
-          $case: 'finished',
-          value: { finishReason: FINISH_REASONS[finish.reason], promptTokens: finish.promptTokens, completionTokens: finish.completionTokens },
-        }),
-      );
+      await send({
+        $case: 'finished',
+        value: { finishReason: FINISH_REASONS[finish.reason], promptTokens: finish.promptTokens, completionTokens: finish.completionTokens },
+      });
       await this.delivered.delete(requestId);
       return { finishReason: finish.reason, promptTokens: finish.promptTokens, completionTokens: finish.completionTokens };
     } catch (error) {
       this.log.warn({ err: error, requestId }, 'generation failed');
-      await gateway.send(event(requestId, { $case: 'failed', value: failureOf(error) }));
+      await send({ $case: 'failed', value: failureOf(error) });
       await this.delivered.delete(requestId);
       if (error instanceof InvalidRequestError || error instanceof CapacityError) {
         throw Object.assign(new UnrecoverableError(error.message), { cause: error });
@@ -107,7 +107,7 @@ export class GenerationProcessor {
   private generate(
     data: GenerationJobData,
     resumeTokenIds: number[],
-    gateway: GatewayRelay,
+    send: (e: relay.RelayEvent['event']) => Promise<void>,
     state: ActiveRequest,
   ): Promise<FinishEvent> {
     const { request, deadlineUnixMs } = data;
@@ -117,7 +117,7 @@ export class GenerationProcessor {
         this.engine.submit({ ...request, resumeTokenIds }, (e) => {
           if (e.type === 'token') {
             const token = { index: e.index, tokenId: e.tokenId, text: e.text, logprob: e.logprob };
-            void gateway.send(event(e.requestId, { $case: 'token', value: token }));
+            void send({ $case: 'token', value: token });
           } else {
             clearTimeout(deadlineTimer);
             resolve(e);
@@ -132,10 +132,6 @@ export class GenerationProcessor {
       if (untilDeadlineMs <= MAX_TIMER_MS) deadlineTimer = setTimeout(() => this.engine.cancel(request.requestId), untilDeadlineMs);
     });
   }
-}
-
-function event(requestId: string, e: relay.RelayEvent['event']): relay.RelayEvent {
-  return { requestId, event: e };
 }
 
 /** The finish of a request that never reaches the engine (cancelled while queued, or resumed complete). */

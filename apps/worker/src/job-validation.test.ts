@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { stories260kDir } from '@kcache-serve/kcache';
-import { GENERATION_JOB_NAME, GENERATION_QUEUE_NAME, GenerationJobRequest, generationJobId, RedisKeys, relay } from '@kcache-serve/proto';
+import { GENERATION_JOB_NAME, GENERATION_QUEUE_NAME, GenerationJobRequest, generationJobId, newRelayCapability, RedisKeys, relay } from '@kcache-serve/proto';
 import { freePort, startTestRedis, TestRedis, waitFor } from '@kcache-serve/proto/dist/testing';
 import { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -89,7 +89,7 @@ async function settled(jobId: string): Promise<{ state: string; failedReason: st
 }
 
 describe('job data from the queue', () => {
-  const envelope = (request: unknown, extra: object = {}) => ({ request, relayAddress, submissionId: randomUUID(), deadlineUnixMs: null, ...extra });
+  const envelope = (request: unknown, extra: object = {}) => ({ request, relayAddress, submissionId: randomUUID(), relayCapability: newRelayCapability(), deadlineUnixMs: null, ...extra });
   // Data is built when a test runs, once the relay address is known.
   const bad: Array<[string, string, () => unknown, RegExp]> = [
     ['token ids of the wrong type', 'bad-type', () => envelope({ ...goodRequest('bad-type'), promptTokenIds: 'abc' }), /at request\.promptTokenIds/],

@@ -6,7 +6,7 @@ import { WorkerApp } from './worker-app';
 import { parseWorkerConfig } from './worker-config';
 
 /** Log fields that could carry a prompt or a credential if someone logged a job whole. */
-const REDACTED_PATHS = ['authorization', '*.authorization', 'prompt', '*.prompt', 'promptTokenIds', '*.promptTokenIds', 'stopStrings', '*.stopStrings'];
+const REDACTED_PATHS = ['authorization', '*.authorization', 'prompt', '*.prompt', 'promptTokenIds', '*.promptTokenIds', 'stopStrings', '*.stopStrings', 'relayCapability', '*.relayCapability', 'capability', '*.capability'];
 
 async function main(): Promise<void> {
   const config = parseWorkerConfig(process.env);

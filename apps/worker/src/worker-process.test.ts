@@ -11,6 +11,7 @@ import {
   GenerationJobData,
   GenerationJobRequest,
   generationJobId,
+  newRelayCapability,
   RedisKeys,
   relay,
   TokenEvent,
@@ -103,7 +104,7 @@ function jobRequest(requestId: string, maxNewTokens: number): GenerationJobReque
 async function enqueue(request: GenerationJobRequest): Promise<void> {
   await queue.add(
     GENERATION_JOB_NAME,
-    { request, relayAddress, submissionId: randomUUID(), deadlineUnixMs: null },
+    { request, relayAddress, submissionId: randomUUID(), relayCapability: newRelayCapability(), deadlineUnixMs: null },
     { jobId: generationJobId(request.requestId), priority: toQueuePriority(0), removeOnComplete: true },
   );
 }

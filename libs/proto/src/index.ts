@@ -6,6 +6,7 @@ export * from './queue/generation-job';
 export * from './queue/generation-job-schema';
 export * from './queue/redis-connection';
 export * from './queue/redis-keys';
+export * from './queue/relay-capability';
 export * from './metadata';
 
 /** Folder holding the .proto sources (for server reflection and other runtime loaders). */

@@ -14,6 +14,12 @@ describe('parseGatewayConfig', () => {
     assert.equal(off.auth.isEnabled, false);
   });
 
+  it('binds the relay to the advertised host unless RELAY_HOST names another (never every interface by default)', () => {
+    assert.equal(parseGatewayConfig({ AUTH_MODE: 'off' }).relayHost, '127.0.0.1');
+    assert.equal(parseGatewayConfig({ AUTH_MODE: 'off', RELAY_ADVERTISE_HOST: '10.1.2.3' }).relayHost, '10.1.2.3');
+    assert.equal(parseGatewayConfig({ AUTH_MODE: 'off', RELAY_ADVERTISE_HOST: '10.1.2.3', RELAY_HOST: '0.0.0.0' }).relayHost, '0.0.0.0');
+  });
+
   it('takes limits, per-key limits and TLS files', () => {
     const config = parseGatewayConfig({
       API_KEY_HASHES: KEY_HASHES,

@@ -18,9 +18,9 @@ const gatewayEnvSchema = z.object({
   /** HTTP: /healthz, /readyz, /metrics, POST /v1/completions, POST /v1/chat/completions. */
   HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HTTP_HOST: z.string().default('0.0.0.0'),
-  /** Internal gRPC Relay that workers deliver tokens to. */
+  /** Internal gRPC Relay that workers deliver tokens to. Unset RELAY_HOST: bind RELAY_ADVERTISE_HOST only, not every interface. */
   RELAY_PORT: z.coerce.number().int().min(0).max(65535).default(50052),
-  RELAY_HOST: z.string().default('0.0.0.0'),
+  RELAY_HOST: z.string().min(1).optional(),
   /** Host workers use to reach this gateway's relay (put in each job); must be routable from workers. */
   RELAY_ADVERTISE_HOST: z.string().default('127.0.0.1'),
   /** Credentials in the URL (redis://user:password@host:port); rediss:// for TLS. */
@@ -176,7 +176,7 @@ export function parseGatewayConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     grpcPort: e.PORT,
     httpHost: e.HTTP_HOST,
     httpPort: e.HTTP_PORT,
-    relayHost: e.RELAY_HOST,
+    relayHost: e.RELAY_HOST ?? e.RELAY_ADVERTISE_HOST,
     relayPort: e.RELAY_PORT,
     relayAdvertiseHost: e.RELAY_ADVERTISE_HOST,
     redis: { url: e.REDIS_URL, tlsCaPath: e.REDIS_TLS_CA_PATH, ...pairOf('REDIS_TLS_CERT_PATH', e.REDIS_TLS_CERT_PATH, 'REDIS_TLS_KEY_PATH', e.REDIS_TLS_KEY_PATH, (certPath, keyPath) => ({ tlsCertPath: certPath, tlsKeyPath: keyPath })) },

@@ -7,7 +7,9 @@ import {
   GenerationJobData,
   GenerationJobRequest,
   generationJobId,
+  newRelayCapability,
   RedisKeys,
+  relayCapabilityBytes,
   toQueuePriority,
 } from '@kcache-serve/proto';
 import type { Redis } from 'ioredis';
@@ -95,10 +97,11 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       this.registry.delete(s);
       lease.release();
     };
-    const stream = new RequestStream(requestId, request.promptTokenIds.length, countingListener, this.metrics, onEnd);
+    const relayCapability = newRelayCapability();
+    const stream = new RequestStream(requestId, request.promptTokenIds.length, relayCapabilityBytes(relayCapability), countingListener, this.metrics, onEnd);
     this.registry.add(stream);
     try {
-      await this.admit(request, deadlineUnixMs);
+      await this.admit(request, relayCapability, deadlineUnixMs);
     } catch (error) {
       stream.abandon();
       throw error;
@@ -137,16 +140,16 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   }
 
   /** One at a time; fails fast (QueueUnavailableError) while Redis is unreachable instead of waiting for it. */
-  private admit(request: GenerationJobRequest, deadlineUnixMs: number | null): Promise<void> {
+  private admit(request: GenerationJobRequest, relayCapability: string, deadlineUnixMs: number | null): Promise<void> {
     const run = this.admission.then(() => {
       if (this.redis.status !== 'ready') throw new QueueUnavailableError('the queue (Redis) is unreachable; nothing was queued, retry later');
-      return withTimeout(this.enqueue(request, deadlineUnixMs), ADMISSION_TIMEOUT_MS, () => new QueueUnavailableError(`the queue (Redis) did not answer within ${ADMISSION_TIMEOUT_MS} ms; retry later`));
+      return withTimeout(this.enqueue(request, relayCapability, deadlineUnixMs), ADMISSION_TIMEOUT_MS, () => new QueueUnavailableError(`the queue (Redis) did not answer within ${ADMISSION_TIMEOUT_MS} ms; retry later`));
     });
     this.admission = run.catch(() => undefined);
     return run;
   }
 
-  private async enqueue(request: GenerationJobRequest, deadlineUnixMs: number | null): Promise<void> {
+  private async enqueue(request: GenerationJobRequest, relayCapability: string, deadlineUnixMs: number | null): Promise<void> {
     const counts = await this.queue.getJobCounts('wait', 'prioritized');
     const numQueued = (counts.wait ?? 0) + (counts.prioritized ?? 0);
     if (numQueued >= this.config.maxQueuedRequests) throw new QueueFullError(numQueued);
@@ -162,6 +165,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       request,
       relayAddress: this.relayServer.advertisedAddress,
       submissionId: randomUUID(),
+      relayCapability,
       deadlineUnixMs,
     };
     await this.queue.add(GENERATION_JOB_NAME, data, {

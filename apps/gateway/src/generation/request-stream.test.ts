@@ -7,7 +7,7 @@ import { RequestStream, StreamEvent } from './request-stream';
 function open(): { stream: RequestStream; events: StreamEvent[]; ended: RequestStream[] } {
   const events: StreamEvent[] = [];
   const ended: RequestStream[] = [];
-  const stream = new RequestStream('r', 3, (e) => events.push(e), new GatewayMetrics(async () => 0), (s) => ended.push(s));
+  const stream = new RequestStream('r', 3, Buffer.alloc(32), (e) => events.push(e), new GatewayMetrics(async () => 0), (s) => ended.push(s));
   return { stream, events, ended };
 }
 

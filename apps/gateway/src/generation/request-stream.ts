@@ -33,6 +33,8 @@ export class RequestStream {
   constructor(
     readonly requestId: string,
     readonly numPromptTokens: number,
+    /** What every relay event for this stream must carry (the job's relayCapability, decoded); never logged. */
+    readonly relayCapability: Uint8Array,
     private readonly listener: StreamListener,
     private readonly metrics: GatewayMetrics,
     private readonly onEnd: (stream: RequestStream) => void,

@@ -1,5 +1,5 @@
-import { relay } from '@kcache-serve/proto';
-import { CapacityExceededError, GenerationFailedError, InvalidArgumentError } from './gateway-errors';
+import { isSameRelayCapability, relay } from '@kcache-serve/proto';
+import { CapacityExceededError, GenerationFailedError, InvalidArgumentError, UnauthenticatedError } from './gateway-errors';
 import { RequestStream } from './request-stream';
 
 /** The client streams this gateway owns, by request id; applies what workers deliver. */
@@ -26,11 +26,22 @@ export class StreamRegistry {
     return [...this.streams.values()];
   }
 
-  /** Applies one Deliver batch in order; returns the requests the worker should stop. */
-  dispatch(events: readonly relay.RelayEvent[]): string[] {
+  /**
+   * Applies one Deliver batch in order. An event counts only if it carries the capability of the stream it
+   * names: the job that holds the stream. Throws UnauthenticatedError, applying nothing, when an event
+   * carries no capability at all. An event with another capability is dropped like one for an unknown
+   * request (so the answer does not tell whether the id is in flight) and reported in refusedRequestIds.
+   */
+  dispatch(events: readonly relay.RelayEvent[]): DispatchOutcome {
+    if (events.some((e) => e.capability.length === 0)) throw new UnauthenticatedError('relay events must carry their job\'s capability');
     const toCancel = new Set<string>();
-    for (const { requestId, event } of events) {
-      const stream = this.streams.get(requestId);
+    const refused = new Set<string>();
+    for (const { requestId, event, capability } of events) {
+      let stream = this.streams.get(requestId);
+      if (stream !== undefined && !isSameRelayCapability(capability, stream.relayCapability)) {
+        refused.add(requestId);
+        stream = undefined;
+      }
       if (stream === undefined || stream.isCancelRequested) {
         if (event?.$case === 'started' || event?.$case === 'token') toCancel.add(requestId);
         if (stream === undefined) continue;
@@ -50,8 +61,15 @@ export class StreamRegistry {
           break;
       }
     }
-    return [...toCancel];
+    return { cancelRequestIds: [...toCancel], refusedRequestIds: [...refused] };
   }
+}
+
+export interface DispatchOutcome {
+  /** Requests the worker should stop (client gone, Cancel called, unknown here, or not its job's). */
+  readonly cancelRequestIds: string[];
+  /** Requests named by events whose capability was not their stream's. */
+  readonly refusedRequestIds: string[];
 }
 
 function errorOfFailure(failure: relay.JobFailed): Error {

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { GenerationJobData, generationJobId } from './generation-job';
 import { InvalidJobDataError, parseGenerationJobData } from './generation-job-schema';
+import { newRelayCapability } from './relay-capability';
 
 const valid: GenerationJobData = {
   request: {
@@ -18,6 +19,7 @@ const valid: GenerationJobData = {
   },
   relayAddress: '10.0.0.7:50052',
   submissionId: 'a0b1',
+  relayCapability: newRelayCapability(),
   deadlineUnixMs: null,
 };
 const JOB_ID = generationJobId('req-1');
@@ -35,7 +37,7 @@ function withField(data: unknown, path: readonly string[], value: unknown): unkn
 const FIELDS: ReadonlyArray<readonly string[]> = [
   ['request'], ['request', 'requestId'], ['request', 'promptTokenIds'], ['request', 'maxNewTokens'], ['request', 'sampling'],
   ['request', 'sampling', 'temperature'], ['request', 'sampling', 'topP'], ['request', 'sampling', 'seed'], ['request', 'stopStrings'],
-  ['request', 'attention', 'mode'], ['request', 'priority'], ['request', 'logprobs'], ['relayAddress'], ['submissionId'], ['deadlineUnixMs'],
+  ['request', 'attention', 'mode'], ['request', 'priority'], ['request', 'logprobs'], ['relayAddress'], ['submissionId'], ['relayCapability'], ['deadlineUnixMs'],
 ];
 
 describe('parseGenerationJobData', () => {
@@ -66,6 +68,9 @@ describe('parseGenerationJobData', () => {
       [['relayAddress'], 'evil.example.com'],
       [['relayAddress'], 'a:1/path'],
       [['deadlineUnixMs'], '0'],
+      // A capability shorter than RELAY_CAPABILITY_BYTES, or not base64url.
+      [['relayCapability'], 'abc'],
+      [['relayCapability'], '+'.repeat(43)],
     ];
     for (const [path, value] of cases) {
       assert.throws(

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { GenerationJobData, generationJobId, JOB_LIMITS, MAX_PRIORITY, MIN_PRIORITY, REQUEST_ID_PATTERN } from './generation-job';
+import { RELAY_CAPABILITY_PATTERN } from './relay-capability';
 
 /**
  * GenerationJobData as a worker must check it: the queue is not trusted (anyone who can write to Redis
@@ -44,6 +45,7 @@ const jobDataSchema = z
     request: jobRequestSchema,
     relayAddress: z.string().regex(RELAY_ADDRESS_PATTERN),
     submissionId: z.string().min(1).max(128),
+    relayCapability: z.string().regex(RELAY_CAPABILITY_PATTERN),
     deadlineUnixMs: z.number().int().min(0).nullable(),
   })
   .strict();

@@ -44,6 +44,11 @@ export interface GenerationJobData {
   readonly relayAddress: string;
   /** Distinguishes this submission from an earlier one with the same request id. */
   readonly submissionId: string;
+  /**
+   * Secret that authenticates this job's relay events to the owning gateway (see relay-capability.ts);
+   * never logged, never shown to clients.
+   */
+  readonly relayCapability: string;
   /** Wall-clock time (ms since epoch) after which nobody waits for the result; null: no deadline. */
   readonly deadlineUnixMs: number | null;
 }

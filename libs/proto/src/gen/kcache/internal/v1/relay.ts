@@ -38,6 +38,11 @@ export const protobufFileName = "kcache/internal/v1/relay.proto";
  * resumes the job, and the reply carries per-request feedback that a client stream could only return at
  * its end. Ordering: a worker keeps at most one call in flight per gateway; the gateway also orders
  * tokens by index and drops indices it already forwarded, so retries and resumed jobs never duplicate.
+ *
+ * Authentication: every event carries its job's capability (GenerationJobData.relayCapability, a random
+ * secret the gateway made when it queued the job). A call with an event that carries none is refused
+ * UNAUTHENTICATED as a whole; an event whose capability is not the one of the stream it names is dropped
+ * and its request listed in cancel_request_ids, the same answer as for a request the gateway does not know.
  */
 
 export enum FailureKind {
@@ -100,6 +105,8 @@ export interface RelayEvent {
     | { $case: "finished"; value: JobFinished }
     | { $case: "failed"; value: JobFailed }
     | undefined;
+  /** The job's relay capability (base64url-decoded GenerationJobData.relayCapability); never logged. */
+  capability: Buffer;
 }
 
 /** A worker took the job (sent again by each attempt). */
@@ -216,7 +223,7 @@ export const DeliverRequest: MessageFns<DeliverRequest> = {
 };
 
 function createBaseRelayEvent(): RelayEvent {
-  return { requestId: "", event: undefined };
+  return { requestId: "", event: undefined, capability: Buffer.alloc(0) };
 }
 
 export const RelayEvent: MessageFns<RelayEvent> = {
@@ -237,6 +244,9 @@ export const RelayEvent: MessageFns<RelayEvent> = {
       case "failed":
         JobFailed.encode(message.event.value, writer.uint32(42).fork()).join();
         break;
+    }
+    if (message.capability.length !== 0) {
+      writer.uint32(50).bytes(message.capability);
     }
     return writer;
   },
@@ -294,6 +304,14 @@ export const RelayEvent: MessageFns<RelayEvent> = {
             message.event = { $case: "failed", value: JobFailed.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.capability = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -322,6 +340,7 @@ export const RelayEvent: MessageFns<RelayEvent> = {
         : isSet(object.failed)
         ? { $case: "failed", value: JobFailed.fromJSON(object.failed) }
         : undefined,
+      capability: isSet(object.capability) ? Buffer.from(bytesFromBase64(object.capability)) : Buffer.alloc(0),
     };
   },
 
@@ -338,6 +357,9 @@ export const RelayEvent: MessageFns<RelayEvent> = {
       obj.finished = JobFinished.toJSON(message.event.value);
     } else if (message.event?.$case === "failed") {
       obj.failed = JobFailed.toJSON(message.event.value);
+    }
+    if (message.capability.length !== 0) {
+      obj.capability = base64FromBytes(message.capability);
     }
     return obj;
   },
@@ -374,6 +396,7 @@ export const RelayEvent: MessageFns<RelayEvent> = {
         break;
       }
     }
+    message.capability = object.capability ?? Buffer.alloc(0);
     return message;
   },
 };
@@ -794,6 +817,14 @@ export const RelayClient = makeGenericClientConstructor(RelayService, "kcache.in
   service: typeof RelayService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
