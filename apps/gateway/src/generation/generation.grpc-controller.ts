@@ -52,9 +52,16 @@ export class GenerationGrpcController {
     } catch (error) {
       return this.fail(call, error);
     }
-    const metadata = new Metadata();
-    metadata.set(REQUEST_ID_METADATA_KEY, request.requestId);
-    call.sendMetadata(metadata);
+    // The id goes out once the job is queued, so that a Cancel sent on it finds the job on any gateway;
+    // also before the first event, should a worker be faster than the queue's answer.
+    let isIdSent = false;
+    const sendId = (): void => {
+      if (isIdSent) return;
+      isIdSent = true;
+      const metadata = new Metadata();
+      metadata.set(REQUEST_ID_METADATA_KEY, request.requestId);
+      call.sendMetadata(metadata);
+    };
 
     let isOver = false;
     // Also after the final event: a client that never reads it would hold the call (and its buffer) forever.
@@ -81,6 +88,7 @@ export class GenerationGrpcController {
     });
     const listener = (event: StreamEvent): void => {
       if (isOver) return;
+      sendId();
       if (event.type === 'token') {
         backpressure.wrote(call.write({ event: { $case: 'token', value: event.token } }));
         return;
@@ -92,7 +100,7 @@ export class GenerationGrpcController {
       this.count(Status.OK);
     };
     const deadline = Number(call.getDeadline());
-    this.generation.start(request, principal, listener, Number.isFinite(deadline) ? deadline : null).catch((error) => {
+    this.generation.start(request, principal, listener, Number.isFinite(deadline) ? deadline : null, () => isOver || sendId()).catch((error) => {
       if (isOver) return;
       isOver = true;
       this.fail(call, error);

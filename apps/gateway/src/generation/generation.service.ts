@@ -30,6 +30,8 @@ import { StreamRegistry } from './stream-registry';
 const DRAIN_POLL_MS = 50;
 /** Longest a request waits for Redis to queue it before it fails UNAVAILABLE. */
 const ADMISSION_TIMEOUT_MS = 5000;
+/** Longest a Cancel waits for Redis (which may have just gone away) before it fails UNAVAILABLE. */
+const REDIS_CALL_TIMEOUT_MS = 2000;
 
 /**
  * Transport-independent request handling: validate, queue as a BullMQ job, stream the worker's events
@@ -80,11 +82,18 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   }
 
   /**
-   * Opens the stream and queues the job. `listener` may be called before this resolves. Throws
-   * ShuttingDownError, RequestIdInUseError, RateLimitedError, QueueFullError or QueueUnavailableError,
-   * with nothing left queued.
+   * Opens the stream and queues the job. `listener` may be called before this resolves; `onQueued` is
+   * called once the job is in the queue (from then on Cancel on any gateway finds it), before this
+   * resolves. Throws ShuttingDownError, RequestIdInUseError, RateLimitedError, QueueFullError or
+   * QueueUnavailableError, with nothing left queued.
    */
-  async start(request: GenerationJobRequest, principal: Principal, listener: StreamListener, deadlineUnixMs: number | null): Promise<void> {
+  async start(
+    request: GenerationJobRequest,
+    principal: Principal,
+    listener: StreamListener,
+    deadlineUnixMs: number | null,
+    onQueued: () => void = () => undefined,
+  ): Promise<void> {
     if (this.isShuttingDown) throw new ShuttingDownError();
     const requestId = request.requestId;
     if (this.registry.get(requestId) !== undefined) throw new RequestIdInUseError(requestId);
@@ -107,17 +116,27 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
       throw error;
     }
     stream.markQueued();
-    if (stream.isAbandoned) await this.stopJob(requestId); // the client left while the job was being queued
+    if (stream.isAbandoned) return this.stopJob(requestId); // the client left while the job was being queued
+    onQueued();
+    // Cancel called while the job was being queued: now there is a job to remove or a worker to stop.
+    if (stream.isCancelRequested) await this.cancelBus.publish(requestId);
   }
 
-  /** Cancel RPC: true if the request was in flight (on any gateway); its stream ends CANCELLED. */
+  /**
+   * Cancel RPC: true if the request was in flight (on any gateway); its stream ends CANCELLED. A stream
+   * of this gateway wins whatever its state: before its job is queued (applied once it is), queued,
+   * running, or in between (the relay's reply then stops the worker). Throws QueueUnavailableError at
+   * once while Redis is unreachable.
+   */
   async cancel(requestId: string): Promise<boolean> {
-    const job = await this.queue.getJob(generationJobId(requestId));
-    if (job === undefined) return false;
-    const state = await job.getState();
-    if (state === 'completed' || state === 'failed' || state === 'unknown') return false;
-    await this.cancelBus.publish(requestId);
-    return true;
+    if (this.redis.status !== 'ready') throw new QueueUnavailableError('the queue (Redis) is unreachable; nothing was cancelled, retry later');
+    const local = this.registry.get(requestId);
+    if (local !== undefined) {
+      local.isCancelRequested = true;
+      if (local.isQueued) await this.withRedisTimeout(this.cancelBus.publish(requestId), 'nothing was cancelled');
+      return true;
+    }
+    return this.withRedisTimeout(this.cancelQueued(requestId), 'nothing was cancelled');
   }
 
   /** The client went away (disconnect, deadline): stop the work, tell the client nothing. */
@@ -180,11 +199,29 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     if (stored !== undefined && stored.data.submissionId !== data.submissionId) throw new RequestIdInUseError(request.requestId);
   }
 
-  /** Cancel published by any gateway: if the stream is ours, drop a still-waiting job and end the stream. */
+  /** A request of another gateway (or one whose stream is gone): found by its job. */
+  private async cancelQueued(requestId: string): Promise<boolean> {
+    const job = await this.queue.getJob(generationJobId(requestId));
+    if (job === undefined) return false;
+    const state = await job.getState();
+    if (state === 'completed' || state === 'failed' || state === 'unknown') return false;
+    await this.cancelBus.publish(requestId);
+    return true;
+  }
+
+  private withRedisTimeout<T>(promise: Promise<T>, consequence: string): Promise<T> {
+    return withTimeout(promise, REDIS_CALL_TIMEOUT_MS, () => new QueueUnavailableError(`the queue (Redis) did not answer within ${REDIS_CALL_TIMEOUT_MS} ms; ${consequence}, retry later`));
+  }
+
+  /**
+   * Cancel published by any gateway: if the stream is ours, drop a still-waiting job and end the stream.
+   * A stream whose job is not queued yet only remembers it; start() applies it once the job is queued.
+   */
   private onCancelMessage(requestId: string): void {
     const stream = this.registry.get(requestId);
     if (stream === undefined) return;
     stream.isCancelRequested = true;
+    if (!stream.isQueued) return;
     this.removeWaitingJob(requestId).then(
       (isRemoved) => isRemoved && stream.finish(FinishReason.FINISH_REASON_CANCELLED),
       (error) => this.log.warn({ err: error, requestId }, 'could not remove cancelled job'),

@@ -31,8 +31,9 @@ export const protobufFileName = "kcache/v1/generation.proto";
  * In:  one GenerateRequest (a prompt as text, token ids or a chat conversation; limits, sampling, stop conditions,
  *      KCache attention).
  * Out: a server stream of TokenEvent with index 0, 1, 2, ... (no gaps, no duplicates, also across worker
- *      restarts), then exactly one FinalEvent. The request id is sent at once in the initial metadata key
- *      `kcache-request-id` so that a client that did not choose one can still call Cancel.
+ *      restarts), then exactly one FinalEvent. The request id is sent in the initial metadata key
+ *      `kcache-request-id` as soon as the request is queued, so that a client that did not choose one can
+ *      call Cancel: from then on Cancel (on any gateway) stops it, whatever state it is in.
  * Errors (gRPC status): INVALID_ARGUMENT (the message starts with the offending field's name),
  *      RESOURCE_EXHAUSTED (queue full, message too large), ALREADY_EXISTS (request_id already in flight),
  *      DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE.
