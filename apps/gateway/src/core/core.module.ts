@@ -55,9 +55,11 @@ export class CoreModule {
       { provide: CancelBus, inject: [REDIS], useFactory: (redis: Redis) => new CancelBus(redis, keys) },
       {
         provide: GatewayMetrics,
-        inject: [GENERATION_QUEUE],
-        useFactory: (queue: GenerationQueue) =>
+        inject: [GENERATION_QUEUE, REDIS],
+        useFactory: (queue: GenerationQueue, redis: Redis) =>
           new GatewayMetrics(async () => {
+            // ioredis would hold the command until it reconnects.
+            if (redis.status !== 'ready') throw new Error('Redis is unreachable');
             const counts = await queue.getJobCounts('wait', 'prioritized');
             return (counts.wait ?? 0) + (counts.prioritized ?? 0);
           }),

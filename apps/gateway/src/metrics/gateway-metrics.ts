@@ -50,15 +50,57 @@ export class GatewayMetrics {
     registers: this.registers,
   });
 
-  /** queueDepth: requests waiting for a worker (BullMQ waiting + prioritized), read at scrape time. */
-  constructor(queueDepth: () => Promise<number>) {
+  /**
+   * readQueueDepth: requests waiting for a worker (BullMQ waiting + prioritized), read at scrape time; it
+   * should fail at once while Redis is unreachable. A scrape never waits for Redis longer than
+   * QUEUE_READ_TIMEOUT_MS: it then serves the last depth read and kcache_gateway_queue_depth_stale 1.
+   */
+  constructor(readQueueDepth: () => Promise<number>) {
+    const probe = new QueueDepthProbe(readQueueDepth);
     new Gauge({
       name: 'kcache_gateway_queue_depth',
-      help: 'Requests waiting for a worker (all gateways)',
+      help: 'Requests waiting for a worker (all gateways); the last value read while kcache_gateway_queue_depth_stale is 1',
       registers: this.registers,
       async collect() {
-        this.set(await queueDepth());
+        this.set((await probe.read()).depth);
       },
     });
+    new Gauge({
+      name: 'kcache_gateway_queue_depth_stale',
+      help: '1 when the queue (Redis) did not answer this scrape and kcache_gateway_queue_depth is an older reading (NaN: none yet)',
+      registers: this.registers,
+      async collect() {
+        this.set((await probe.read()).isStale ? 1 : 0);
+      },
+    });
+  }
+}
+
+/** Longest a scrape waits for the queue's figures. */
+const QUEUE_READ_TIMEOUT_MS = 500;
+
+/** One queue reading per scrape, shared by the gauges that show it; the last good one when Redis does not answer. */
+class QueueDepthProbe {
+  private lastDepth = NaN;
+  private reading: Promise<{ depth: number; isStale: boolean }> | null = null;
+
+  constructor(private readonly readDepth: () => Promise<number>) {}
+
+  read(): Promise<{ depth: number; isStale: boolean }> {
+    this.reading ??= this.readNow().finally(() => (this.reading = null));
+    return this.reading;
+  }
+
+  private async readNow(): Promise<{ depth: number; isStale: boolean }> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('queue read timed out')), QUEUE_READ_TIMEOUT_MS)));
+    try {
+      this.lastDepth = await Promise.race([this.readDepth(), timeout]);
+      return { depth: this.lastDepth, isStale: false };
+    } catch {
+      return { depth: this.lastDepth, isStale: true };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
