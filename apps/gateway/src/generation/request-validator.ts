@@ -20,6 +20,14 @@ export interface PromptTokenizer {
   readonly encodeChat?: ChatEncoder;
 }
 
+const INT32_MAX = 0x7fffffff;
+const UINT32_MAX = 0xffffffff;
+
+/** An integer field in [min, max]; what is not an integer is left to the engine's check. */
+function checkRange(field: string, value: number, min: number, max: number): void {
+  if (Number.isInteger(value) && (value < min || value > max)) throw new InvalidArgumentError(field, `must be in [${min}, ${max}], got ${value}`);
+}
+
 /** The engine validates sampling with its own names; clients know the proto's. */
 const ENGINE_TO_PROTO_FIELD: Readonly<Record<string, string>> = {
   temperature: 'sampling.temperature',
@@ -92,6 +100,10 @@ export class RequestValidator {
       throw new InvalidArgumentError('priority', `must be in [${MIN_PRIORITY}, ${MAX_PRIORITY}], got ${request.priority}`);
     }
     if (request.stopStrings.some((s) => s.length === 0)) throw new InvalidArgumentError('stop', 'stop strings must not be empty');
+    // The job contract's ceilings (HTTP numbers are not int32 like the proto's).
+    checkRange('sampling.top_k', request.sampling.topK, 0, INT32_MAX);
+    checkRange('sampling.seed', request.sampling.seed, 0, UINT32_MAX);
+    checkRange('attention.top_n', request.attention.topN, 1, INT32_MAX);
     try {
       validateGenerationRequest(request, this.model);
     } catch (error) {
@@ -156,7 +168,7 @@ export class RequestValidator {
     const defaults = this.defaults.attention;
     const mode = ATTENTION_MODES.get(a?.mode ?? AttentionMode.ATTENTION_MODE_UNSPECIFIED);
     if (mode === undefined) throw new InvalidArgumentError('attention.mode', `unknown value ${a?.mode} (FULL or KCACHE)`);
-    // Checked whatever the mode: a client that sets top_n means it.
+    // Checked whatever the mode: a client that sets top_n means it (its upper bound in toJobRequest).
     if (a?.topN !== undefined && a.topN <= 0) throw new InvalidArgumentError('attention.top_n', `must be >= 1, got ${a.topN}`);
     const numLayers = this.model.numLayers;
     if (a?.denseLayers !== undefined && (a.denseLayers < 0 || a.denseLayers > numLayers)) {
