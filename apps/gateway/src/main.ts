@@ -8,6 +8,7 @@ import { AppModule } from './app.module';
 import { ApiKeyAuthenticator } from './auth/api-key-authenticator';
 import { httpAuthMiddleware } from './auth/http-auth.middleware';
 import { parseGatewayConfig } from './config/gateway-config';
+import { jsonBodiesOnly } from './core/json-bodies-only.middleware';
 import { HttpErrorFilter } from './core/http-error.filter';
 import { PinoNestLogger } from './core/pino-nest-logger';
 import { loadServedModel } from './core/served-model';
@@ -42,6 +43,7 @@ async function main(): Promise<void> {
   const metrics = app.get(GatewayMetrics);
   // Before the body parser: an unauthenticated request is refused before its body is read.
   app.use(httpAuthMiddleware(app.get(ApiKeyAuthenticator), config.auth, () => metrics.authFailures.inc({ transport: 'http' })));
+  app.use(jsonBodiesOnly());
   app.useBodyParser('json', { limit: config.maxRequestBytes });
   app.useGlobalFilters(new HttpErrorFilter(log));
   // Not enableShutdownHooks: that re-raises the signal after closing, so the exit status would say "killed".

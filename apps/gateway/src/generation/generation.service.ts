@@ -30,6 +30,9 @@ import { StreamRegistry } from './stream-registry';
 const DRAIN_POLL_MS = 50;
 /** Longest a request waits for Redis to queue it before it fails UNAVAILABLE. */
 const ADMISSION_TIMEOUT_MS = 5000;
+/** Longest a new submission waits for the worker to complete an earlier job of its id that already finished. */
+const FINISHED_JOB_WAIT_MS = 1000;
+const FINISHED_JOB_POLL_MS = 5;
 /** Longest a Cancel waits for Redis (which may have just gone away) before it fails UNAVAILABLE. */
 const REDIS_CALL_TIMEOUT_MS = 2000;
 
@@ -175,9 +178,9 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     const jobId = generationJobId(request.requestId);
     const existing = await this.queue.getJob(jobId);
     if (existing !== undefined) {
-      const state = await existing.getState();
-      if (state !== 'completed' && state !== 'failed') throw new RequestIdInUseError(request.requestId);
-      await existing.remove();
+      const state = await this.settledStateOf(existing);
+      if (state !== 'completed' && state !== 'failed' && state !== 'unknown') throw new RequestIdInUseError(request.requestId);
+      if (state !== 'unknown') await existing.remove();
       await this.redis.del(this.keys.deliveredTokens(request.requestId));
     }
     const data: GenerationJobData = {
@@ -197,6 +200,22 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     // Another gateway may have queued the same id between getJob and add; BullMQ then kept its job.
     const stored = await this.queue.getJob(jobId);
     if (stored !== undefined && stored.data.submissionId !== data.submissionId) throw new RequestIdInUseError(request.requestId);
+  }
+
+  /**
+   * The state of an earlier job with the same id. One whose stream here already got the worker's finish
+   * is waited for (up to FINISHED_JOB_WAIT_MS): the worker completes it moments after that finish, and a
+   * client reusing the id on its final event must not be told the id is in flight. 'unknown': gone.
+   */
+  private async settledStateOf(job: NonNullable<Awaited<ReturnType<GenerationQueue['getJob']>>>): Promise<string> {
+    let state: string = await job.getState();
+    if (state !== 'active' || !this.registry.wasEndedByWorker(job.data.relayCapability)) return state;
+    const giveUpAt = Date.now() + FINISHED_JOB_WAIT_MS;
+    while (state === 'active' && Date.now() < giveUpAt) {
+      await new Promise((resolve) => setTimeout(resolve, FINISHED_JOB_POLL_MS));
+      state = await job.getState();
+    }
+    return state;
   }
 
   /** A request of another gateway (or one whose stream is gone): found by its job. */

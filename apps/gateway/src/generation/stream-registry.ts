@@ -5,6 +5,8 @@ import { RequestStream } from './request-stream';
 /** The client streams this gateway owns, by request id; applies what workers deliver. */
 export class StreamRegistry {
   private readonly streams = new Map<string, RequestStream>();
+  /** Capabilities (base64url) of recent jobs whose stream got the worker's finish or failure; oldest first. */
+  private readonly endedByWorker = new Set<string>();
 
   get size(): number {
     return this.streams.size;
@@ -24,6 +26,11 @@ export class StreamRegistry {
 
   all(): RequestStream[] {
     return [...this.streams.values()];
+  }
+
+  /** Whether the job with this relay capability told its stream it is done (its job ends moments later). */
+  wasEndedByWorker(relayCapability: string): boolean {
+    return this.endedByWorker.has(relayCapability);
   }
 
   /**
@@ -54,16 +61,27 @@ export class StreamRegistry {
           stream.acceptToken(event.value);
           break;
         case 'finished':
+          this.rememberEndedByWorker(stream);
           stream.finish(event.value.finishReason);
           break;
         case 'failed':
+          this.rememberEndedByWorker(stream);
           stream.fail(errorOfFailure(event.value));
           break;
       }
     }
     return { cancelRequestIds: [...toCancel], refusedRequestIds: [...refused] };
   }
+
+  private rememberEndedByWorker(stream: RequestStream): void {
+    if (stream.ended) return;
+    this.endedByWorker.add(Buffer.from(stream.relayCapability).toString('base64url'));
+    if (this.endedByWorker.size > MAX_REMEMBERED_ENDINGS) this.endedByWorker.delete(this.endedByWorker.values().next().value!);
+  }
 }
+
+/** Enough for the jobs that end within the few ms their workers take to complete them. */
+const MAX_REMEMBERED_ENDINGS = 4096;
 
 export interface DispatchOutcome {
   /** Requests the worker should stop (client gone, Cancel called, unknown here, or not its job's). */
