@@ -4,6 +4,11 @@ import { ApiKey } from './api-key';
 import { ANONYMOUS, Principal } from './principal';
 
 const BEARER_PREFIX = /^Bearer[ \t]+/i;
+/**
+ * HTTP/2 (RFC 9113) drops a header value with leading or trailing whitespace before the gateway sees it,
+ * so a key sent as `Bearer <key> ` arrives as no key at all: the message says so.
+ */
+const MISSING_KEY_MESSAGE = 'missing API key: send authorization: Bearer <key> (over HTTP/2 and gRPC a value with leading or trailing whitespace is dropped in transit)';
 /** Longer values are refused before hashing. */
 const MAX_KEY_LENGTH = 4096;
 
@@ -23,7 +28,7 @@ export class ApiKeyAuthenticator {
   /** The principal of a call, or UnauthenticatedError. `authorization` as received (undefined: absent). */
   authenticate(authorization: string | undefined): Principal {
     if (!this.isEnabled) return ANONYMOUS;
-    if (authorization === undefined || authorization === '') throw new UnauthenticatedError('missing API key: send authorization: Bearer <key>');
+    if (authorization === undefined || authorization === '') throw new UnauthenticatedError(MISSING_KEY_MESSAGE);
     const match = BEARER_PREFIX.exec(authorization);
     if (match === null) throw new UnauthenticatedError('malformed authorization: expected Bearer <key>');
     const key = authorization.slice(match[0].length).trim();

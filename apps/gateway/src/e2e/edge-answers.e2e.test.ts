@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, ServiceError, status as Status } from '@grpc/grpc-js';
 import { stories260kDir } from '@kcache-serve/kcache';
 import { GenerateRequest, GenerateResponse } from '@kcache-serve/proto';
 import { bearer, ServingCluster } from '@kcache-serve/proto/dist/testing';
@@ -49,6 +49,59 @@ describe('HTTP bodies', () => {
     }
     const counts = await cluster.queue().getJobCounts('wait', 'prioritized', 'active', 'failed');
     assert.deepEqual(counts, { wait: 0, prioritized: 0, active: 0, failed: 0 });
+  });
+});
+
+/** A varint as protobuf writes it (negative: 64-bit two's complement, 10 bytes). */
+function varint(value: bigint): number[] {
+  let v = value < 0n ? value + 2n ** 64n : value;
+  const bytes: number[] = [];
+  while (v >= 128n) {
+    bytes.push(Number(v & 127n) | 128);
+    v >>= 7n;
+  }
+  return [...bytes, Number(v)];
+}
+
+/** Generate with hand-made request bytes: its error status (null: it ran). */
+function generateRaw(bytes: Buffer): Promise<ServiceError | null> {
+  const client = new Client(cluster.grpcAddress, credentials.createInsecure());
+  const call = client.makeServerStreamRequest('/kcache.v1.Generation/Generate', (b: Buffer) => b, (b: Buffer) => b, bytes, bearer(KEY));
+  return new Promise((resolve) => {
+    call.on('data', () => undefined);
+    call.on('error', (error: ServiceError) => (client.close(), resolve(error)));
+    call.on('end', () => (client.close(), resolve(null)));
+  });
+}
+
+describe('gRPC integers beyond int32', () => {
+  it('max_new_tokens, priority, sampling.top_k, attention.top_n sent as larger varints → INVALID_ARGUMENT with the value sent', async () => {
+    const prompt = [0x12, 2, ...Buffer.from('hi')];
+    const cases: Array<[number[], string, bigint]> = [
+      [[0x20, ...varint(2n ** 40n)], 'max_new_tokens', 2n ** 40n],
+      [[0x20, ...varint(2n ** 31n)], 'max_new_tokens', 2n ** 31n],
+      [[0x48, ...varint(-(2n ** 40n))], 'priority', -(2n ** 40n)],
+      [[0x2a, 6, 0x10, ...varint(2n ** 32n)], 'sampling.top_k', 2n ** 32n],
+      [[0x42, 6, 0x10, ...varint(2n ** 33n)], 'attention.top_n', 2n ** 33n],
+    ];
+    for (const [field, name, value] of cases) {
+      const error = await generateRaw(Buffer.from([...prompt, ...field]));
+      assert.equal(error?.code, Status.INVALID_ARGUMENT, name);
+      assert.equal(error?.details, `${name}: ${value} is out of range: must fit a 32-bit signed integer`);
+    }
+    // In range, also negative (10-byte varint): the usual checks.
+    assert.match((await generateRaw(Buffer.from([...prompt, 0x20, ...varint(-1n)])))?.details ?? '', /^max_new_tokens: must be a positive integer, got -1$/);
+    assert.equal(await generateRaw(Buffer.from([...prompt, 0x20, ...varint(2n)])), null);
+  });
+});
+
+describe('API keys with whitespace', () => {
+  it('a gRPC key with trailing whitespace never arrives; the refusal says why', async () => {
+    const metadata = new Metadata();
+    metadata.set('authorization', `Bearer ${KEY} `);
+    const error = await new Promise<ServiceError | null>((resolve) => cluster.client().cancel({ requestId: 'x' }, metadata, (e) => resolve(e)));
+    assert.equal(error?.code, Status.UNAUTHENTICATED);
+    assert.match(error?.details ?? '', /leading or trailing whitespace is dropped/);
   });
 });
 

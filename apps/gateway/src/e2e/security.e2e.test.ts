@@ -103,7 +103,7 @@ describe('API keys on HTTP', () => {
       const response = await post({ prompt: MARKER_PROMPT, max_tokens: 4 }, headers);
       assert.equal(response.status, 401);
       assert.equal(response.headers.get('www-authenticate'), 'Bearer');
-      assert.deepEqual(await response.json(), { error: { message: Object.keys(headers).length ? 'invalid API key' : 'missing API key: send authorization: Bearer <key>', type: 'unauthenticated', param: null } });
+      assert.deepEqual(await response.json(), { error: { message: Object.keys(headers).length ? 'invalid API key' : 'missing API key: send authorization: Bearer <key> (over HTTP/2 and gRPC a value with leading or trailing whitespace is dropped in transit)', type: 'unauthenticated', param: null } });
     }
     // A body far above MAX_REQUEST_BYTES: still 401, not 413 — the key is checked first.
     const big = await post('x'.repeat(200_000));

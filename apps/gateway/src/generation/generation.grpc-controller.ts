@@ -45,7 +45,9 @@ export class GenerationGrpcController {
     let request: GenerationJobRequest;
     let principal: Principal;
     try {
-      if (isMalformed(call.request)) throw new InvalidArgumentError('request', 'not a valid kcache.v1.GenerateRequest message');
+      if (isMalformed(call.request)) {
+        throw call.request.cause instanceof InvalidArgumentError ? call.request.cause : new InvalidArgumentError('request', 'not a valid kcache.v1.GenerateRequest message');
+      }
       // The interceptor refused calls without a valid key already; this names the caller for its limits.
       principal = this.authenticator.authenticate(authorizationOf(call.metadata));
       request = this.generation.prepare(call.request, principal);
