@@ -20,6 +20,9 @@
 #   exit:    0 after --exit-after-demo or Ctrl-C/SIGTERM with everything stopped cleanly; 1 otherwise.
 # Redis and the apps run in their own sessions (setsid), so Ctrl-C reaches only this script, which
 # stops the workers and the gateway (SIGTERM, SIGKILL after 20 s) and then Redis.
+# While serving, the script supervises the workers as a process manager would: a worker that exits is
+# logged and started again after a backoff (1 s, doubling to 30 s; back to 1 s once one ran 60 s), and
+# the stack keeps serving meanwhile. The gateway or Redis exiting still stops everything.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -59,6 +62,7 @@ done
 run_dir=''
 app_pids=()
 app_names=()
+app_started_at=()
 is_clean=true
 is_forced=false
 
@@ -66,10 +70,11 @@ is_forced=false
 stop_all() {
   trap 'is_forced=true' INT TERM
   local i pid status
-  for pid in "${app_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${app_pids[@]}"; do [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null || true; done
   local give_up_at=$((SECONDS + 20))
   for i in "${!app_pids[@]}"; do
     pid=${app_pids[$i]}
+    [ -n "$pid" ] || continue # a worker waiting to be restarted
     while kill -0 "$pid" 2>/dev/null && ! $is_forced && [ "$SECONDS" -lt "$give_up_at" ]; do sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
       log "${app_names[$i]} (pid $pid) did not stop; killing it"
@@ -106,7 +111,8 @@ on_exit() {
 trap on_exit EXIT
 trap 'log "stopping (Ctrl-C again to kill)"; exit 0' INT TERM
 
-# start_app NAME ENV... -- CMD...: runs CMD in its own session with ENV, output to $run_dir/NAME.log.
+# start_app NAME ENV... -- CMD...: runs CMD in its own session with ENV, output appended to
+# $run_dir/NAME.log. Starting a NAME again (a restart) replaces its pid.
 start_app() {
   local name=$1 session=()
   shift
@@ -117,16 +123,59 @@ start_app() {
   done
   shift
   if command -v setsid >/dev/null; then session=(setsid); fi
-  env "${env[@]}" "${session[@]}" "$@" >"$run_dir/$name.log" 2>&1 &
-  app_pids+=($!)
+  env "${env[@]}" "${session[@]}" "$@" >>"$run_dir/$name.log" 2>&1 &
+  local pid=$! i
+  for i in "${!app_names[@]}"; do
+    if [ "${app_names[$i]}" = "$name" ]; then
+      app_pids[i]=$pid
+      app_started_at[i]=$SECONDS
+      return
+    fi
+  done
+  app_pids+=("$pid")
   app_names+=("$name")
+  app_started_at+=("$SECONDS")
+}
+
+start_worker() {
+  start_app "worker-$1" "${common_env[@]}" WORKER_ID="quickstart-worker-$1-$$" METRICS_HOST=127.0.0.1 METRICS_PORT=0 \
+    -- node apps/worker/dist/main.js
+}
+
+# Restarts workers that exited, each after its backoff; dies (check_apps_alive) when another app exited.
+declare -A restart_at=() restart_delay=()
+supervise_workers() {
+  local i name pid status ran delay
+  for i in "${!app_pids[@]}"; do
+    name=${app_names[$i]}
+    pid=${app_pids[$i]}
+    [[ $name == worker-* ]] || continue
+    if [ -z "$pid" ]; then
+      if [ "$SECONDS" -ge "${restart_at[$name]}" ]; then
+        start_worker "${name#worker-}"
+        log "$name restarted (pid ${app_pids[$i]})"
+      fi
+      continue
+    fi
+    kill -0 "$pid" 2>/dev/null && continue
+    status=0
+    wait "$pid" 2>/dev/null || status=$?
+    ran=$((SECONDS - app_started_at[i]))
+    delay=${restart_delay[$name]:-1}
+    if [ "$ran" -ge 60 ]; then delay=1; fi
+    log "$name (pid $pid) exited with status $status after $ran s; restarting it in $delay s, the others keep serving (log: $run_dir/$name.log)"
+    app_pids[i]=""
+    restart_at[$name]=$((SECONDS + delay))
+    restart_delay[$name]=$((delay * 2 > 30 ? 30 : delay * 2))
+  done
+  check_apps_alive
 }
 
 # Dies with the log tail of the first app that is no longer running.
 check_apps_alive() {
   local i
   for i in "${!app_pids[@]}"; do
-    if ! kill -0 "${app_pids[$i]}" 2>/dev/null; then
+    if [ -n "${app_pids[$i]}" ] && ! kill -0 "${app_pids[$i]}" 2>/dev/null; then
       log "${app_names[$i]} exited; the end of its log:"
       tail -n 30 "$run_dir/${app_names[$i]}.log" >&2 || true
       exit 1
@@ -210,10 +259,7 @@ log "starting the gateway (gRPC $grpc_port, HTTP $http_port) and $num_workers wo
 start_app gateway "${common_env[@]}" PORT="$grpc_port" GRPC_HOST="${GRPC_HOST:-127.0.0.1}" \
   HTTP_PORT="$http_port" HTTP_HOST="${HTTP_HOST:-127.0.0.1}" \
   RELAY_PORT=0 RELAY_HOST=127.0.0.1 RELAY_ADVERTISE_HOST=127.0.0.1 -- node apps/gateway/dist/main.js
-for i in $(seq 1 "$num_workers"); do
-  start_app "worker-$i" "${common_env[@]}" WORKER_ID="quickstart-worker-$i-$$" METRICS_HOST=127.0.0.1 METRICS_PORT=0 \
-    -- node apps/worker/dist/main.js
-done
+for i in $(seq 1 "$num_workers"); do start_worker "$i"; done
 
 # Ready: /readyz answers 200 and counts every worker's heartbeat.
 give_up_at=$((SECONDS + 120))
@@ -251,7 +297,7 @@ if $is_exit_after_demo; then
 fi
 log "serving; Ctrl-C stops"
 while true; do
-  wait -n || true
-  check_apps_alive
+  sleep 0.5
+  supervise_workers
   if [ -n "$redis_pid" ] && ! kill -0 "$redis_pid" 2>/dev/null; then die "redis-server exited"; fi
 done

@@ -98,4 +98,48 @@ describe('scripts/quickstart.sh', () => {
       if (process.env.REDIS_URL) await deleteKeys(process.env.REDIS_URL, prefix);
     }
   });
+
+  it('supervises its workers: kill -9 of one is logged and restarted with backoff, the stack keeps serving, Ctrl-C still stops cleanly', { timeout: TIMEOUT_MS + 10_000 }, async () => {
+    const runId = randomBytes(6).toString('hex');
+    const prefix = `kcache-test-${runId}`;
+    const httpPort = await freePort();
+    // info: the restarted worker's log says when it started (a SIGTERM before that is not a clean stop).
+    const env: NodeJS.ProcessEnv = { ...process.env, [MARKER]: runId, PORT: String(await freePort()), HTTP_PORT: String(httpPort), LOG_LEVEL: 'info' };
+    if (process.env.REDIS_URL) env.REDIS_PREFIX = prefix;
+    const child = spawn('bash', [join(repoRoot(), 'scripts', 'quickstart.sh'), '--no-install'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stdout.on('data', () => undefined);
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    const until = async (what: string, isDone: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> => {
+      const giveUpAt = Date.now() + timeoutMs;
+      while (!(await isDone())) {
+        if (Date.now() > giveUpAt || child.exitCode !== null) throw new Error(`${what}: not seen\nstderr:\n${stderr}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const complete = async (): Promise<number> =>
+      (await fetch(`http://127.0.0.1:${httpPort}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'Once upon a time', max_tokens: 8 }) })).status;
+    try {
+      await until('serving', () => stderr.includes('quickstart: serving; Ctrl-C stops'), TIMEOUT_MS);
+      const workers = processesMarked(runId).filter((p) => p.includes('apps/worker/dist/main.js'));
+      assert.equal(workers.length, 2, workers.join('\n'));
+      const victim = Number(workers[0].split(':')[0]);
+      process.kill(victim, 'SIGKILL');
+      await until('the exit logged', () => new RegExp(`worker-\\d \\(pid ${victim}\\) exited with status 137 after \\d+ s; restarting it in 1 s`).test(stderr), 10_000);
+      assert.equal(await complete(), 200, 'the other worker serves meanwhile');
+      await until('the restart logged', () => /quickstart: worker-\d restarted \(pid \d+\)/.test(stderr), 10_000);
+      await until('two workers again', () => processesMarked(runId).filter((p) => p.includes('apps/worker/dist/main.js')).length === 2, 10_000);
+      const logPath = /\(log: (\S+)\)/.exec(stderr)![1];
+      await until('the restarted worker started', () => (readFileSync(logPath, 'utf8').match(/"msg":"worker started"/g) ?? []).length === 2, 30_000);
+      assert.equal(await complete(), 200);
+      assert.ok(child.exitCode === null, 'the quick start is still running');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, stderr);
+    assert.match(stderr, /quickstart: stopped/);
+    assert.deepEqual(processesMarked(runId), []);
+    if (process.env.REDIS_URL) await deleteKeys(process.env.REDIS_URL, prefix);
+  });
 });
