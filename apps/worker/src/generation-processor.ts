@@ -12,6 +12,7 @@ import {
 import { Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import { DeliveredTokens } from './relay/delivered-tokens';
+import { DeliveryRecorder } from './relay/delivery-recorder';
 import { RelayPool } from './relay/relay-pool';
 
 const FINISH_REASONS: Record<JobFinishReason, FinishReason> = {
@@ -40,6 +41,7 @@ export class GenerationProcessor {
     private readonly engine: GenerationEngine,
     private readonly relays: RelayPool,
     private readonly delivered: DeliveredTokens,
+    private readonly recorder: DeliveryRecorder,
     private readonly log: Logger,
   ) {}
 
@@ -89,12 +91,12 @@ export class GenerationProcessor {
         $case: 'finished',
         value: { finishReason: FINISH_REASONS[finish.reason], promptTokens: finish.promptTokens, completionTokens: finish.completionTokens },
       });
-      await this.delivered.delete(requestId);
+      await this.recorder.delete(requestId);
       return { finishReason: finish.reason, promptTokens: finish.promptTokens, completionTokens: finish.completionTokens };
     } catch (error) {
       this.log.warn({ err: error, requestId }, 'generation failed');
       await send({ $case: 'failed', value: failureOf(error) });
-      await this.delivered.delete(requestId);
+      await this.recorder.delete(requestId);
       if (error instanceof InvalidRequestError || error instanceof CapacityError) {
         throw Object.assign(new UnrecoverableError(error.message), { cause: error });
       }

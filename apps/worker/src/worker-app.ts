@@ -8,9 +8,13 @@ import { Heartbeat } from './heartbeat';
 import { MetricsServer } from './metrics/metrics-server';
 import { WorkerMetrics } from './metrics/worker-metrics';
 import { DeliveredTokens } from './relay/delivered-tokens';
+import { DeliveryRecorder } from './relay/delivery-recorder';
 import { relayChannelOf } from './relay/relay-credentials';
 import { RelayPool } from './relay/relay-pool';
 import { WorkerConfig } from './worker-config';
+
+/** Longest a closing worker waits to write the tokens it still holds for crash recovery. */
+const RECORDER_FLUSH_TIMEOUT_MS = 2000;
 
 /**
  * Wires one engine to the queue: a BullMQ Worker whose concurrency follows the engine's free slots,
@@ -21,6 +25,7 @@ export class WorkerApp {
   private readonly redis: Redis;
   private readonly subscriber: Redis;
   private readonly relays: RelayPool;
+  private readonly recorder: DeliveryRecorder;
   private readonly processor: GenerationProcessor;
   private readonly worker: Worker<GenerationJobData, GenerationJobResult>;
   private readonly metrics: WorkerMetrics;
@@ -40,15 +45,16 @@ export class WorkerApp {
     this.subscriber = this.redis.duplicate();
     this.subscriber.on('error', () => undefined); // reconnects and resubscribes by itself; errors are logged for `redis`
     const delivered = new DeliveredTokens(this.redis, keys);
+    this.recorder = new DeliveryRecorder(delivered, log);
     this.relays = new RelayPool({
       workerId: config.workerId,
       channel: relayChannelOf(config.relayTls),
       timeoutMs: config.relayTimeoutMs,
-      delivered,
+      recorder: this.recorder,
       onCancelRequested: (ids) => ids.forEach((id) => this.processor.cancel(id)),
       log,
     });
-    this.processor = new GenerationProcessor(engine, this.relays, delivered, log);
+    this.processor = new GenerationProcessor(engine, this.relays, delivered, this.recorder, log);
     this.worker = new Worker<GenerationJobData, GenerationJobResult>(GENERATION_QUEUE_NAME, this.processor.process, {
       connection: this.redis,
       prefix: keys.bullPrefix,
@@ -105,6 +111,9 @@ export class WorkerApp {
       this.worker.close().then(() => true),
       new Promise<boolean>((resolve) => setTimeout(() => resolve(false), this.config.shutdownGraceMs).unref()),
     ]);
+    // What the gateways acknowledged is written before leaving (bounded: Redis may be away), so that
+    // resumed attempts start where the clients are.
+    await Promise.race([this.recorder.flushed(), new Promise((resolve) => setTimeout(resolve, RECORDER_FLUSH_TIMEOUT_MS).unref())]);
     if (!isDrained) {
       this.log.warn({ numActive: this.processor.numActive }, 'grace period over; other workers will resume the rest');
       return 'abandoned';

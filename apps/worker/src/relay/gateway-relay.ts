@@ -1,7 +1,8 @@
 import { Metadata, status as GrpcStatus, ServiceError } from '@grpc/grpc-js';
 import { relay } from '@kcache-serve/proto';
 import type { Logger } from 'pino';
-import { DeliveredRun, DeliveredTokens } from './delivered-tokens';
+import { DeliveredRun } from './delivered-tokens';
+import { DeliveryRecorder } from './delivery-recorder';
 import { RelayChannel } from './relay-credentials';
 
 export interface GatewayRelayOptions {
@@ -10,7 +11,8 @@ export interface GatewayRelayOptions {
   readonly channel: RelayChannel;
   /** Total time one batch may take, retries included, before its requests are given up. */
   readonly timeoutMs: number;
-  readonly delivered: DeliveredTokens;
+  /** Where acknowledged tokens are recorded for crash recovery (asynchronously: Redis may be away). */
+  readonly recorder: DeliveryRecorder;
   /** Requests the gateway wants stopped (client gone, Cancel called, or unknown to it). */
   readonly onCancelRequested: (requestIds: readonly string[]) => void;
   readonly log: Logger;
@@ -22,8 +24,8 @@ const FIRST_RETRY_DELAY_MS = 50;
 /**
  * Relays events to one gateway. Events queued while a call is in flight go out together in the next call,
  * so one call carries (about) one engine step; at most one call is in flight, so order is kept.
- * A batch's tokens are recorded in DeliveredTokens after the gateway acknowledged it and before the
- * next batch leaves.
+ * A batch's tokens are handed to the DeliveryRecorder once the gateway acknowledged them; the next batch
+ * does not wait for Redis, so generation keeps streaming while Redis is away.
  */
 export class GatewayRelay {
   private readonly client: relay.RelayClient;
@@ -74,12 +76,7 @@ export class GatewayRelay {
       this.options.onCancelRequested(requestIds);
       return;
     }
-    try {
-      await this.options.delivered.append(tokenRuns(events));
-    } catch (error) {
-      // Only resumption after a crash loses precision: a retry restarts earlier and the gateway drops repeats.
-      this.options.log.warn({ err: error }, 'could not record delivered tokens');
-    }
+    this.options.recorder.record(tokenRuns(events));
     if (response.cancelRequestIds.length > 0) this.options.onCancelRequested(response.cancelRequestIds);
   }
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { DeliveredTokens } from './delivered-tokens';
+import { DeliveryRecorder } from './delivery-recorder';
 import { GatewayRelay } from './gateway-relay';
 import { RelayChannel } from './relay-credentials';
 
@@ -12,7 +12,7 @@ export class RelayPool {
       readonly workerId: string;
       readonly channel: RelayChannel;
       readonly timeoutMs: number;
-      readonly delivered: DeliveredTokens;
+      readonly recorder: DeliveryRecorder;
       readonly onCancelRequested: (requestIds: readonly string[]) => void;
       readonly log: Logger;
     },

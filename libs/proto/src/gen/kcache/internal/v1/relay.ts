@@ -33,8 +33,8 @@ export const protobufFileName = "kcache/internal/v1/relay.proto";
  *
  * Why unary batches and not a client stream: one call carries every event one engine step produced for
  * one gateway, so the call rate follows engine steps, not tokens x requests; a batch either arrives whole
- * (acknowledged) or the worker knows it did not, which is the point at which the worker records the
- * delivered tokens for crash recovery; no stream state has to be rebuilt when a worker dies and another
+ * (acknowledged) or the worker knows it did not, which is the point from which the worker records the
+ * delivered tokens for crash recovery (asynchronously, so a Redis outage does not stall the relay); no stream state has to be rebuilt when a worker dies and another
  * resumes the job, and the reply carries per-request feedback that a client stream could only return at
  * its end. Ordering: a worker keeps at most one call in flight per gateway; the gateway also orders
  * tokens by index and drops indices it already forwarded, so retries and resumed jobs never duplicate.
