@@ -8,6 +8,9 @@ const { model, ...settingFields } = openAiRequestFields;
 const completionBodySchema = z.object({
   model,
   prompt: z.union([z.string(), z.array(z.number().int())]),
+  best_of: z.unknown().optional(),
+  echo: z.unknown().optional(),
+  suffix: z.unknown().optional(),
   ...settingFields,
 });
 

@@ -8,11 +8,12 @@ import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { ServedModel } from '../core/served-model';
 import { LOGGER, SERVED_MODEL } from '../core/tokens';
 import { ClientBackpressure } from '../generation/client-backpressure';
-import { InvalidArgumentError, RateLimitedError } from '../generation/gateway-errors';
+import { InvalidArgumentError, ModelNotFoundError, RateLimitedError, UnsupportedParameterError } from '../generation/gateway-errors';
 import { GenerationService } from '../generation/generation.service';
 import { StreamEvent } from '../generation/request-stream';
 import { grpcStatusOf, httpStatusOf, isUnexpected, statusName, toServiceError } from '../grpc/grpc-status';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { openAiErrorBody } from './openai-error';
 import { toHttpFieldError } from './openai-request-fields';
 import { OpenAiResponseFormat } from './openai-response-format';
 
@@ -29,6 +30,18 @@ const FINISH_REASONS: Record<FinishReason, string> = {
 export interface ParsedHttpRequest {
   readonly request: GenerateRequest;
   readonly isStream: boolean;
+  /** `model` as sent; a name other than the served model's is refused (404 model_not_found). */
+  readonly model: string | undefined;
+  /** stream_options.include_usage: a last chunk with `choices: []` and the usage, before [DONE]. */
+  readonly isUsageStreamed: boolean;
+}
+
+/** The fields every OpenAI-style body shares, as ParsedHttpRequest wants them. */
+export function parsedHttpRequest(
+  request: GenerateRequest,
+  body: { readonly stream: boolean; readonly model?: string; readonly stream_options?: { readonly include_usage?: boolean | null } | null },
+): ParsedHttpRequest {
+  return { request, isStream: body.stream, model: body.model, isUsageStreamed: body.stream && body.stream_options?.include_usage === true };
 }
 
 /**
@@ -51,14 +64,17 @@ export class OpenAiHttpResponder {
   async respond(res: Response, parse: () => ParsedHttpRequest, format: OpenAiResponseFormat): Promise<void> {
     let request: GenerationJobRequest;
     let isStream: boolean;
+    let isUsageStreamed: boolean;
     const principal = principalOf(res);
     try {
       const parsed = parse();
-      isStream = parsed.isStream;
+      if (parsed.model !== undefined && parsed.model !== this.model.name) throw new ModelNotFoundError(parsed.model, this.model.name);
+      ({ isStream, isUsageStreamed } = parsed);
       request = this.generation.prepare(parsed.request, principal);
     } catch (error) {
       return this.sendError(res, toHttpFieldError(error));
     }
+    res.setHeader('x-request-id', request.requestId);
     const id = `${format.idPrefix}${request.requestId}`;
     const created = Math.floor(Date.now() / 1000);
     const envelope = (object: string) => ({ id, object, created, model: this.model.name });
@@ -101,7 +117,8 @@ export class OpenAiHttpResponder {
       const usageBody = { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.promptTokens + usage.completionTokens };
       const finishReason = FINISH_REASONS[event.final.finishReason];
       if (isStream) {
-        writeSse(res, { ...chunk(format.finishChoice(finishReason)), usage: usageBody });
+        writeSse(res, chunk(format.finishChoice(finishReason)));
+        if (isUsageStreamed) writeSse(res, { ...envelope(format.chunkObject), choices: [], usage: usageBody });
         res.write('data: [DONE]\n\n');
         res.end();
       } else {
@@ -112,7 +129,6 @@ export class OpenAiHttpResponder {
     try {
       if (isStream) {
         res.status(200).set({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-        res.setHeader('x-request-id', request.requestId);
       }
       await this.generation.start(request, principal, listener, null);
       if (isStream && !res.headersSent) res.flushHeaders();
@@ -129,12 +145,12 @@ export class OpenAiHttpResponder {
     const code = grpcStatusOf(error);
     this.count(code);
     if (res.headersSent) {
-      writeSse(res, { error: errorBody(error) });
+      writeSse(res, errorBody(error));
       res.end();
       return;
     }
     if (error instanceof RateLimitedError) res.setHeader('retry-after', String(Math.ceil(error.retryAfterMs / 1000)));
-    res.status(httpStatusOf(code)).json({ error: errorBody(error) });
+    res.status(httpStatusOf(code)).json(errorBody(error));
   }
 
   private count(code: Status): void {
@@ -144,11 +160,10 @@ export class OpenAiHttpResponder {
 
 function errorBody(error: unknown) {
   const serviceError = toServiceError(error);
-  return {
-    message: serviceError.details,
-    type: statusName(serviceError.code ?? Status.INTERNAL).toLowerCase(),
-    param: error instanceof InvalidArgumentError ? error.field : null,
-  };
+  const code = serviceError.code ?? Status.INTERNAL;
+  const param = error instanceof InvalidArgumentError || error instanceof ModelNotFoundError ? error.field : null;
+  const specificCode = error instanceof ModelNotFoundError ? 'model_not_found' : error instanceof UnsupportedParameterError ? 'unsupported_parameter' : null;
+  return openAiErrorBody(httpStatusOf(code), serviceError.details ?? '', param, specificCode ?? statusName(code).toLowerCase());
 }
 
 /** false when the response buffer is above its high-water mark (the client is behind). */
