@@ -19,7 +19,7 @@ export class ChatCompletionsController {
       res,
       () => {
         const parsed = parseChatCompletionBody(body);
-        return parsedHttpRequest(toChatGenerateRequest(parsed), parsed);
+        return parsedHttpRequest([toChatGenerateRequest(parsed)], parsed);
       },
       chatCompletionFormat,
     );

@@ -1,6 +1,6 @@
 import { All, Body, Controller, Inject, Post, Res } from '@nestjs/common';
 import type { Response } from 'express';
-import { parseCompletionBody, toGenerateRequest } from './completion-request';
+import { parseCompletionBody, toGenerateRequests } from './completion-request';
 import { completionFormat } from './completion-format';
 import { sendMethodNotAllowed } from './method-not-allowed';
 import { OpenAiHttpResponder, parsedHttpRequest } from './openai-http-responder';
@@ -16,7 +16,7 @@ export class CompletionsController {
       res,
       () => {
         const parsed = parseCompletionBody(body);
-        return parsedHttpRequest(toGenerateRequest(parsed), parsed);
+        return parsedHttpRequest(toGenerateRequests(parsed), parsed);
       },
       completionFormat,
     );

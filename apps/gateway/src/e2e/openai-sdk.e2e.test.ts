@@ -104,6 +104,31 @@ describe('completions', () => {
     assert.equal(chunks.at(-2)?.choices[0].finish_reason, 'length');
   });
 
+  it('a batch of prompts (texts or token-id lists) answers choices[i] for prompt i, usage summed', async () => {
+    const prompts = [PROMPT, 'The little dog'];
+    const singles = await Promise.all(prompts.map((prompt) => client.completions.create({ model, prompt, max_tokens: 6, temperature: 0 })));
+    const batch = await client.completions.create({ model, prompt: prompts, max_tokens: 6, temperature: 0 });
+    assert.deepEqual(batch.choices.map((c) => [c.index, c.text]), singles.map((s, i) => [i, s.choices[0].text]));
+    assert.equal(batch.usage?.prompt_tokens, singles.reduce((n, s) => n + (s.usage?.prompt_tokens ?? 0), 0));
+    assert.equal(batch.usage?.completion_tokens, 12);
+    const stream = await client.completions.create({ model, prompt: prompts, max_tokens: 6, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const texts = ['', ''];
+    const finishes: Array<string | null> = [null, null];
+    let streamedUsage: OpenAI.CompletionUsage | null | undefined;
+    for await (const chunk of stream) {
+      for (const choice of chunk.choices) {
+        texts[choice.index] += choice.text;
+        finishes[choice.index] ??= choice.finish_reason;
+      }
+      streamedUsage = chunk.usage ?? streamedUsage;
+    }
+    assert.deepEqual(texts, singles.map((s) => s.choices[0].text));
+    assert.deepEqual(finishes, ['length', 'length']);
+    assert.deepEqual(streamedUsage, batch.usage);
+    const idLists = await client.completions.create({ model, prompt: [[1, 400, 300], [1, 77]], max_tokens: 3, temperature: 0 });
+    assert.deepEqual(idLists.choices.map((c) => c.index), [0, 1]);
+  });
+
   it('parameters this server would ignore are BadRequestError naming them; their defaults pass', async () => {
     const cases: Array<[string, Record<string, unknown>]> = [
       ['n', { n: 2 }],
