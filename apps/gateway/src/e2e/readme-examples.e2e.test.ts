@@ -45,9 +45,13 @@ async function replayGrpcurl(command: string, cluster: ServingCluster): Promise<
   assert.ok(call.isPlaintext);
   const metadata = new Metadata();
   for (const [name, value] of call.headers) metadata.set(name, value);
-  const client = new ReflectionClient(call.address, cluster.channelCredentials(), metadata);
+  return withReflectionClient(call.address, cluster, metadata, (client) => client.invoke(call.method, call.data));
+}
+
+async function withReflectionClient<T>(address: string, cluster: ServingCluster, metadata: Metadata, use: (client: ReflectionClient) => Promise<T>): Promise<T> {
+  const client = new ReflectionClient(address, cluster.channelCredentials(), metadata);
   try {
-    return await client.invoke(call.method, call.data);
+    return await use(client);
   } finally {
     client.close();
   }
@@ -75,24 +79,16 @@ describe('README grpcurl examples', () => {
   }
 
   it('refuses a JSON key that is no field, naming the message type and the key (as grpcurl does)', async () => {
-    const client = new ReflectionClient(plain.grpcAddress, plain.channelCredentials(), bearer(API_KEY));
-    try {
-      await assert.rejects(client.invoke('kcache.v1.Generation/Generate', '{"prompt": "x", "max_tokens": 4}'), /kcache\.v1\.GenerateRequest" has no field named "max_tokens"/);
-    } finally {
-      client.close();
-    }
+    await withReflectionClient(plain.grpcAddress, plain, bearer(API_KEY), (client) =>
+      assert.rejects(client.invoke('kcache.v1.Generation/Generate', '{"prompt": "x", "max_tokens": 4}'), /kcache\.v1\.GenerateRequest" has no field named "max_tokens"/),
+    );
   });
 
   it('reflection advertises the proto field names (snake_case), as protoc writes them', async () => {
-    const client = new ReflectionClient(plain.grpcAddress, plain.channelCredentials(), bearer(API_KEY));
-    try {
-      const generate = (await client.describe('kcache.v1.Generation')).methods.Generate;
-      generate.resolve();
-      const names = generate.resolvedRequestType?.fieldsArray.map((f) => f.name) ?? [];
-      assert.ok(names.includes('max_new_tokens') && names.includes('prompt_token_ids'), names.join());
-    } finally {
-      client.close();
-    }
+    const generate = (await withReflectionClient(plain.grpcAddress, plain, bearer(API_KEY), (client) => client.describe('kcache.v1.Generation'))).methods.Generate;
+    generate.resolve();
+    const names = generate.resolvedRequestType?.fieldsArray.map((f) => f.name) ?? [];
+    assert.ok(names.includes('max_new_tokens') && names.includes('prompt_token_ids'), names.join());
   });
 });
 
