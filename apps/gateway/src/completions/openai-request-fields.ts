@@ -77,7 +77,8 @@ export function refuseUnsupported(body: Readonly<Record<string, unknown>>): void
   for (const [field, isDefault] of Object.entries(UNSUPPORTED_AT_DEFAULT)) {
     const value = body[field];
     if (value === undefined || value === null || isDefault(value)) continue;
-    throw new UnsupportedParameterError(field, `is not supported by this server (got ${JSON.stringify(value)}); leave it unset`);
+    // the value is not quoted: suffix and logit_bias may carry request content
+    throw new UnsupportedParameterError(field, 'is not supported by this server; leave it unset or at its default');
   }
 }
 
