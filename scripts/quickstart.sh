@@ -14,6 +14,10 @@
 #            AUTH_MODE    off by default here (the quick start only; the gateway itself defaults to api-key):
 #                         the log says so. AUTH_MODE=api-key: a fresh API key is made for this run and
 #                         printed, or with your own API_KEY_HASHES set KCACHE_API_KEY to one of its keys.
+#            RELAY_PORT   the gateway's internal relay port (default: a free one); RELAY_HOST and
+#                         RELAY_ADVERTISE_HOST default to 127.0.0.1
+#            METRICS_PORT worker i (from 1) serves /metrics on METRICS_PORT+i-1 (default: free ports);
+#                         METRICS_HOST defaults to 127.0.0.1. Every port chosen is logged.
 #            REDIS_PREFIX and the apps' other variables pass through to them.
 #   out:     the demo's text, its summary line and the API examples on stdout; progress on stderr;
 #            the apps' logs in a temp dir (removed after a clean stop, kept and named otherwise).
@@ -138,8 +142,9 @@ start_app() {
 }
 
 start_worker() {
-  start_app "worker-$1" "${common_env[@]}" WORKER_ID="quickstart-worker-$1-$$" METRICS_HOST=127.0.0.1 METRICS_PORT=0 \
-    -- node apps/worker/dist/main.js
+  # A restarted worker keeps its metrics port.
+  start_app "worker-$1" "${common_env[@]}" WORKER_ID="quickstart-worker-$1-$$" METRICS_HOST="${METRICS_HOST:-127.0.0.1}" \
+    METRICS_PORT="${metrics_ports[$(($1 - 1))]}" -- node apps/worker/dist/main.js
 }
 
 # Restarts workers that exited, each after its backoff; dies (check_apps_alive) when another app exited.
@@ -253,12 +258,26 @@ auth_header=${api_key:+"authorization: Bearer $api_key"}
 run_dir=$(mktemp -d -t kcache-quickstart.XXXXXX)
 grpc_port=$(pick_port "${PORT:-}" 50051)
 http_port=$(pick_port "${HTTP_PORT:-}" 8080)
+# Free ports are picked here rather than by the apps (port 0), so that they can be logged before start.
+taken_ports=" $grpc_port $http_port "
+distinct_free_port() {
+  local port
+  port=$(free_port)
+  while [[ $taken_ports == *" $port "* ]]; do port=$(free_port); done
+  taken_ports+="$port "
+  echo "$port"
+}
+relay_port=${RELAY_PORT:-$(distinct_free_port)}
+metrics_ports=()
+for i in $(seq 1 "$num_workers"); do
+  if [ -n "${METRICS_PORT:-}" ]; then metrics_ports+=($((METRICS_PORT + i - 1))); else metrics_ports+=("$(distinct_free_port)"); fi
+done
 common_env=(REDIS_URL="$REDIS_URL" MODEL="$model" LOG_LEVEL="${LOG_LEVEL:-info}" SHUTDOWN_GRACE_MS="${SHUTDOWN_GRACE_MS:-5000}")
 
-log "starting the gateway (gRPC $grpc_port, HTTP $http_port) and $num_workers workers; logs in $run_dir"
+log "starting the gateway (gRPC $grpc_port, HTTP $http_port, relay $relay_port) and $num_workers workers (metrics ports ${metrics_ports[*]}); logs in $run_dir"
 start_app gateway "${common_env[@]}" PORT="$grpc_port" GRPC_HOST="${GRPC_HOST:-127.0.0.1}" \
-  HTTP_PORT="$http_port" HTTP_HOST="${HTTP_HOST:-127.0.0.1}" \
-  RELAY_PORT=0 RELAY_HOST=127.0.0.1 RELAY_ADVERTISE_HOST=127.0.0.1 -- node apps/gateway/dist/main.js
+  HTTP_PORT="$http_port" HTTP_HOST="${HTTP_HOST:-127.0.0.1}" RELAY_PORT="$relay_port" \
+  RELAY_HOST="${RELAY_HOST:-127.0.0.1}" RELAY_ADVERTISE_HOST="${RELAY_ADVERTISE_HOST:-127.0.0.1}" -- node apps/gateway/dist/main.js
 for i in $(seq 1 "$num_workers"); do start_worker "$i"; done
 
 # Ready: /readyz answers 200 and counts every worker's heartbeat.
@@ -285,6 +304,8 @@ ${api_key:+API key for this run: $api_key (the clients below also read it from K
     -d '{"prompt": "Once upon a time", "max_tokens": 64, "stream": true}'
   # health, readiness, Prometheus metrics:
   curl http://127.0.0.1:$http_port/readyz; curl -s http://127.0.0.1:$http_port/metrics | grep ^kcache_gateway
+  # each worker's metrics (ports ${metrics_ports[*]}):
+  curl -s http://127.0.0.1:${metrics_ports[0]}/metrics | grep ^kcache_worker
   # the demo client again, and a load test:
   node apps/loadgen/dist/demo.js --target 127.0.0.1:$grpc_port ${api_key:+--api-key $api_key }--prompt "The little dog"
   npx kcache load --target 127.0.0.1:$grpc_port ${api_key:+--api-key $api_key }--concurrency 8 --duration 10

@@ -2,15 +2,16 @@
 // contract: ports 50051 (gRPC) / 8080 (gateway HTTP) / 9090 (worker metrics), probes on /healthz and
 // /readyz, AOF Redis, the autoscaler pointing at the worker on kcache_gateway_queue_depth. Also checks
 // deploy/docker-compose.yml against the same contract.
-//   in:  deploy/k8s, deploy/docker-compose.yml; a renderer on PATH (`kustomize` or `kubectl`)
-//   out: node:test results; the render tests are skipped, with the reason, when no renderer exists.
+//   in:  deploy/k8s, deploy/docker-compose.yml; a renderer on PATH (`kustomize` or `kubectl`), else
+//        tools/kustomize-lite.mjs (the subset of kustomize these overlays use)
+//   out: node:test results.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse } from 'yaml';
+import { renderOverlay, rendererName } from './kustomize-lite.mjs';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const overlaysDir = join(repoRoot, 'deploy/k8s/overlays');
@@ -26,38 +27,7 @@ const APP = {
   queueDepthMetric: 'kcache_gateway_queue_depth',
 };
 
-function findRenderer() {
-  const candidates = [
-    { bin: 'kustomize', probe: ['version'], args: (dir) => ['build', dir] },
-    { bin: 'kubectl', probe: ['kustomize', '--help'], args: (dir) => ['kustomize', dir] },
-  ];
-  for (const candidate of candidates) {
-    try {
-      execFileSync(candidate.bin, candidate.probe, { stdio: 'ignore', timeout: 30_000 });
-      return candidate;
-    } catch {
-      // not installed (ENOENT) or not working: try the next one
-    }
-  }
-  return null;
-}
-
-const renderer = findRenderer();
-const skipRender = renderer
-  ? false
-  : 'no kustomize renderer on PATH: install `kustomize` or `kubectl` (>= 1.21) to render deploy/k8s/overlays';
-
-function render(overlay) {
-  const yamlText = execFileSync(renderer.bin, renderer.args(join(overlaysDir, overlay)), {
-    encoding: 'utf8',
-    timeout: 60_000,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return parseAllDocuments(yamlText).map((doc) => {
-    assert.deepEqual(doc.errors, [], `YAML errors in the ${overlay} rendering`);
-    return doc.toJS();
-  });
-}
+const render = (overlay) => renderOverlay(join(overlaysDir, overlay));
 
 const find = (objects, kind, name) => objects.find((o) => o.kind === kind && o.metadata.name === name);
 const envOf = (container) => Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value]));
@@ -79,8 +49,8 @@ it('has dev and prod overlays', () => {
 });
 
 for (const overlay of overlays) {
-  describe(`k8s overlay ${overlay}`, { skip: skipRender }, () => {
-    const objects = skipRender ? [] : render(overlay);
+  describe(`k8s overlay ${overlay} (${rendererName})`, () => {
+    const objects = render(overlay);
 
     it('renders the expected kinds in one namespace', () => {
       const kinds = new Set(objects.map((o) => o.kind));

@@ -40,6 +40,7 @@ async function main(): Promise<void> {
     bodyParser: false,
     httpsOptions,
   });
+  app.disable('x-powered-by');
   const metrics = app.get(GatewayMetrics);
   // Before the body parser: an unauthenticated request is refused before its body is read.
   app.use(httpAuthMiddleware(app.get(ApiKeyAuthenticator), config.auth, () => metrics.authFailures.inc({ transport: 'http' })));

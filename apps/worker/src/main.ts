@@ -2,6 +2,7 @@ import { createEngine, GenerationEngine, resolveModelSpec, ThreadedEngine } from
 import { createRedis, redactRedisUrl, waitForRedis } from '@kcache-serve/proto';
 import pino from 'pino';
 import { startupFailureLine } from '@kcache-serve/proto';
+import { withEnvNames } from './option-env-names';
 import { WorkerApp } from './worker-app';
 import { parseWorkerConfig } from './worker-config';
 
@@ -56,6 +57,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error) => {
-  console.error(startupFailureLine('worker', error, ['debug', 'trace'].includes(process.env.LOG_LEVEL ?? '')));
+  console.error(startupFailureLine('worker', withEnvNames(error), ['debug', 'trace'].includes(process.env.LOG_LEVEL ?? '')));
   process.exit(1);
 });

@@ -94,7 +94,7 @@ export class WorkerApp {
     });
     await this.heartbeat.start();
     void this.worker.run().catch((error) => this.log.error({ err: error }, 'worker loop stopped'));
-    this.log.info({ workerId: this.config.workerId, metricsAddress, concurrency: this.worker.concurrency }, 'worker started');
+    this.log.info({ metricsAddress, concurrency: this.worker.concurrency }, 'worker started');
   }
 
   /**

@@ -2,6 +2,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { AuthConfig } from '../config/gateway-config';
 import { UnauthenticatedError } from '../generation/gateway-errors';
 import { ApiKeyAuthenticator } from './api-key-authenticator';
+import { openAiErrorBody } from '../completions/openai-error';
 import { Principal } from './principal';
 
 const HEALTH_PATHS = new Set(['/healthz', '/readyz']);
@@ -30,7 +31,7 @@ export function httpAuthMiddleware(authenticator: ApiKeyAuthenticator, config: A
       onRefused();
       const message = error instanceof UnauthenticatedError ? error.message : 'invalid API key';
       // The body may still be arriving; answering now and closing keeps us from reading it.
-      res.status(401).set({ 'www-authenticate': 'Bearer', connection: 'close' }).json({ error: { message, type: 'unauthenticated', param: null } });
+      res.status(401).set({ 'www-authenticate': 'Bearer', connection: 'close' }).json(openAiErrorBody(401, message, null, 'invalid_api_key'));
       return;
     }
     next();

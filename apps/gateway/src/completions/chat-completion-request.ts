@@ -4,14 +4,17 @@ import { openAiRequestFields, parseBody, toGenerationSettings } from './openai-r
 
 const { model, ...settingFields } = openAiRequestFields;
 
+/** A content part; only text parts exist for a text model (`image_url` and the rest are refused). */
+const textPart = z.object({ type: z.literal('text', { error: "only text parts ({type: 'text', text}) are supported" }), text: z.string() });
+
 /**
- * POST /v1/chat/completions body: OpenAI's chat fields (`messages` of role and text content,
+ * POST /v1/chat/completions body: OpenAI's chat fields (`messages` of role and content, a string or a list of text parts,
  * `max_completion_tokens` or `max_tokens`), `add_generation_prompt` (default true) and the fields
  * /v1/completions takes. Roles and sizes are checked with the gRPC request's rules (RequestValidator).
  */
 const chatCompletionBodySchema = z.object({
   model,
-  messages: z.array(z.object({ role: z.string(), content: z.string() })).min(1, 'must hold at least one message'),
+  messages: z.array(z.object({ role: z.string(), content: z.union([z.string(), z.array(textPart)]) })).min(1, 'must hold at least one message'),
   max_completion_tokens: z.number().int().optional(),
   add_generation_prompt: z.boolean().optional(),
   ...settingFields,
@@ -35,7 +38,8 @@ export function toChatGenerateRequest(body: ChatCompletionBody): GenerateRequest
     maxNewTokens: body.max_completion_tokens ?? settings.maxNewTokens,
     prompt: '',
     promptTokenIds: [],
-    messages: body.messages,
+    // OpenAI's list of text parts is one text: the parts joined as they are
+    messages: body.messages.map(({ role, content }) => ({ role, content: typeof content === 'string' ? content : content.map((p) => p.text).join('') })),
     addGenerationPrompt: body.add_generation_prompt,
   };
 }

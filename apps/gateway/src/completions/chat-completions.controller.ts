@@ -1,8 +1,9 @@
-import { Body, Controller, Inject, Post, Res } from '@nestjs/common';
+import { All, Body, Controller, Inject, Post, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { parseChatCompletionBody, toChatGenerateRequest } from './chat-completion-request';
 import { chatCompletionFormat } from './chat-completion-format';
-import { OpenAiHttpResponder } from './openai-http-responder';
+import { sendMethodNotAllowed } from './method-not-allowed';
+import { OpenAiHttpResponder, parsedHttpRequest } from './openai-http-responder';
 
 /**
  * OpenAI-style POST /v1/chat/completions: the conversation goes through the model's chat template (a
@@ -18,9 +19,15 @@ export class ChatCompletionsController {
       res,
       () => {
         const parsed = parseChatCompletionBody(body);
-        return { request: toChatGenerateRequest(parsed), isStream: parsed.stream };
+        return parsedHttpRequest([toChatGenerateRequest(parsed)], parsed);
       },
       chatCompletionFormat,
     );
+  }
+
+  /** Any other method on the path: 405 with Allow, as OpenAI's API answers. */
+  @All('completions')
+  wrongMethod(@Res() res: Response): void {
+    sendMethodNotAllowed(res, 'POST');
   }
 }

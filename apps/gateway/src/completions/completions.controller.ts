@@ -1,8 +1,9 @@
-import { Body, Controller, Inject, Post, Res } from '@nestjs/common';
+import { All, Body, Controller, Inject, Post, Res } from '@nestjs/common';
 import type { Response } from 'express';
-import { parseCompletionBody, toGenerateRequest } from './completion-request';
+import { parseCompletionBody, toGenerateRequests } from './completion-request';
 import { completionFormat } from './completion-format';
-import { OpenAiHttpResponder } from './openai-http-responder';
+import { sendMethodNotAllowed } from './method-not-allowed';
+import { OpenAiHttpResponder, parsedHttpRequest } from './openai-http-responder';
 
 /** OpenAI-style POST /v1/completions; `stream: true` answers as server-sent events on the same path. */
 @Controller('v1')
@@ -15,9 +16,15 @@ export class CompletionsController {
       res,
       () => {
         const parsed = parseCompletionBody(body);
-        return { request: toGenerateRequest(parsed), isStream: parsed.stream };
+        return parsedHttpRequest(toGenerateRequests(parsed), parsed);
       },
       completionFormat,
     );
+  }
+
+  /** Any other method on the path: 405 with Allow, as OpenAI's API answers. */
+  @All('completions')
+  wrongMethod(@Res() res: Response): void {
+    sendMethodNotAllowed(res, 'POST');
   }
 }

@@ -8,11 +8,12 @@ import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { ServedModel } from '../core/served-model';
 import { LOGGER, SERVED_MODEL } from '../core/tokens';
 import { ClientBackpressure } from '../generation/client-backpressure';
-import { InvalidArgumentError, RateLimitedError } from '../generation/gateway-errors';
+import { InvalidArgumentError, ModelNotFoundError, RateLimitedError, UnsupportedParameterError } from '../generation/gateway-errors';
 import { GenerationService } from '../generation/generation.service';
 import { StreamEvent } from '../generation/request-stream';
 import { grpcStatusOf, httpStatusOf, isUnexpected, statusName, toServiceError } from '../grpc/grpc-status';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { openAiErrorBody } from './openai-error';
 import { toHttpFieldError } from './openai-request-fields';
 import { OpenAiResponseFormat } from './openai-response-format';
 
@@ -27,14 +28,27 @@ const FINISH_REASONS: Record<FinishReason, string> = {
 
 /** A request body, parsed: what to generate and whether to answer as server-sent events. */
 export interface ParsedHttpRequest {
-  readonly request: GenerateRequest;
+  /** One per prompt: a batch of prompts is one generation each, answered as choices[i]. */
+  readonly requests: readonly GenerateRequest[];
   readonly isStream: boolean;
+  /** `model` as sent; a name other than the served model's is refused (404 model_not_found). */
+  readonly model: string | undefined;
+  /** stream_options.include_usage: a last chunk with `choices: []` and the usage, before [DONE]. */
+  readonly isUsageStreamed: boolean;
+}
+
+/** The fields every OpenAI-style body shares, as ParsedHttpRequest wants them. */
+export function parsedHttpRequest(
+  requests: readonly GenerateRequest[],
+  body: { readonly stream: boolean; readonly model?: string; readonly stream_options?: { readonly include_usage?: boolean | null } | null },
+): ParsedHttpRequest {
+  return { requests, isStream: body.stream, model: body.model, isUsageStreamed: body.stream && body.stream_options?.include_usage === true };
 }
 
 /**
  * One OpenAI-style HTTP request from body to answer, for any OpenAiResponseFormat: validate and queue
- * through GenerationService, then one JSON body, or (`stream: true`) one server-sent event per token,
- * a last event with the finish reason and usage, and `data: [DONE]`. Errors before the first byte are an
+ * through GenerationService, then one JSON body, or (`stream: true`) one server-sent event per token, one
+ * with each choice's finish reason, the usage (with stream_options.include_usage) and `data: [DONE]`. Errors before the first byte are an
  * HTTP status and JSON; later ones a final SSE `error` event. Slow readers and disconnects stop the work.
  */
 @Injectable()
@@ -47,31 +61,42 @@ export class OpenAiHttpResponder {
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
   ) {}
 
-  /** parse: the body → ParsedHttpRequest; throws InvalidArgumentError naming the body field. */
+  /**
+   * parse: the body → ParsedHttpRequest; throws InvalidArgumentError naming the body field. A batch
+   * (several prompts) runs as one generation per prompt; choice i answers prompt i, the usage is summed,
+   * and the answer is over when every prompt's is (any failure ends the whole answer with that error).
+   */
   async respond(res: Response, parse: () => ParsedHttpRequest, format: OpenAiResponseFormat): Promise<void> {
-    let request: GenerationJobRequest;
+    let requests: GenerationJobRequest[];
     let isStream: boolean;
+    let isUsageStreamed: boolean;
     const principal = principalOf(res);
     try {
       const parsed = parse();
-      isStream = parsed.isStream;
-      request = this.generation.prepare(parsed.request, principal);
+      if (parsed.model !== undefined && parsed.model !== this.model.name) throw new ModelNotFoundError(parsed.model, this.model.name);
+      ({ isStream, isUsageStreamed } = parsed);
+      requests = parsed.requests.map((request) => this.generation.prepare(request, principal));
     } catch (error) {
       return this.sendError(res, toHttpFieldError(error));
     }
-    const id = `${format.idPrefix}${request.requestId}`;
+    const requestIds = requests.map((r) => r.requestId);
+    res.setHeader('x-request-id', requestIds.join(', '));
+    const id = `${format.idPrefix}${requestIds[0]}`;
     const created = Math.floor(Date.now() / 1000);
     const envelope = (object: string) => ({ id, object, created, model: this.model.name });
-    const tokens: TokenEvent[] = [];
+    const tokens: TokenEvent[][] = requests.map(() => []);
+    const finishReasons: Array<string | null> = requests.map(() => null);
+    const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
     let isOver = false;
+    const abandonAll = () => requestIds.forEach((requestId) => void this.generation.abandon(requestId));
     // Also after the last event: a client that never reads it would hold the response (and its buffer).
     const backpressure = new ClientBackpressure(this.config.slowClient, () => {
       this.metrics.slowClients.inc({ transport: 'http' });
-      this.log.warn({ requestId: request.requestId }, 'client reads too slowly; closing its stream');
+      this.log.warn({ requestId: requestIds[0] }, 'client reads too slowly; closing its stream');
       if (!isOver) {
         isOver = true;
         this.count(Status.RESOURCE_EXHAUSTED);
-        void this.generation.abandon(request.requestId);
+        abandonAll();
       }
       res.destroy();
     });
@@ -82,43 +107,57 @@ export class OpenAiHttpResponder {
       if (isOver) return;
       isOver = true;
       this.count(Status.CANCELLED);
-      void this.generation.abandon(request.requestId);
+      abandonAll();
     });
-    const chunk = (choice: object) => ({ ...envelope(format.chunkObject), choices: [choice] });
-    const listener = (event: StreamEvent): void => {
-      if (isOver) return;
-      if (event.type === 'token') {
-        if (isStream) backpressure.wrote(writeSse(res, chunk(format.tokenChoice(event.token, request.logprobs))));
-        else tokens.push(event.token);
-        return;
-      }
+    const chunk = (index: number, choice: object) => ({ ...envelope(format.chunkObject), choices: [{ ...choice, index }] });
+    const finishAll = (): void => {
       isOver = true;
-      if (event.type === 'error') {
-        this.sendError(res, event.error);
-        return;
-      }
-      const usage = event.final.usage ?? { promptTokens: 0, completionTokens: 0 };
-      const usageBody = { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.promptTokens + usage.completionTokens };
-      const finishReason = FINISH_REASONS[event.final.finishReason];
       if (isStream) {
-        writeSse(res, { ...chunk(format.finishChoice(finishReason)), usage: usageBody });
+        if (isUsageStreamed) writeSse(res, { ...envelope(format.chunkObject), choices: [], usage });
         res.write('data: [DONE]\n\n');
         res.end();
       } else {
-        res.status(200).json({ ...envelope(format.object), choices: [format.choice(tokens, finishReason, request.logprobs)], usage: usageBody });
+        const choices = requests.map((r, i) => ({ ...format.choice(tokens[i], finishReasons[i] ?? 'stop', r.logprobs), index: i }));
+        res.status(200).json({ ...envelope(format.object), choices, usage });
       }
       this.count(Status.OK);
     };
+    const listenerOf =
+      (index: number) =>
+      (event: StreamEvent): void => {
+        if (isOver) return;
+        if (event.type === 'token') {
+          if (isStream) backpressure.wrote(writeSse(res, chunk(index, format.tokenChoice(event.token, requests[index].logprobs))));
+          else tokens[index].push(event.token);
+          return;
+        }
+        if (event.type === 'error') {
+          isOver = true;
+          abandonAll();
+          this.sendError(res, event.error);
+          return;
+        }
+        const { promptTokens, completionTokens } = event.final.usage ?? { promptTokens: 0, completionTokens: 0 };
+        usage.prompt_tokens += promptTokens;
+        usage.completion_tokens += completionTokens;
+        usage.total_tokens += promptTokens + completionTokens;
+        finishReasons[index] = FINISH_REASONS[event.final.finishReason];
+        if (isStream) writeSse(res, chunk(index, format.finishChoice(finishReasons[index])));
+        if (finishReasons.every((reason) => reason !== null)) finishAll();
+      };
     try {
       if (isStream) {
         res.status(200).set({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-        res.setHeader('x-request-id', request.requestId);
       }
-      await this.generation.start(request, principal, listener, null);
+      for (const [index, request] of requests.entries()) {
+        if (isOver) break;
+        await this.generation.start(request, principal, listenerOf(index), null);
+      }
       if (isStream && !res.headersSent) res.flushHeaders();
     } catch (error) {
       if (isOver) return;
       isOver = true;
+      abandonAll();
       this.sendError(res, error);
     }
   }
@@ -129,12 +168,12 @@ export class OpenAiHttpResponder {
     const code = grpcStatusOf(error);
     this.count(code);
     if (res.headersSent) {
-      writeSse(res, { error: errorBody(error) });
+      writeSse(res, errorBody(error));
       res.end();
       return;
     }
     if (error instanceof RateLimitedError) res.setHeader('retry-after', String(Math.ceil(error.retryAfterMs / 1000)));
-    res.status(httpStatusOf(code)).json({ error: errorBody(error) });
+    res.status(httpStatusOf(code)).json(errorBody(error));
   }
 
   private count(code: Status): void {
@@ -144,11 +183,10 @@ export class OpenAiHttpResponder {
 
 function errorBody(error: unknown) {
   const serviceError = toServiceError(error);
-  return {
-    message: serviceError.details,
-    type: statusName(serviceError.code ?? Status.INTERNAL).toLowerCase(),
-    param: error instanceof InvalidArgumentError ? error.field : null,
-  };
+  const code = serviceError.code ?? Status.INTERNAL;
+  const param = error instanceof InvalidArgumentError || error instanceof ModelNotFoundError ? error.field : null;
+  const specificCode = error instanceof ModelNotFoundError ? 'model_not_found' : error instanceof UnsupportedParameterError ? 'unsupported_parameter' : null;
+  return openAiErrorBody(httpStatusOf(code), serviceError.details ?? '', param, specificCode ?? statusName(code).toLowerCase());
 }
 
 /** false when the response buffer is above its high-water mark (the client is behind). */

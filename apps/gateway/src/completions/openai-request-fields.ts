@@ -1,6 +1,6 @@
 import { AttentionMode, GenerateRequest } from '@kcache-serve/proto';
 import { z } from 'zod';
-import { InvalidArgumentError } from '../generation/gateway-errors';
+import { InvalidArgumentError, UnsupportedParameterError } from '../generation/gateway-errors';
 
 /**
  * Body fields POST /v1/completions and POST /v1/chat/completions share: OpenAI's sampling, stop and
@@ -9,13 +9,19 @@ import { InvalidArgumentError } from '../generation/gateway-errors';
 export const openAiRequestFields = {
   model: z.string().optional(),
   max_tokens: z.number().int().optional(),
-  temperature: z.number().optional(),
+  temperature: z.number().min(0).max(2).optional(),
   top_p: z.number().optional(),
   top_k: z.number().int().optional(),
   seed: z.number().int().min(0).max(0xffffffff).optional(),
   stop: z.union([z.string(), z.array(z.string())]).optional(),
   stop_token_ids: z.array(z.number().int()).optional(),
   stream: z.boolean().default(false),
+  stream_options: z.object({ include_usage: z.boolean().nullable().optional() }).nullable().optional(),
+  // OpenAI fields this server cannot honour: accepted only at their defaults (refuseUnsupported).
+  n: z.unknown().optional(),
+  logit_bias: z.unknown().optional(),
+  presence_penalty: z.unknown().optional(),
+  frequency_penalty: z.unknown().optional(),
   /** OpenAI takes a count of alternatives; any value > 0 (or true) returns the chosen tokens' logprobs. */
   logprobs: z.union([z.boolean(), z.number().int().min(0)]).nullable().optional(),
   priority: z.number().int().optional(),
@@ -55,10 +61,34 @@ export function toGenerationSettings(body: SharedBody): GenerationSettings {
   };
 }
 
+/** What each unsupported field may hold without changing the answer (what OpenAI does by default). */
+const UNSUPPORTED_AT_DEFAULT: Readonly<Record<string, (value: unknown) => boolean>> = {
+  n: (v) => v === 1,
+  best_of: (v) => v === 1,
+  echo: (v) => v === false,
+  suffix: (v) => v === '',
+  logit_bias: (v) => typeof v === 'object' && v !== null && Object.keys(v).length === 0,
+  presence_penalty: (v) => v === 0,
+  frequency_penalty: (v) => v === 0,
+};
+
+/** Refuses, naming the field, a value that this server would otherwise silently ignore. */
+export function refuseUnsupported(body: Readonly<Record<string, unknown>>): void {
+  for (const [field, isDefault] of Object.entries(UNSUPPORTED_AT_DEFAULT)) {
+    const value = body[field];
+    if (value === undefined || value === null || isDefault(value)) continue;
+    // the value is not quoted: suffix and logit_bias may carry request content
+    throw new UnsupportedParameterError(field, 'is not supported by this server; leave it unset or at its default');
+  }
+}
+
 /** The body parsed by `schema`; the first problem as InvalidArgumentError naming its field (`fieldOf` formats the path). */
 export function parseBody<T>(schema: z.ZodType<T>, body: unknown, fieldOf: (path: readonly PropertyKey[]) => string = (p) => p.join('.')): T {
   const parsed = schema.safeParse(body ?? {});
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    refuseUnsupported(parsed.data as Record<string, unknown>);
+    return parsed.data;
+  }
   const issue = parsed.error.issues[0];
   throw new InvalidArgumentError(fieldOf(issue.path) || 'body', issue.message, { cause: parsed.error });
 }

@@ -1,8 +1,9 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException } from '@nestjs/common';
 import type { Response } from 'express';
 import type { Logger } from 'pino';
+import { openAiErrorBody } from '../completions/openai-error';
 
-const TYPES: Readonly<Record<number, string>> = {
+const CODES: Readonly<Record<number, string>> = {
   400: 'invalid_argument',
   401: 'unauthenticated',
   404: 'not_found',
@@ -27,6 +28,6 @@ export class HttpErrorFilter implements ExceptionFilter {
       return;
     }
     const message = status >= 500 ? 'internal error' : exception instanceof HttpException ? exception.message : 'bad request';
-    res.status(status).json({ error: { message, type: TYPES[status] ?? (status >= 500 ? 'internal' : 'invalid_argument'), param: null } });
+    res.status(status).json(openAiErrorBody(status, message, null, CODES[status] ?? (status >= 500 ? 'internal' : 'invalid_argument')));
   }
 }

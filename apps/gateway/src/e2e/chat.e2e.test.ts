@@ -32,7 +32,7 @@ interface ChatChunkJson {
   usage?: { prompt_tokens: number; completion_tokens: number };
 }
 interface ErrorJson {
-  error: { message: string; type: string; param: string | null };
+  error: { message: string; type: string; param: string | null; code: string | null };
 }
 
 let cluster: ServingCluster;
@@ -99,7 +99,7 @@ describe('chat over gRPC', () => {
 
 describe('POST /v1/chat/completions', () => {
   it('stream: true sends chat.completion.chunk events with the same text as the engine, then [DONE]', async () => {
-    const [response, expected] = await Promise.all([postChat({ ...chatBody, stream: true }), generate(engine, referenceRequest('ref-chat-sse'))]);
+    const [response, expected] = await Promise.all([postChat({ ...chatBody, stream: true, stream_options: { include_usage: true } }), generate(engine, referenceRequest('ref-chat-sse'))]);
     assert.equal(response.status, 200);
     assert.match(response.headers.get('content-type') ?? '', /text\/event-stream/);
     const events = (await response.text()).split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6));
@@ -107,8 +107,10 @@ describe('POST /v1/chat/completions', () => {
     const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as ChatChunkJson);
     assert.ok(chunks.every((c) => c.object === 'chat.completion.chunk'));
     assert.equal(chunks[0].choices[0].delta.role, 'assistant');
-    assert.equal(chunks.map((c) => c.choices[0].delta.content ?? '').join(''), expected.text);
-    assert.equal(chunks.at(-1)?.choices[0].finish_reason, expected.finish.reason === 'length' ? 'length' : 'stop');
+    assert.equal(chunks.map((c) => c.choices[0]?.delta.content ?? '').join(''), expected.text);
+    assert.equal(chunks.at(-2)?.choices[0].finish_reason, expected.finish.reason === 'length' ? 'length' : 'stop');
+    // stream_options.include_usage: the usage comes last, in a chunk of its own with no choices
+    assert.deepEqual(chunks.at(-1)?.choices, []);
     assert.deepEqual(chunks.at(-1)?.usage, { prompt_tokens: expected.finish.promptTokens, completion_tokens: expected.tokenIds.length, total_tokens: expected.finish.promptTokens + expected.tokenIds.length });
   });
 
@@ -124,7 +126,7 @@ describe('POST /v1/chat/completions', () => {
   it('needs an API key like every generation endpoint', async () => {
     const response = await postChat(chatBody, {});
     assert.equal(response.status, 401);
-    assert.equal(((await response.json()) as ErrorJson).error.type, 'unauthenticated');
+    assert.equal(((await response.json()) as ErrorJson).error.type, 'authentication_error');
   });
 });
 
@@ -135,7 +137,7 @@ describe('chat validation', () => {
     assert.equal(streamed.error!.details, 'prompt: set one of prompt, prompt_token_ids and messages');
     const response = await postChat({ ...chatBody, messages: [] });
     assert.equal(response.status, 400);
-    assert.deepEqual(((await response.json()) as ErrorJson).error, { message: 'messages: must hold at least one message', type: 'invalid_argument', param: 'messages' });
+    assert.deepEqual(((await response.json()) as ErrorJson).error, { message: 'messages: must hold at least one message', type: 'invalid_request_error', param: 'messages', code: 'invalid_argument' });
   });
 
   const tooLong = 'x'.repeat(MAX_CHAT_MESSAGE_BYTES + 1);

@@ -172,7 +172,7 @@ describe('bad input', () => {
       const response = await fetch(`${cluster.httpUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages, max_tokens: 4, stream }) });
       assert.equal(response.status, 400);
       const json = (await response.json()) as { error: { message: string; param: string } };
-      assert.deepEqual(json.error, { message: 'messages: the model has no chat template; send prompt or prompt_token_ids instead', type: 'invalid_argument', param: 'messages' });
+      assert.deepEqual(json.error, { message: 'messages: the model has no chat template; send prompt or prompt_token_ids instead', type: 'invalid_request_error', param: 'messages', code: 'invalid_argument' });
     }
     assert.equal((await collectStream(cluster.client(), base)).error, null);
   });

@@ -103,7 +103,7 @@ describe('API keys on HTTP', () => {
       const response = await post({ prompt: MARKER_PROMPT, max_tokens: 4 }, headers);
       assert.equal(response.status, 401);
       assert.equal(response.headers.get('www-authenticate'), 'Bearer');
-      assert.deepEqual(await response.json(), { error: { message: Object.keys(headers).length ? 'invalid API key' : 'missing API key: send authorization: Bearer <key> (over HTTP/2 and gRPC a value with leading or trailing whitespace is dropped in transit)', type: 'unauthenticated', param: null } });
+      assert.deepEqual(await response.json(), { error: { message: Object.keys(headers).length ? 'invalid API key' : 'missing API key: send authorization: Bearer <key> (over HTTP/2 and gRPC a value with leading or trailing whitespace is dropped in transit)', type: 'authentication_error', param: null, code: 'invalid_api_key' } });
     }
     // A body far above MAX_REQUEST_BYTES: still 401, not 413 — the key is checked first.
     const big = await post('x'.repeat(200_000));
@@ -133,7 +133,7 @@ describe('edge limits', () => {
     assert.equal(httpPrompt.status, 400);
     const httpBody = await post({ prompt: 'a'.repeat(100_000), max_tokens: 4 }, auth(KEYS.alpha));
     assert.equal(httpBody.status, 413);
-    assert.equal(((await httpBody.json()) as { error: { type: string } }).error.type, 'resource_exhausted');
+    assert.equal(((await httpBody.json()) as { error: { code: string } }).error.code, 'resource_exhausted');
     const counts = await cluster.queue().getJobCounts('wait', 'prioritized', 'active', 'failed');
     assert.deepEqual(counts, { wait: 0, prioritized: 0, active: 0, failed: 0 });
   });
@@ -172,7 +172,7 @@ describe('per-key limits', () => {
     const http = await post({ prompt: MARKER_PROMPT, max_tokens: 4 }, auth(KEYS.gamma));
     assert.equal(http.status, 429);
     assert.ok(Number(http.headers.get('retry-after')) >= 1);
-    assert.equal(((await http.json()) as { error: { type: string } }).error.type, 'resource_exhausted');
+    assert.equal(((await http.json()) as { error: { type: string } }).error.type, 'rate_limit_error');
     assert.equal((await collectStream(client, short, 10_000, undefined, bearer(KEYS.beta))).error, null);
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -83,5 +83,14 @@ describe('bad configuration', () => {
 
   it('an unreachable Redis is named, after the model loaded', async () => {
     await assertOneLineFailure('worker', { MODEL: stories260kDir() }, /RedisUnavailableError: Redis at redis:\/\/127\.0\.0\.1:1\/? did not answer within 500 ms: .*ECONNREFUSED/);
+  });
+
+  it('a shared host tier that does not fit its folder names HOST_TIER_CAPACITY_BYTES, not an internal option', async () => {
+    const tierDir = join(dir, 'host-tier');
+    mkdirSync(tierDir);
+    const freeBytes = statfsSync(tierDir).bavail * statfsSync(tierDir).bsize;
+    const env = { MODEL: stories260kDir(), HOST_TIER: 'shared', HOST_TIER_DIR: tierDir };
+    await assertOneLineFailure('worker', { ...env, HOST_TIER_CAPACITY_BYTES: String(freeBytes + (64 << 20)) }, /HostTierSpaceError: host tier needs \d+ bytes .* lower HOST_TIER_CAPACITY_BYTES /);
+    await assertOneLineFailure('worker', { ...env, HOST_TIER_CAPACITY_BYTES: '1' }, /HostTierSpaceError: HOST_TIER_CAPACITY_BYTES 1 is below one block/);
   });
 });

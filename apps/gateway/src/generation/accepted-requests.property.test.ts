@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ModelConfig } from '@kcache-serve/kcache';
 import { GenerateRequest, GenerationJobRequest, generationJobId, newRelayCapability, parseGenerationJobData } from '@kcache-serve/proto';
-import { parseCompletionBody, toGenerateRequest } from '../completions/completion-request';
+import { parseCompletionBody, toGenerateRequests } from '../completions/completion-request';
 import { toHttpFieldError } from '../completions/openai-request-fields';
 import { InputLimits, RequestDefaults } from '../config/gateway-config';
 import { InvalidArgumentError } from './gateway-errors';
@@ -99,7 +99,7 @@ describe('every request the gateway accepts passes the worker job schema (fast-c
       fc.property(body, (b) =>
         checkAccepted(() => {
           try {
-            return validator.toJobRequest(toGenerateRequest(parseCompletionBody(b)));
+            return toGenerateRequests(parseCompletionBody(b)).map((r) => validator.toJobRequest(r))[0];
           } catch (error) {
             throw toHttpFieldError(error);
           }
@@ -118,7 +118,7 @@ describe('every request the gateway accepts passes the worker job schema (fast-c
       assert.throws(
         () => {
           try {
-            validator.toJobRequest(toGenerateRequest(parseCompletionBody({ prompt: 'hi', ...patch })));
+            toGenerateRequests(parseCompletionBody({ prompt: 'hi', ...patch })).forEach((r) => validator.toJobRequest(r));
           } catch (error) {
             throw toHttpFieldError(error);
           }

@@ -5,7 +5,7 @@
 
 /** Bad client input; `field` is the request field's proto name (e.g. `sampling.top_p`). */
 export class InvalidArgumentError extends Error {
-  override readonly name = 'InvalidArgumentError';
+  override readonly name: string = 'InvalidArgumentError';
   constructor(
     readonly field: string,
     message: string,
@@ -13,6 +13,20 @@ export class InvalidArgumentError extends Error {
   ) {
     super(`${field}: ${message}`, options);
   }
+}
+
+/** A request named a model this gateway does not serve. */
+export class ModelNotFoundError extends Error {
+  override readonly name = 'ModelNotFoundError';
+  readonly field = 'model';
+  constructor(requested: string, served: string) {
+    super(`model: '${requested}' is not served here; this gateway serves '${served}' (GET /v1/models)`);
+  }
+}
+
+/** A request set a field the gateway accepts only at its default (it would otherwise be ignored). */
+export class UnsupportedParameterError extends InvalidArgumentError {
+  override readonly name = 'UnsupportedParameterError';
 }
 
 /** MAX_QUEUED_REQUESTS requests are already waiting for a worker. */

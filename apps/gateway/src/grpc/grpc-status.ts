@@ -4,6 +4,7 @@ import {
   ClientTooSlowError,
   GenerationFailedError,
   InvalidArgumentError,
+  ModelNotFoundError,
   QueueFullError,
   QueueUnavailableError,
   RateLimitedError,
@@ -19,6 +20,7 @@ export const RETRY_AFTER_MS_METADATA_KEY = 'retry-after-ms';
 /** The one place named errors become gRPC status codes. Anything unnamed is INTERNAL. */
 export function grpcStatusOf(error: unknown): Status {
   if (error instanceof InvalidArgumentError) return Status.INVALID_ARGUMENT;
+  if (error instanceof ModelNotFoundError) return Status.NOT_FOUND;
   if (error instanceof QueueFullError) return Status.RESOURCE_EXHAUSTED;
   if (error instanceof CapacityExceededError) return Status.RESOURCE_EXHAUSTED;
   if (error instanceof RateLimitedError) return Status.RESOURCE_EXHAUSTED;

@@ -40,7 +40,9 @@ export class PublicGrpcServer implements OnApplicationBootstrap, BeforeApplicati
     });
     this.server.addService(lenientDecoding(GenerationServiceDefinition), controller.implementation);
     this.health.addToServer(this.server);
-    const definitions = loadSync([PUBLIC_PROTO_FILE, healthProtoPath], { includeDirs: [PROTO_DIR, dirname(healthProtoPath)] });
+    // keepCase: reflection must advertise the .proto's own field names (max_new_tokens), as protoc does;
+    // without it protobufjs renames them to camelCase and grpcurl's JSON (snake_case, as documented) is refused.
+    const definitions = loadSync([PUBLIC_PROTO_FILE, healthProtoPath], { keepCase: true, includeDirs: [PROTO_DIR, dirname(healthProtoPath)] });
     new ReflectionService(definitions).addToServer(this.server);
   }
 

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
 import { repoRoot } from '@kcache-serve/kcache';
 import { freePort } from '@kcache-serve/proto/dist/testing';
@@ -17,12 +18,17 @@ interface ScriptRun {
   readonly stderr: string;
 }
 
-function runScript(args: string[], env: NodeJS.ProcessEnv): Promise<ScriptRun> {
+/** Runs the script; onOutput (called on each stdout chunk) may send it a signal once it has printed what a check needs. */
+function runScript(args: string[], env: NodeJS.ProcessEnv, onOutput?: (stdout: string, stderr: string, stop: () => void) => void): Promise<ScriptRun> {
   return new Promise((resolve, reject) => {
     const child = spawn('bash', [join(repoRoot(), 'scripts', 'quickstart.sh'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const stop = () => child.kill('SIGTERM');
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      onOutput?.(stdout, stderr, stop);
+    });
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const timer = setTimeout(() => child.kill('SIGTERM'), TIMEOUT_MS);
     child.once('error', reject);
@@ -60,6 +66,22 @@ async function deleteKeys(url: string, prefix: string): Promise<void> {
   } finally {
     await redis.quit();
   }
+}
+
+/** A port p with p+1 free as well, for METRICS_PORT with two workers. */
+async function freePortPair(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port < 65535 && (await isFree(port + 1))) return port;
+  }
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 describe('scripts/quickstart.sh', () => {
@@ -141,5 +163,49 @@ describe('scripts/quickstart.sh', () => {
     assert.match(stderr, /quickstart: stopped/);
     assert.deepEqual(processesMarked(runId), []);
     if (process.env.REDIS_URL) await deleteKeys(process.env.REDIS_URL, prefix);
+  });
+
+  it('passes RELAY_PORT and METRICS_PORT through, logs every port, and worker log lines name workerId once', { timeout: TIMEOUT_MS + 10_000 }, async () => {
+    const runId = randomBytes(6).toString('hex');
+    const prefix = `kcache-test-${runId}`;
+    const [relayPort, metricsPort] = [await freePort(), await freePortPair()];
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      [MARKER]: runId,
+      PORT: String(await freePort()),
+      HTTP_PORT: String(await freePort()),
+      RELAY_PORT: String(relayPort),
+      METRICS_PORT: String(metricsPort),
+      LOG_LEVEL: 'info',
+    };
+    if (process.env.REDIS_URL) env.REDIS_PREFIX = prefix;
+    const seen: { metrics: number[]; relayListening: boolean; workerLogLines: string[] } = { metrics: [], relayListening: false, workerLogLines: [] };
+    let isChecking = false;
+    const run = await runScript(['--no-install'], env, (stdout, stderr, stop) => {
+      if (isChecking || !stdout.includes('kcache-serve is running')) return;
+      isChecking = true;
+      void (async () => {
+        try {
+          for (const port of [metricsPort, metricsPort + 1]) seen.metrics.push((await fetch(`http://127.0.0.1:${port}/metrics`)).status);
+          seen.relayListening = !(await isFree(relayPort));
+          const runDir = /logs in (\S+)/.exec(stderr)?.[1] ?? '';
+          seen.workerLogLines = readFileSync(join(runDir, 'worker-1.log'), 'utf8').split('\n').filter((line) => line.startsWith('{'));
+        } finally {
+          stop();
+        }
+      })();
+    });
+    try {
+      const context = `exit ${run.code}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}`;
+      assert.equal(run.code, 0, context);
+      assert.match(run.stderr, new RegExp(`relay ${relayPort}\\) and 2 workers \\(metrics ports ${metricsPort} ${metricsPort + 1}\\)`), context);
+      assert.deepEqual(seen.metrics, [200, 200], context);
+      assert.ok(seen.relayListening, `nothing listens on RELAY_PORT ${relayPort}\n${context}`);
+      assert.ok(seen.workerLogLines.some((line) => line.includes('"worker started"')), seen.workerLogLines.join('\n'));
+      for (const line of seen.workerLogLines) assert.ok((line.match(/"workerId":/g) ?? []).length <= 1, line);
+      assert.deepEqual(processesMarked(runId), []);
+    } finally {
+      if (process.env.REDIS_URL) await deleteKeys(process.env.REDIS_URL, prefix);
+    }
   });
 });

@@ -10,6 +10,8 @@ export class RequestState {
   private readonly stopChecker: StopChecker;
   /** Output text so far (resumed tokens included), for stop strings. */
   private text = '';
+  /** text.slice(0, numReleasedChars) has gone out in token events; the rest may still start a stop string. */
+  private numReleasedChars: number;
   private isFinished = false;
 
   constructor(
@@ -30,6 +32,8 @@ export class RequestState {
       maxNewTokens: request.maxNewTokens,
       maxTotalTokens,
     });
+    // Resumed tokens' text went out before exactly up to here (the release point depends only on the text).
+    this.numReleasedChars = this.text.length - this.stopChecker.numHeldChars(this.text);
   }
 
   get finished(): boolean {
@@ -39,16 +43,25 @@ export class RequestState {
   /**
    * Emits a sampled token (already appended to the sequence) unless it ends the request silently
    * (EOS and stop tokens are not part of the output). Returns the stop decision, if any.
+   * The event's text is what this token releases: text that could still begin a stop string is held
+   * back (the event carries '') until a later token rules the stop string out, or the request ends by
+   * length; a stop string and what follows it are never released. Text still held when an EOS or stop
+   * token ends the request is dropped (a finish event carries no text).
    */
   accept(tokenId: number, logprob: number | undefined): StopDecision | null {
     const seq = this.sequence;
     const index = seq.numOutputTokens - 1;
-    const before = this.text.length;
-    const delta = this.detokenizer.push(tokenId);
-    this.text += delta;
+    this.text += this.detokenizer.push(tokenId);
     const decision = this.stopChecker.check(tokenId, seq.numOutputTokens, seq.numTokens, this.text);
     if (decision?.reason === 'eos' || (decision?.reason === 'stop' && decision.truncateTextAt === undefined)) return decision;
-    const text = decision?.truncateTextAt !== undefined ? this.text.slice(before, Math.max(before, decision.truncateTextAt)) : delta;
+    const releaseTo =
+      decision?.truncateTextAt !== undefined
+        ? Math.max(this.numReleasedChars, decision.truncateTextAt)
+        : decision?.reason === 'length'
+          ? this.text.length
+          : this.text.length - this.stopChecker.numHeldChars(this.text);
+    const text = this.text.slice(this.numReleasedChars, releaseTo);
+    this.numReleasedChars = releaseTo;
     this.listener({ type: 'token', requestId: this.request.requestId, index, tokenId, text, ...(logprob !== undefined ? { logprob } : {}) });
     return decision;
   }

@@ -29,6 +29,16 @@ describe('StopChecker', () => {
     assert.deepEqual(checker.check(9, 3, 6, 'Hello world!'), { reason: 'stop', truncateTextAt: 6 });
   });
 
+  it('holds back the longest end of the text that could still begin a stop string', () => {
+    const checker = new StopChecker({ ...BASE, stopStrings: [' there was', 'ab'] });
+    assert.equal(checker.numHeldChars('Once, there'), ' there'.length);
+    assert.equal(checker.numHeldChars('Once, there w'), ' there w'.length);
+    assert.equal(checker.numHeldChars('Once, there is'), 0);
+    assert.equal(checker.numHeldChars('xa'), 1);
+    assert.equal(checker.numHeldChars('Once,'), 0);
+    assert.equal(new StopChecker(BASE).numHeldChars('anything'), 0);
+  });
+
   it('reports the earliest of several matches in the new text', () => {
     const checker = new StopChecker({ ...BASE, stopStrings: ['cd', 'b'] });
     assert.equal(checker.check(9, 1, 4, 'a'), null);

@@ -60,6 +60,25 @@ export class StopChecker {
     return null;
   }
 
+  /**
+   * How many chars at the end of text could still begin a stop string (the longest suffix that is a proper
+   * prefix of one): output must hold them back until the next token settles it. 0 without stop strings.
+   * Invariant: text.length minus this never decreases as text grows (a longer held suffix would contain
+   * an earlier one), so what was released stays released.
+   */
+  numHeldChars(text: string): number {
+    let held = 0;
+    for (const stop of this.stopStrings) {
+      for (let n = Math.min(stop.length - 1, text.length); n > held; n--) {
+        if (text.endsWith(stop.slice(0, n))) {
+          held = n;
+          break;
+        }
+      }
+    }
+    return held;
+  }
+
   /** Start of the earliest stop-string match that ends in the text added since the last check. */
   private findStopString(text: string): number | null {
     if (this.maxStopStringLength === 0) return null;

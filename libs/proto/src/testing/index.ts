@@ -3,3 +3,5 @@ export * from './redis-server';
 export * from './serving-cluster';
 export * from './test-certificates';
 export * from './wait-for';
+export * from './readme-commands';
+export * from './reflection-client';
