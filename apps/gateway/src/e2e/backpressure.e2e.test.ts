@@ -89,7 +89,9 @@ describe('with a worker on a model slower than the deadline', () => {
       const client = slowCluster.client();
       let sampled: Promise<{ device: number; host: number }> | undefined;
       // Sampled at the first token: the sequence is ~6 positions long, well inside its first block.
-      const streamed = collectStream(client, { ...request, requestId, attention }, 10_000, () => {
+      // The first request of an attention mode builds that mode's prefill and decode sessions for the ~110M
+      // model (3-4 s each here, more on a busy CI machine), so the deadline only guards against a hang.
+      const streamed = collectStream(client, { ...request, requestId, attention }, 60_000, () => {
         sampled ??= tierBytesUsed(worker.metricsUrl).finally(() => client.cancel({ requestId }, () => undefined));
       });
       const result = await streamed;
