@@ -95,6 +95,28 @@ describe('API keys on gRPC', () => {
     health.close();
     assert.equal(checked.response?.status, 'SERVING');
   });
+
+  it('an unknown method is checked for a key first: UNAUTHENTICATED without one, UNIMPLEMENTED with one (unary and streaming)', async () => {
+    const passThrough = (bytes: Buffer) => bytes;
+    const probe = new Client(cluster.grpcAddress, credentials.createInsecure());
+    const unknownUnary = (metadata: Metadata) =>
+      unary<Buffer | undefined>((cb) => probe.makeUnaryRequest('/kcache.v1.Generation/NoSuchMethod', passThrough, passThrough, Buffer.alloc(0), metadata, cb));
+    const unknownStream = (metadata: Metadata) =>
+      new Promise<number | undefined>((resolve) => {
+        const call = probe.makeBidiStreamRequest('/kcache.v1.Secret/Probe', passThrough, passThrough, metadata);
+        call.on('data', () => undefined);
+        call.on('error', (error: Error & { code?: number }) => resolve(error.code));
+        call.on('end', () => resolve(Status.OK));
+      });
+    assert.equal((await unknownUnary(new Metadata())).error?.code, Status.UNAUTHENTICATED);
+    assert.equal(await unknownStream(new Metadata()), Status.UNAUTHENTICATED);
+    assert.equal((await unknownUnary(bearer(WRONG_KEY))).error?.code, Status.UNAUTHENTICATED);
+    const withKey = await unknownUnary(bearer(KEYS.alpha));
+    assert.equal(withKey.error?.code, Status.UNIMPLEMENTED);
+    assert.match(withKey.error?.message ?? '', /NoSuchMethod/);
+    assert.equal(await unknownStream(bearer(KEYS.alpha)), Status.UNIMPLEMENTED);
+    probe.close();
+  });
 });
 
 describe('API keys on HTTP', () => {

@@ -15,6 +15,7 @@ import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { bindServer, shutdownServer } from './grpc-server-lifecycle';
 import { lenientDecoding } from './lenient-decoding';
 import { serverCredentialsOf } from './server-credentials';
+import { answerUnknownMethodsBehindInterceptors } from './unknown-methods-behind-interceptors';
 
 const GENERATION_SERVICE_NAME = 'kcache.v1.Generation';
 const HEALTH_METHOD_PREFIX = '/grpc.health.v1.Health/';
@@ -38,6 +39,7 @@ export class PublicGrpcServer implements OnApplicationBootstrap, BeforeApplicati
       'grpc.max_receive_message_length': config.maxRequestBytes,
       interceptors: [grpcAuthInterceptor(authenticator, isOpen, () => metrics.authFailures.inc({ transport: 'grpc' }))],
     });
+    answerUnknownMethodsBehindInterceptors(this.server);
     this.server.addService(lenientDecoding(GenerationServiceDefinition), controller.implementation);
     this.health.addToServer(this.server);
     // keepCase: reflection must advertise the .proto's own field names (max_new_tokens), as protoc does;
