@@ -62,11 +62,12 @@ describe('models', () => {
     const retrieve = await apiError(client.models.retrieve('gpt-4o'));
     assert.ok(retrieve instanceof OpenAI.NotFoundError);
     assert.equal(retrieve.code, 'model_not_found');
+    // Each call starts only when awaited: a second rejection pending meanwhile would be unhandled.
     for (const call of [
-      client.completions.create({ model: 'gpt-4o', prompt: PROMPT, max_tokens: 4 }),
-      chatClient.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 }),
+      () => client.completions.create({ model: 'gpt-4o', prompt: PROMPT, max_tokens: 4 }),
+      () => chatClient.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 }),
     ]) {
-      const error = await apiError(call);
+      const error = await apiError(call());
       assert.ok(error instanceof OpenAI.NotFoundError, String(error));
       assert.equal(error.code, 'model_not_found');
       assert.equal(error.type, 'invalid_request_error');
