@@ -13,6 +13,7 @@ import { GenerationService } from '../generation/generation.service';
 import { StreamEvent } from '../generation/request-stream';
 import { grpcStatusOf, httpStatusOf, isUnexpected, statusName, toServiceError } from '../grpc/grpc-status';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { numChars } from './completion-format';
 import { openAiErrorBody } from './openai-error';
 import { toHttpFieldError } from './openai-request-fields';
 import { OpenAiResponseFormat } from './openai-response-format';
@@ -49,7 +50,7 @@ export function parsedHttpRequest(
  * One OpenAI-style HTTP request from body to answer, for any OpenAiResponseFormat: validate and queue
  * through GenerationService, then one JSON body, or (`stream: true`) one server-sent event per token, one
  * with each choice's finish reason, the usage (with stream_options.include_usage) and `data: [DONE]`. Errors before the first byte are an
- * HTTP status and JSON; later ones a final SSE `error` event. Slow readers and disconnects stop the work.
+ * HTTP status and JSON; later ones an SSE `{error}` event and `data: [DONE]`. Slow readers and disconnects stop the work.
  */
 @Injectable()
 export class OpenAiHttpResponder {
@@ -86,6 +87,8 @@ export class OpenAiHttpResponder {
     const envelope = (object: string) => ({ id, object, created, model: this.model.name });
     const tokens: TokenEvent[][] = requests.map(() => []);
     const finishReasons: Array<string | null> = requests.map(() => null);
+    /** Characters of each choice's text streamed so far (completions' text_offset). */
+    const numCharsSent: number[] = requests.map(() => 0);
     const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
     let isOver = false;
     const abandonAll = () => requestIds.forEach((requestId) => void this.generation.abandon(requestId));
@@ -127,8 +130,12 @@ export class OpenAiHttpResponder {
       (event: StreamEvent): void => {
         if (isOver) return;
         if (event.type === 'token') {
-          if (isStream) backpressure.wrote(writeSse(res, chunk(index, format.tokenChoice(event.token, requests[index].logprobs))));
-          else tokens[index].push(event.token);
+          if (isStream) {
+            backpressure.wrote(writeSse(res, chunk(index, format.tokenChoice(event.token, requests[index].logprobs, numCharsSent[index]))));
+            numCharsSent[index] += numChars(event.token.text);
+          } else {
+            tokens[index].push(event.token);
+          }
           return;
         }
         if (event.type === 'error') {
@@ -162,14 +169,15 @@ export class OpenAiHttpResponder {
     }
   }
 
-  /** Before the first byte: an HTTP status and JSON; mid-stream: a final SSE `error` event. */
+  /** Before the first byte: an HTTP status and JSON; mid-stream: an SSE event `{error}`, then `data: [DONE]`. */
   private sendError(res: Response, error: unknown): void {
     if (isUnexpected(error)) this.log.error({ err: error }, 'completion failed');
     const code = grpcStatusOf(error);
     this.count(code);
     if (res.headersSent) {
+      // as vLLM: the error as one event, then [DONE], so clients that read to [DONE] end cleanly
       writeSse(res, errorBody(error));
-      res.end();
+      res.end('data: [DONE]\n\n');
       return;
     }
     if (error instanceof RateLimitedError) res.setHeader('retry-after', String(Math.ceil(error.retryAfterMs / 1000)));
