@@ -118,7 +118,7 @@ export class GenerationProcessor {
       try {
         this.engine.submit({ ...request, resumeTokenIds }, (e) => {
           if (e.type === 'token') {
-            const token = { index: e.index, tokenId: e.tokenId, text: e.text, logprob: e.logprob };
+            const token = { index: e.index, tokenId: e.tokenId, text: e.text, logprob: e.logprob, topLogprobs: e.topLogprobs ? [...e.topLogprobs] : [] };
             void send({ $case: 'token', value: token });
           } else {
             clearTimeout(deadlineTimer);

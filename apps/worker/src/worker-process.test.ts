@@ -158,11 +158,12 @@ describe('worker process', () => {
     assert.equal(heartbeat.workerId, 'w-test');
     assert.ok((await redis.pttl(keys.workerHeartbeat('w-test'))) > 0);
     const text = await (await fetch(`${metricsUrl}/metrics`)).text();
-    for (const name of ['kcache_worker_batch_size', 'kcache_worker_tokens_per_second', 'kcache_worker_preemptions_total', 'kcache_worker_generated_tokens_total']) {
+    for (const name of ['kcache_worker_batch_size', 'kcache_worker_sequence_capacity', 'process_cpu_seconds_total', 'kcache_worker_preemptions_total', 'kcache_worker_generated_tokens_total']) {
       assert.ok(text.includes(name), name);
     }
-    assert.match(text, /kcache_worker_tier_bytes\{tier="device",kind="capacity"\} [1-9]/);
-    assert.match(text, /kcache_worker_tier_bytes\{tier="host",kind="used"\} \d/);
+    assert.match(text, /kcache_worker_kv_capacity_bytes\{tier="device"\} [1-9]/);
+    assert.match(text, /kcache_worker_kv_used_bytes\{tier="host"\} \d/);
+    assert.match(text, /kcache_worker_kv_cache_usage_ratio\{tier="device"\} (?:0|0\.\d+|1)\n/);
   });
 
   it('SIGTERM: exits 0 and removes its heartbeat', async () => {

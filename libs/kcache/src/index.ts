@@ -21,6 +21,7 @@ export { repoRoot, sharedDir, stories260kDir, loadGreedyOracle, OracleRecord } f
 export { ModelRunner, ModelRunnerOptions, DecodeItem, PrefillItem } from './runtime/model-runner';
 export { GraphVariant, graphVariantOf } from './runtime/graph-variant';
 export { sampleToken, argmax, logSoftmaxAt } from './sampling/sampler';
+export { topLogprobs, MAX_TOP_LOGPROBS, RankedLogprob } from './sampling/top-logprobs';
 export { resolveModelSpec } from './model/resolve-model-spec';
 export * from './host-tier/host-tier-options';
 export * from './bench/machine-info';

@@ -3,7 +3,8 @@ import { OpenAiResponseFormat } from './openai-response-format';
 
 /**
  * POST /v1/chat/completions: an assistant `message`, or streamed `delta`s (the first names the role);
- * logprobs as OpenAI's `content` list, with the token id added.
+ * logprobs as OpenAI's `content` list (token, logprob, UTF-8 `bytes`, `top_logprobs` of the most likely tokens
+ * with `top_logprobs: k`), with the token id added.
  */
 export const chatCompletionFormat: OpenAiResponseFormat = {
   idPrefix: 'chatcmpl-',
@@ -25,5 +26,18 @@ export const chatCompletionFormat: OpenAiResponseFormat = {
 };
 
 function logprobsOf(tokens: readonly TokenEvent[]) {
-  return { content: tokens.map((t) => ({ token: t.text, token_id: t.tokenId, logprob: t.logprob ?? null, top_logprobs: [] })) };
+  return {
+    content: tokens.map((t) => ({
+      token: t.text,
+      token_id: t.tokenId,
+      logprob: t.logprob ?? null,
+      bytes: bytesOf(t.text),
+      top_logprobs: t.topLogprobs.map((top) => ({ token: top.text, token_id: top.tokenId, logprob: top.logprob, bytes: bytesOf(top.text) })),
+    })),
+  };
+}
+
+/** The UTF-8 bytes of a token's text, as OpenAI's `bytes`. */
+function bytesOf(text: string): number[] {
+  return [...Buffer.from(text, 'utf8')];
 }

@@ -1,4 +1,5 @@
-import { GenerateRequest } from '@kcache-serve/proto';
+import { GenerateRequest, MAX_JOB_TOP_LOGPROBS } from '@kcache-serve/proto';
+import { InvalidArgumentError } from '../generation/gateway-errors';
 import { z } from 'zod';
 import { openAiRequestFields, parseBody, toGenerationSettings } from './openai-request-fields';
 
@@ -18,6 +19,9 @@ const chatCompletionBodySchema = z.object({
   max_completion_tokens: z.number().int().optional(),
   add_generation_prompt: z.boolean().optional(),
   ...settingFields,
+  logprobs: z.boolean().nullable().optional(),
+  /** The most likely tokens per position, in [0, 20]; needs `logprobs: true`. */
+  top_logprobs: z.number().int().min(0).max(MAX_JOB_TOP_LOGPROBS).nullable().optional(),
 });
 
 export type ChatCompletionBody = z.infer<typeof chatCompletionBodySchema>;
@@ -28,7 +32,9 @@ function fieldOf(path: readonly PropertyKey[]): string {
 }
 
 export function parseChatCompletionBody(body: unknown): ChatCompletionBody {
-  return parseBody(chatCompletionBodySchema, body, fieldOf);
+  const parsed = parseBody(chatCompletionBodySchema, body, fieldOf);
+  if (parsed.top_logprobs != null && parsed.logprobs !== true) throw new InvalidArgumentError('top_logprobs', 'needs logprobs: true');
+  return parsed;
 }
 
 export function toChatGenerateRequest(body: ChatCompletionBody): GenerateRequest {
@@ -36,6 +42,8 @@ export function toChatGenerateRequest(body: ChatCompletionBody): GenerateRequest
   return {
     ...settings,
     maxNewTokens: body.max_completion_tokens ?? settings.maxNewTokens,
+    logprobs: body.logprobs === true,
+    topLogprobs: body.top_logprobs ?? undefined,
     prompt: '',
     promptTokenIds: [],
     // OpenAI's list of text parts is one text: the parts joined as they are

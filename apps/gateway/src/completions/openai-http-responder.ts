@@ -12,7 +12,8 @@ import { InvalidArgumentError, ModelNotFoundError, RateLimitedError, Unsupported
 import { GenerationService } from '../generation/generation.service';
 import { StreamEvent } from '../generation/request-stream';
 import { grpcStatusOf, httpStatusOf, isUnexpected, statusName, toServiceError } from '../grpc/grpc-status';
-import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { FinishReasonLabel, finishReasonLabel, GatewayMetrics } from '../metrics/gateway-metrics';
+import { numChars } from './completion-format';
 import { openAiErrorBody } from './openai-error';
 import { toHttpFieldError } from './openai-request-fields';
 import { OpenAiResponseFormat } from './openai-response-format';
@@ -49,7 +50,7 @@ export function parsedHttpRequest(
  * One OpenAI-style HTTP request from body to answer, for any OpenAiResponseFormat: validate and queue
  * through GenerationService, then one JSON body, or (`stream: true`) one server-sent event per token, one
  * with each choice's finish reason, the usage (with stream_options.include_usage) and `data: [DONE]`. Errors before the first byte are an
- * HTTP status and JSON; later ones a final SSE `error` event. Slow readers and disconnects stop the work.
+ * HTTP status and JSON; later ones an SSE `{error}` event and `data: [DONE]`. Slow readers and disconnects stop the work.
  */
 @Injectable()
 export class OpenAiHttpResponder {
@@ -86,6 +87,9 @@ export class OpenAiHttpResponder {
     const envelope = (object: string) => ({ id, object, created, model: this.model.name });
     const tokens: TokenEvent[][] = requests.map(() => []);
     const finishReasons: Array<string | null> = requests.map(() => null);
+    const finishReasonLabels: FinishReasonLabel[] = requests.map(() => 'error');
+    /** Characters of each choice's text streamed so far (completions' text_offset). */
+    const numCharsSent: number[] = requests.map(() => 0);
     const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
     let isOver = false;
     const abandonAll = () => requestIds.forEach((requestId) => void this.generation.abandon(requestId));
@@ -95,7 +99,7 @@ export class OpenAiHttpResponder {
       this.log.warn({ requestId: requestIds[0] }, 'client reads too slowly; closing its stream');
       if (!isOver) {
         isOver = true;
-        this.count(Status.RESOURCE_EXHAUSTED);
+        this.count(res, Status.RESOURCE_EXHAUSTED, requests.length);
         abandonAll();
       }
       res.destroy();
@@ -106,7 +110,7 @@ export class OpenAiHttpResponder {
       backpressure.dispose();
       if (isOver) return;
       isOver = true;
-      this.count(Status.CANCELLED);
+      this.count(res, Status.CANCELLED, requests.length);
       abandonAll();
     });
     const chunk = (index: number, choice: object) => ({ ...envelope(format.chunkObject), choices: [{ ...choice, index }] });
@@ -120,21 +124,25 @@ export class OpenAiHttpResponder {
         const choices = requests.map((r, i) => ({ ...format.choice(tokens[i], finishReasons[i] ?? 'stop', r.logprobs), index: i }));
         res.status(200).json({ ...envelope(format.object), choices, usage });
       }
-      this.count(Status.OK);
+      for (const reason of finishReasonLabels) this.metrics.countRequest('http', '200', reason);
     };
     const listenerOf =
       (index: number) =>
       (event: StreamEvent): void => {
         if (isOver) return;
         if (event.type === 'token') {
-          if (isStream) backpressure.wrote(writeSse(res, chunk(index, format.tokenChoice(event.token, requests[index].logprobs))));
-          else tokens[index].push(event.token);
+          if (isStream) {
+            backpressure.wrote(writeSse(res, chunk(index, format.tokenChoice(event.token, requests[index].logprobs, numCharsSent[index]))));
+            numCharsSent[index] += numChars(event.token.text);
+          } else {
+            tokens[index].push(event.token);
+          }
           return;
         }
         if (event.type === 'error') {
           isOver = true;
           abandonAll();
-          this.sendError(res, event.error);
+          this.sendError(res, event.error, requests.length);
           return;
         }
         const { promptTokens, completionTokens } = event.final.usage ?? { promptTokens: 0, completionTokens: 0 };
@@ -142,6 +150,7 @@ export class OpenAiHttpResponder {
         usage.completion_tokens += completionTokens;
         usage.total_tokens += promptTokens + completionTokens;
         finishReasons[index] = FINISH_REASONS[event.final.finishReason];
+        finishReasonLabels[index] = finishReasonLabel(event.final.finishReason);
         if (isStream) writeSse(res, chunk(index, format.finishChoice(finishReasons[index])));
         if (finishReasons.every((reason) => reason !== null)) finishAll();
       };
@@ -158,26 +167,32 @@ export class OpenAiHttpResponder {
       if (isOver) return;
       isOver = true;
       abandonAll();
-      this.sendError(res, error);
+      this.sendError(res, error, requests.length);
     }
   }
 
-  /** Before the first byte: an HTTP status and JSON; mid-stream: a final SSE `error` event. */
-  private sendError(res: Response, error: unknown): void {
+  /** Before the first byte: an HTTP status and JSON; mid-stream: an SSE event `{error}`, then `data: [DONE]`. */
+  private sendError(res: Response, error: unknown, numRequests = 1): void {
     if (isUnexpected(error)) this.log.error({ err: error }, 'completion failed');
     const code = grpcStatusOf(error);
-    this.count(code);
+    this.count(res, code, numRequests);
     if (res.headersSent) {
+      // as vLLM: the error as one event, then [DONE], so clients that read to [DONE] end cleanly
       writeSse(res, errorBody(error));
-      res.end();
+      res.end('data: [DONE]\n\n');
       return;
     }
     if (error instanceof RateLimitedError) res.setHeader('retry-after', String(Math.ceil(error.retryAfterMs / 1000)));
     res.status(httpStatusOf(code)).json(errorBody(error));
   }
 
-  private count(code: Status): void {
-    this.metrics.requests.inc({ transport: 'http', status: statusName(code) });
+  /**
+   * numRequests generations ended without a final event. The status label is the HTTP code: the one sent
+   * (200 for a stream cut after it began), the one about to be sent, or 499 when the client left first.
+   */
+  private count(res: Response, code: Status, numRequests: number): void {
+    const status = code === Status.CANCELLED ? 499 : res.headersSent ? res.statusCode : httpStatusOf(code);
+    for (let i = 0; i < numRequests; i++) this.metrics.countRequest('http', String(status), 'error');
   }
 }
 

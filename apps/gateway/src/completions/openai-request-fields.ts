@@ -1,4 +1,4 @@
-import { AttentionMode, GenerateRequest } from '@kcache-serve/proto';
+import { AttentionMode, GenerateRequest, MAX_JOB_TOP_LOGPROBS } from '@kcache-serve/proto';
 import { z } from 'zod';
 import { InvalidArgumentError, UnsupportedParameterError } from '../generation/gateway-errors';
 
@@ -22,8 +22,11 @@ export const openAiRequestFields = {
   logit_bias: z.unknown().optional(),
   presence_penalty: z.unknown().optional(),
   frequency_penalty: z.unknown().optional(),
-  /** OpenAI takes a count of alternatives; any value > 0 (or true) returns the chosen tokens' logprobs. */
-  logprobs: z.union([z.boolean(), z.number().int().min(0)]).nullable().optional(),
+  /**
+   * Completions: a count k in [0, 20]: the chosen tokens' logprobs and, k > 0, the k most likely tokens
+   * at each position (`top_logprobs`). Chat: true or false (the count is `top_logprobs`).
+   */
+  logprobs: z.union([z.boolean(), z.number().int().min(0).max(MAX_JOB_TOP_LOGPROBS)]).nullable().optional(),
   priority: z.number().int().optional(),
   request_id: z.string().optional(),
   kcache: z
@@ -57,7 +60,8 @@ export function toGenerationSettings(body: SharedBody): GenerationSettings {
       renormalize: body.kcache?.renormalize,
     },
     priority: body.priority ?? 0,
-    logprobs: body.logprobs === true || (typeof body.logprobs === 'number' && body.logprobs > 0),
+    logprobs: body.logprobs === true || typeof body.logprobs === 'number',
+    topLogprobs: typeof body.logprobs === 'number' ? body.logprobs : undefined,
   };
 }
 

@@ -8,8 +8,8 @@ export interface OpenAiResponseFormat {
   readonly object: string;
   /** `object` of each server-sent event. */
   readonly chunkObject: string;
-  /** The choice of the event streaming one token. */
-  tokenChoice(token: TokenEvent, isLogprobs: boolean): object;
+  /** The choice of the event streaming one token; textOffset: characters of this choice's text before it. */
+  tokenChoice(token: TokenEvent, isLogprobs: boolean, textOffset: number): object;
   /** The choice of the last streamed event, which carries the finish reason (and the usage beside it). */
   finishChoice(finishReason: string): object;
   /** The one choice of a whole response. */

@@ -62,7 +62,7 @@ export class CoreModule {
             if (redis.status !== 'ready') throw new Error('Redis is unreachable');
             const counts = await queue.getJobCounts('wait', 'prioritized');
             return (counts.wait ?? 0) + (counts.prioritized ?? 0);
-          }),
+          }, model.name),
       },
       ConnectionsCloser,
     ];

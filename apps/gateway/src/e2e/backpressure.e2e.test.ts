@@ -35,7 +35,7 @@ describe('without workers', () => {
     assert.ok(Date.now() - startedAt < 500, 'rejected at once');
     for (const result of await Promise.all(queued)) assert.equal(result.error?.code, Status.DEADLINE_EXCEEDED);
     await waitFor(async () => (await queue.getPrioritizedCount()) + (await queue.getWaitingCount()) === 0, 2000, 'the jobs to be removed');
-    assert.match(await (await fetch(`${cluster.httpUrl}/metrics`)).text(), /kcache_gateway_requests_total\{transport="grpc",status="RESOURCE_EXHAUSTED"\} 1/);
+    assert.match(await (await fetch(`${cluster.httpUrl}/metrics`)).text(), /kcache_gateway_requests_total\{transport="grpc",status="RESOURCE_EXHAUSTED",finish_reason="error",model="[^"]+"\} 1/);
   });
 
   it('Cancel of a queued request ends its stream CANCELLED and removes the job', async () => {
@@ -112,6 +112,6 @@ describe('with a worker on a model slower than the deadline', () => {
 
 async function tierBytesUsed(metricsUrl: string): Promise<{ device: number; host: number }> {
   const text = await (await fetch(metricsUrl)).text();
-  const used = (tier: string) => Number(new RegExp(`^kcache_worker_tier_bytes\\{tier="${tier}",kind="used"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const used = (tier: string) => Number(new RegExp(`^kcache_worker_kv_used_bytes\\{tier="${tier}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
   return { device: used('device'), host: used('host') };
 }

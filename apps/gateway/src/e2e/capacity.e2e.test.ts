@@ -52,6 +52,6 @@ describe('a request larger than the worker memory tiers', () => {
     assert.deepEqual(await queue.getJobCounts('wait', 'prioritized', 'active', 'failed'), { wait: 0, prioritized: 0, active: 0, failed: 1 });
     assert.equal(await fetchMetric(cluster.workers[0].metricsUrl, 'kcache_worker_running_sequences'), 0);
     const metrics = await (await fetch(`${cluster.httpUrl}/metrics`)).text();
-    assert.match(metrics, /kcache_gateway_requests_total\{transport="grpc",status="RESOURCE_EXHAUSTED"\} 1\n/);
+    assert.match(metrics, /kcache_gateway_requests_total\{transport="grpc",status="RESOURCE_EXHAUSTED",finish_reason="error",model="[^"]+"\} 1\n/);
   });
 });

@@ -53,7 +53,7 @@ after(async () => {
 
 async function usedKvBytes(metricsUrl: string): Promise<number> {
   const text = await (await fetch(metricsUrl)).text();
-  return [...text.matchAll(/^kcache_worker_tier_bytes\{tier="(?:device|host)",kind="used"\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+  return [...text.matchAll(/^kcache_worker_kv_used_bytes\{tier="(?:device|host)"\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
 }
 
 describe('gateway killed', () => {

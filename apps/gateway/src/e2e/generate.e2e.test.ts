@@ -279,8 +279,8 @@ describe('HTTP', () => {
     for (const name of ['kcache_gateway_requests_total', 'kcache_gateway_queue_depth', 'kcache_gateway_ttft_seconds_bucket', 'kcache_gateway_inter_token_seconds_bucket', 'kcache_gateway_tokens_total', 'kcache_gateway_active_streams']) {
       assert.ok(metrics.includes(name), name);
     }
-    assert.match(metrics, /kcache_gateway_requests_total\{transport="grpc",status="OK"\} [1-9]/);
-    assert.match(metrics, /kcache_gateway_requests_total\{transport="grpc",status="INVALID_ARGUMENT"\} [1-9]/);
+    assert.match(metrics, /kcache_gateway_requests_total\{transport="grpc",status="OK",finish_reason="(?:length|stop|eos)",model="[^"]+"\} [1-9]/);
+    assert.match(metrics, /kcache_gateway_requests_total\{transport="grpc",status="INVALID_ARGUMENT",finish_reason="error",model="[^"]+"\} [1-9]/);
   });
 
   const body = { prompt: 'Once upon a time', max_tokens: 16, temperature: 0.7, seed: 99 };

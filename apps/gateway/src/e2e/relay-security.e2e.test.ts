@@ -46,7 +46,7 @@ function deliver(address: string, events: relay.RelayEvent[]): Promise<{ error: 
 function forged(capability: Buffer): relay.RelayEvent[] {
   return [
     { requestId: VICTIM_ID, event: { $case: 'started', value: { attempt: 1, numResumedTokens: 0 } }, capability },
-    { requestId: VICTIM_ID, event: { $case: 'token', value: { index: 0, tokenId: 1, text: ' FORGED' } }, capability },
+    { requestId: VICTIM_ID, event: { $case: 'token', value: { index: 0, tokenId: 1, text: ' FORGED', topLogprobs: [] } }, capability },
     { requestId: VICTIM_ID, event: { $case: 'finished', value: { finishReason: FinishReason.FINISH_REASON_STOP, promptTokens: 1, completionTokens: 1 } }, capability },
   ];
 }

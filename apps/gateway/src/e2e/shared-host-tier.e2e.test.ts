@@ -69,9 +69,12 @@ describe('workers on a shared host tier (HOST_TIER=shared)', () => {
     let hitRate = 0;
     let rowsGathered = 0;
     for (const worker of cluster.workers) {
-      hitRate = Math.max(hitRate, await fetchMetric(worker.metricsUrl, 'kcache_host_tier_prefix_hit_rate'));
+      const hits = await fetchMetric(worker.metricsUrl, 'kcache_host_tier_prefix_hits_total');
+      const lookups = await fetchMetric(worker.metricsUrl, 'kcache_host_tier_prefix_lookups_total');
+      assert.ok(hits <= lookups, `${worker.name}: ${hits} hits of ${lookups} lookups`);
+      hitRate = Math.max(hitRate, lookups > 0 ? hits / lookups : 0);
       rowsGathered += await fetchMetric(worker.metricsUrl, 'kcache_worker_host_v_rows_gathered_total');
-      const capacity = await fetchMetric(worker.metricsUrl, 'kcache_host_tier_bytes{kind="capacity"}');
+      const capacity = await fetchMetric(worker.metricsUrl, 'kcache_host_tier_capacity_bytes');
       assert.ok(capacity > 60 << 20 && capacity <= 64 << 20, `${worker.name}: capacity ${capacity}`);
     }
     assert.ok(hitRate > 0, `prefix hit rate ${hitRate}`);

@@ -81,7 +81,7 @@ describe('relay mutual TLS', { skip }, () => {
   const deliver = (creds: ChannelCredentials): Promise<number> => {
     const client = new relay.RelayClient(relayAddress, creds);
     return new Promise<number>((resolve) => {
-      client.deliver({ workerId: 'intruder', events: [{ requestId: 'x', event: { $case: 'token', value: { index: 0, tokenId: 1, text: 'a' } }, capability: randomBytes(32) }] }, new Metadata(), { deadline: Date.now() + 5000 }, (error) => {
+      client.deliver({ workerId: 'intruder', events: [{ requestId: 'x', event: { $case: 'token', value: { index: 0, tokenId: 1, text: 'a', topLogprobs: [] } }, capability: randomBytes(32) }] }, new Metadata(), { deadline: Date.now() + 5000 }, (error) => {
         client.close();
         resolve(error === null ? Status.OK : (error.code ?? Status.UNKNOWN));
       });

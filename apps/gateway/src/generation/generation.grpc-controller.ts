@@ -10,7 +10,7 @@ import { LOGGER } from '../core/tokens';
 import { grpcStatusOf, isUnexpected, statusName, toServiceError } from '../grpc/grpc-status';
 import { isMalformed } from '../grpc/lenient-decoding';
 import { resetCall } from '../grpc/reset-call';
-import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { FinishReasonLabel, finishReasonLabel, GatewayMetrics } from '../metrics/gateway-metrics';
 import { ClientBackpressure } from './client-backpressure';
 import { ClientTooSlowError, InvalidArgumentError } from './gateway-errors';
 import { GenerationService } from './generation.service';
@@ -99,7 +99,7 @@ export class GenerationGrpcController {
       if (event.type === 'error') return this.fail(call, event.error);
       call.write({ event: { $case: 'final', value: event.final } });
       call.end();
-      this.count(Status.OK);
+      this.count(Status.OK, finishReasonLabel(event.final.finishReason));
     };
     const deadline = Number(call.getDeadline());
     this.generation.start(request, principal, listener, Number.isFinite(deadline) ? deadline : null, () => isOver || sendId()).catch((error) => {
@@ -115,7 +115,7 @@ export class GenerationGrpcController {
     call.emit('error', toServiceError(error));
   }
 
-  private count(code: Status): void {
-    this.metrics.requests.inc({ transport: 'grpc', status: statusName(code) });
+  private count(code: Status, finishReason: FinishReasonLabel = 'error'): void {
+    this.metrics.countRequest('grpc', statusName(code), finishReason);
   }
 }

@@ -11,7 +11,7 @@ function open(): { stream: RequestStream; events: StreamEvent[]; ended: RequestS
   return { stream, events, ended };
 }
 
-const token = (index: number): TokenEvent => ({ index, tokenId: 100 + index, text: `t${index}`, logprob: undefined });
+const token = (index: number): TokenEvent => ({ index, tokenId: 100 + index, text: `t${index}`, logprob: undefined, topLogprobs: [] });
 const indices = (events: StreamEvent[]) => events.flatMap((e) => (e.type === 'token' ? [e.token.index] : []));
 
 describe('RequestStream', () => {

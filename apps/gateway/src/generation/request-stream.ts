@@ -95,6 +95,7 @@ export class RequestStream {
       },
     };
     this.end();
+    this.metrics.observeFinal(final);
     this.listener({ type: 'final', final });
   }
 

@@ -95,6 +95,7 @@ export class RequestValidator {
       attention: this.attention(input),
       priority: input.priority,
       logprobs: input.logprobs,
+      ...(input.topLogprobs ? { topLogprobs: input.topLogprobs } : {}),
     };
     if (request.priority < MIN_PRIORITY || request.priority > MAX_PRIORITY) {
       throw new InvalidArgumentError('priority', `must be in [${MIN_PRIORITY}, ${MAX_PRIORITY}], got ${request.priority}`);

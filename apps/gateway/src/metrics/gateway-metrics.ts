@@ -1,16 +1,54 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { FinalEvent, FinishReason } from '@kcache-serve/proto';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Whole requests, from accepted to final event (vLLM's e2e_request_latency_seconds buckets, roughly). */
+const REQUEST_LATENCY_BUCKETS_S = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120, 300, 600];
 
-/** The gateway's Prometheus metrics, in their own registry (served at GET /metrics). */
+/** The finish_reason label: the final event's reason, or `error` for a request that ended without one. */
+export type FinishReasonLabel = 'length' | 'stop' | 'eos' | 'cancelled' | 'error';
+
+const FINISH_REASON_LABELS: Readonly<Record<FinishReason, FinishReasonLabel>> = {
+  [FinishReason.FINISH_REASON_UNSPECIFIED]: 'stop',
+  [FinishReason.FINISH_REASON_LENGTH]: 'length',
+  [FinishReason.FINISH_REASON_STOP]: 'stop',
+  [FinishReason.FINISH_REASON_EOS]: 'eos',
+  [FinishReason.FINISH_REASON_CANCELLED]: 'cancelled',
+  [FinishReason.UNRECOGNIZED]: 'stop',
+};
+
+export function finishReasonLabel(reason: FinishReason): FinishReasonLabel {
+  return FINISH_REASON_LABELS[reason];
+}
+
+/**
+ * The gateway's Prometheus metrics, in their own registry (served at GET /metrics), with Node's and the
+ * process's default metrics (process_cpu_seconds_total, nodejs_eventloop_lag_seconds, ...).
+ */
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly registers = [this.registry];
-  /** Finished requests by transport (grpc, http) and gRPC status name (OK, INVALID_ARGUMENT, ...). */
-  readonly requests = new Counter({
+  /**
+   * Finished generations (one per prompt of a batch) by transport, status (HTTP: the status code sent,
+   * 499 when the client left first; gRPC: the status name, OK, INVALID_ARGUMENT, ...), finish reason and model.
+   */
+  private readonly requests = new Counter({
     name: 'kcache_gateway_requests_total',
-    help: 'Finished generation requests by transport and status',
-    labelNames: ['transport', 'status'] as const,
+    help: 'Finished generation requests by transport, status (HTTP code or gRPC name), finish reason and model',
+    labelNames: ['transport', 'status', 'finish_reason', 'model'] as const,
+    registers: this.registers,
+  });
+  private readonly promptTokens = new Counter({
+    name: 'kcache_gateway_prompt_tokens_total',
+    help: 'Prompt tokens of requests that reached their final event',
+    labelNames: ['model'] as const,
+    registers: this.registers,
+  });
+  private readonly requestSeconds = new Histogram({
+    name: 'kcache_gateway_e2e_request_latency_seconds',
+    help: 'Time from accepting a request to its final event',
+    labelNames: ['model'] as const,
+    buckets: REQUEST_LATENCY_BUCKETS_S,
     registers: this.registers,
   });
   /** Calls refused for want of a valid API key (they never reach `requests`). */
@@ -55,7 +93,12 @@ export class GatewayMetrics {
    * should fail at once while Redis is unreachable. A scrape never waits for Redis longer than
    * QUEUE_READ_TIMEOUT_MS: it then serves the last depth read and kcache_gateway_queue_depth_stale 1.
    */
-  constructor(readQueueDepth: () => Promise<number>) {
+  constructor(
+    readQueueDepth: () => Promise<number>,
+    /** The `model` label: the served model's name. */
+    private readonly modelName = '',
+  ) {
+    collectDefaultMetrics({ register: this.registry });
     const probe = new QueueDepthProbe(readQueueDepth);
     new Gauge({
       name: 'kcache_gateway_queue_depth',
@@ -73,6 +116,17 @@ export class GatewayMetrics {
         this.set((await probe.read()).isStale ? 1 : 0);
       },
     });
+  }
+
+  /** A generation ended: `status` is the HTTP code (as text) or the gRPC status name. */
+  countRequest(transport: 'grpc' | 'http', status: string, finishReason: FinishReasonLabel): void {
+    this.requests.inc({ transport, status, finish_reason: finishReason, model: this.modelName });
+  }
+
+  /** A request reached its final event: its prompt tokens and its whole latency. */
+  observeFinal(final: FinalEvent): void {
+    this.promptTokens.inc({ model: this.modelName }, final.usage?.promptTokens ?? 0);
+    this.requestSeconds.observe({ model: this.modelName }, (final.timings?.totalMs ?? 0) / 1000);
   }
 }
 

@@ -18,6 +18,8 @@ export interface GenerationRequest {
   /** Higher runs first; equal priorities are first come, first served. */
   readonly priority: number;
   readonly logprobs: boolean;
+  /** With logprobs: also this many most likely tokens per position, in [0, MAX_TOP_LOGPROBS] (unset: 0). */
+  readonly topLogprobs?: number;
 }
 
 export type FinishReason = 'length' | 'stop' | 'eos' | 'cancelled';
@@ -32,6 +34,15 @@ export interface TokenEvent {
   readonly text: string;
   /** Natural log-probability of the chosen token under the model's raw distribution (when requested). */
   readonly logprob?: number;
+  /** The request's topLogprobs most likely tokens at this position, most likely first (when requested). */
+  readonly topLogprobs?: readonly TopTokenLogprob[];
+}
+
+/** One of the most likely tokens at a position, with its text after the tokens before it. */
+export interface TopTokenLogprob {
+  readonly tokenId: number;
+  readonly text: string;
+  readonly logprob: number;
 }
 
 export interface FinishEvent {

@@ -11,6 +11,7 @@ import { sampleToken } from '../sampling/sampler';
 import { ScheduledChunk } from '../scheduler/scheduler-output';
 import { Scheduler } from '../scheduler/scheduler';
 import { Sequence } from '../scheduler/sequence';
+import { topLogprobs } from '../sampling/top-logprobs';
 import { Tokenizer } from '../tokenizer/tokenizer';
 import { checkAdmission } from './admission';
 import { DuplicateRequestIdError, EngineClosedError } from './engine-errors';
@@ -277,7 +278,8 @@ export class LlmEngine implements GenerationEngine {
       const picked = sampleToken(logits, state.request.sampling, seq.numOutputTokens, state.request.logprobs);
       seq.appendToken(picked.tokenId);
       this.counters.numGeneratedTokens++;
-      const decision = state.accept(picked.tokenId, picked.logprob);
+      const numTop = state.request.logprobs ? (state.request.topLogprobs ?? 0) : 0;
+      const decision = state.accept(picked.tokenId, picked.logprob, numTop > 0 ? topLogprobs(logits, numTop) : undefined);
       if (decision) ended.push({ requestId: seq.requestId, reason: decision.reason });
     }
     // Tokens were appended above (the stop checks count them), so nothing is left for commit to add.

@@ -2,7 +2,8 @@ import { StopChecker, StopDecision } from '../sampling/stop-checker';
 import { Sequence } from '../scheduler/sequence';
 import { Tokenizer } from '../tokenizer/tokenizer';
 import { StreamingDetokenizer } from '../tokenizer/streaming-detokenizer';
-import { FinishReason, GenerationListener, GenerationRequest } from './generation-request';
+import { RankedLogprob } from '../sampling/top-logprobs';
+import { FinishReason, GenerationListener, GenerationRequest, TopTokenLogprob } from './generation-request';
 
 /** Everything the engine keeps for one request beside its scheduler Sequence. */
 export class RequestState {
@@ -13,18 +14,21 @@ export class RequestState {
   /** text.slice(0, numReleasedChars) has gone out in token events; the rest may still start a stop string. */
   private numReleasedChars: number;
   private isFinished = false;
+  /** The token before the next one to accept (the text of an alternative depends on it). */
+  private previousTokenId: number;
 
   constructor(
     readonly request: GenerationRequest,
     readonly sequence: Sequence,
     private readonly listener: GenerationListener,
-    tokenizer: Tokenizer,
+    private readonly tokenizer: Tokenizer,
     eosTokenIds: readonly number[],
     maxTotalTokens: number,
   ) {
     const prompt = request.promptTokenIds;
     this.detokenizer = new StreamingDetokenizer(tokenizer, prompt[prompt.length - 1]);
     for (const token of request.resumeTokenIds ?? []) this.text += this.detokenizer.push(token);
+    this.previousTokenId = request.resumeTokenIds?.at(-1) ?? prompt[prompt.length - 1];
     this.stopChecker = new StopChecker({
       stopTokenIds: request.stopTokenIds,
       eosTokenIds,
@@ -48,8 +52,10 @@ export class RequestState {
    * length; a stop string and what follows it are never released. Text still held when an EOS or stop
    * token ends the request is dropped (a finish event carries no text).
    */
-  accept(tokenId: number, logprob: number | undefined): StopDecision | null {
+  accept(tokenId: number, logprob: number | undefined, alternatives?: readonly RankedLogprob[]): StopDecision | null {
     const seq = this.sequence;
+    const topLogprobs = alternatives?.map((a): TopTokenLogprob => ({ ...a, text: this.tokenizer.decode([a.tokenId], this.previousTokenId) }));
+    this.previousTokenId = tokenId;
     const index = seq.numOutputTokens - 1;
     this.text += this.detokenizer.push(tokenId);
     const decision = this.stopChecker.check(tokenId, seq.numOutputTokens, seq.numTokens, this.text);
@@ -62,7 +68,7 @@ export class RequestState {
           : this.text.length - this.stopChecker.numHeldChars(this.text);
     const text = this.text.slice(this.numReleasedChars, releaseTo);
     this.numReleasedChars = releaseTo;
-    this.listener({ type: 'token', requestId: this.request.requestId, index, tokenId, text, ...(logprob !== undefined ? { logprob } : {}) });
+    this.listener({ type: 'token', requestId: this.request.requestId, index, tokenId, text, ...(logprob !== undefined ? { logprob } : {}), ...(topLogprobs ? { topLogprobs } : {}) });
     return decision;
   }
 

@@ -1,6 +1,7 @@
 import { AttentionConfig } from '../attention/attention-config';
 import { ModelConfig } from '../model/model-config';
 import { InvalidRequestError } from '../sampling/sampling-errors';
+import { MAX_TOP_LOGPROBS } from '../sampling/top-logprobs';
 import { validateSamplingParams } from '../sampling/validate-sampling-params';
 import { GenerationRequest } from './generation-request';
 
@@ -33,6 +34,11 @@ export function validateGenerationRequest(request: GenerationRequest, model: Mod
     fail('stop', `each stop string has at most ${MAX_STOP_STRING_LENGTH} characters`);
   }
   validateAttention(request.attention, model, fail);
+  const numTop = request.topLogprobs ?? 0;
+  if (!Number.isSafeInteger(numTop) || numTop < 0 || numTop > MAX_TOP_LOGPROBS) {
+    fail('top_logprobs', `must be an integer in [0, ${MAX_TOP_LOGPROBS}], got ${numTop}`);
+  }
+  if (numTop > 0 && !request.logprobs) fail('top_logprobs', 'needs logprobs');
   if (!Number.isSafeInteger(request.priority)) fail('priority', `must be an integer, got ${request.priority}`);
   const resumed = request.resumeTokenIds ?? [];
   checkTokenIds(resumed, model.vocabSize, 'resume_token_ids', fail);

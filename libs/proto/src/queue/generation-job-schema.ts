@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { GenerationJobData, generationJobId, JOB_LIMITS, MAX_PRIORITY, MIN_PRIORITY, REQUEST_ID_PATTERN } from './generation-job';
+import { GenerationJobData, generationJobId, JOB_LIMITS, MAX_JOB_TOP_LOGPROBS, MAX_PRIORITY, MIN_PRIORITY, REQUEST_ID_PATTERN } from './generation-job';
 import { RELAY_CAPABILITY_PATTERN } from './relay-capability';
 
 /**
@@ -37,6 +37,7 @@ const jobRequestSchema = z
       .strict(),
     priority: z.number().int().min(MIN_PRIORITY).max(MAX_PRIORITY),
     logprobs: z.boolean(),
+    topLogprobs: z.number().int().min(1).max(MAX_JOB_TOP_LOGPROBS).optional(),
   })
   .strict();
 

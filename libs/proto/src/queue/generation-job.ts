@@ -36,7 +36,12 @@ export interface GenerationJobRequest {
   /** Higher runs first, in [MIN_PRIORITY, MAX_PRIORITY]. */
   readonly priority: number;
   readonly logprobs: boolean;
+  /** With logprobs: also this many most likely tokens per position, in [1, MAX_JOB_TOP_LOGPROBS]; absent: none. */
+  readonly topLogprobs?: number;
 }
+
+/** The most alternatives per position a job may ask for (the engine's MAX_TOP_LOGPROBS). */
+export const MAX_JOB_TOP_LOGPROBS = 20;
 
 export interface GenerationJobData {
   readonly request: GenerationJobRequest;

@@ -171,7 +171,14 @@ export interface GenerateRequest {
    * End the rendered conversation with the header of an assistant turn, so the model writes the reply
    * (the template's add_generation_prompt). Only with messages; unset: true.
    */
-  addGenerationPrompt?: boolean | undefined;
+  addGenerationPrompt?:
+    | boolean
+    | undefined;
+  /**
+   * With logprobs: also the top_logprobs most likely tokens at each position, most likely first. In [0, 20];
+   * unset: 0.
+   */
+  topLogprobs?: number | undefined;
 }
 
 export interface ChatMessage {
@@ -222,7 +229,19 @@ export interface TokenEvent {
   /** UTF-8 text this token completes; may be empty while a multi-byte character is pending. */
   text: string;
   /** Present when the request asked for logprobs. */
-  logprob?: number | undefined;
+  logprob?:
+    | number
+    | undefined;
+  /** Present when the request asked for top_logprobs > 0: that many most likely tokens, most likely first. */
+  topLogprobs: TopLogprob[];
+}
+
+/** One of the most likely tokens at a position, whether or not it was chosen. */
+export interface TopLogprob {
+  tokenId: number;
+  /** The token's text after the tokens before it (empty for a control token or part of a UTF-8 character). */
+  text: string;
+  logprob: number;
 }
 
 export interface FinalEvent {
@@ -269,6 +288,7 @@ function createBaseGenerateRequest(): GenerateRequest {
     logprobs: false,
     messages: [],
     addGenerationPrompt: undefined,
+    topLogprobs: undefined,
   };
 }
 
@@ -317,6 +337,9 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     }
     if (message.addGenerationPrompt !== undefined) {
       writer.uint32(96).bool(message.addGenerationPrompt);
+    }
+    if (message.topLogprobs !== undefined) {
+      writer.uint32(104).int32(message.topLogprobs);
     }
     return writer;
   },
@@ -450,6 +473,14 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
             message.addGenerationPrompt = reader.bool();
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.topLogprobs = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -498,6 +529,11 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
         : isSet(object.add_generation_prompt)
         ? globalThis.Boolean(object.add_generation_prompt)
         : undefined,
+      topLogprobs: isSet(object.topLogprobs)
+        ? globalThis.Number(object.topLogprobs)
+        : isSet(object.top_logprobs)
+        ? globalThis.Number(object.top_logprobs)
+        : undefined,
     };
   },
 
@@ -539,6 +575,9 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     if (message.addGenerationPrompt !== undefined) {
       obj.addGenerationPrompt = message.addGenerationPrompt;
     }
+    if (message.topLogprobs !== undefined) {
+      obj.topLogprobs = Math.round(message.topLogprobs);
+    }
     return obj;
   },
 
@@ -563,6 +602,7 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     message.logprobs = object.logprobs ?? false;
     message.messages = object.messages?.map((e) => ChatMessage.fromPartial(e)) || [];
     message.addGenerationPrompt = object.addGenerationPrompt ?? undefined;
+    message.topLogprobs = object.topLogprobs ?? undefined;
     return message;
   },
 };
@@ -1004,7 +1044,7 @@ export const GenerateResponse: MessageFns<GenerateResponse> = {
 };
 
 function createBaseTokenEvent(): TokenEvent {
-  return { index: 0, tokenId: 0, text: "", logprob: undefined };
+  return { index: 0, tokenId: 0, text: "", logprob: undefined, topLogprobs: [] };
 }
 
 export const TokenEvent: MessageFns<TokenEvent> = {
@@ -1020,6 +1060,9 @@ export const TokenEvent: MessageFns<TokenEvent> = {
     }
     if (message.logprob !== undefined) {
       writer.uint32(33).double(message.logprob);
+    }
+    for (const v of message.topLogprobs) {
+      TopLogprob.encode(v!, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -1069,6 +1112,14 @@ export const TokenEvent: MessageFns<TokenEvent> = {
             message.logprob = reader.double();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.topLogprobs.push(TopLogprob.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1091,6 +1142,11 @@ export const TokenEvent: MessageFns<TokenEvent> = {
         : 0,
       text: isSet(object.text) ? globalThis.String(object.text) : "",
       logprob: isSet(object.logprob) ? globalThis.Number(object.logprob) : undefined,
+      topLogprobs: globalThis.Array.isArray(object?.topLogprobs)
+        ? object.topLogprobs.map((e: any) => TopLogprob.fromJSON(e))
+        : globalThis.Array.isArray(object?.top_logprobs)
+        ? object.top_logprobs.map((e: any) => TopLogprob.fromJSON(e))
+        : [],
     };
   },
 
@@ -1108,6 +1164,9 @@ export const TokenEvent: MessageFns<TokenEvent> = {
     if (message.logprob !== undefined) {
       obj.logprob = floatToJson(message.logprob);
     }
+    if (message.topLogprobs?.length) {
+      obj.topLogprobs = message.topLogprobs.map((e) => TopLogprob.toJSON(e));
+    }
     return obj;
   },
 
@@ -1120,6 +1179,112 @@ export const TokenEvent: MessageFns<TokenEvent> = {
     message.tokenId = object.tokenId ?? 0;
     message.text = object.text ?? "";
     message.logprob = object.logprob ?? undefined;
+    message.topLogprobs = object.topLogprobs?.map((e) => TopLogprob.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseTopLogprob(): TopLogprob {
+  return { tokenId: 0, text: "", logprob: 0 };
+}
+
+export const TopLogprob: MessageFns<TopLogprob> = {
+  encode(message: TopLogprob, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tokenId !== 0) {
+      writer.uint32(8).uint32(message.tokenId);
+    }
+    if (message.text !== "") {
+      writer.uint32(18).string(message.text);
+    }
+    if (message.logprob !== 0) {
+      writer.uint32(25).double(message.logprob);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TopLogprob {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTopLogprob();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.tokenId = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.logprob = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TopLogprob {
+    return {
+      tokenId: isSet(object.tokenId)
+        ? globalThis.Number(object.tokenId)
+        : isSet(object.token_id)
+        ? globalThis.Number(object.token_id)
+        : 0,
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+      logprob: isSet(object.logprob) ? globalThis.Number(object.logprob) : 0,
+    };
+  },
+
+  toJSON(message: TopLogprob): unknown {
+    const obj: any = {};
+    if (message.tokenId !== 0) {
+      obj.tokenId = Math.round(message.tokenId);
+    }
+    if (message.text !== "") {
+      obj.text = message.text;
+    }
+    if (message.logprob !== 0) {
+      obj.logprob = floatToJson(message.logprob);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TopLogprob>): TopLogprob {
+    return TopLogprob.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TopLogprob>): TopLogprob {
+    const message = createBaseTopLogprob();
+    message.tokenId = object.tokenId ?? 0;
+    message.text = object.text ?? "";
+    message.logprob = object.logprob ?? 0;
     return message;
   },
 };
