@@ -143,7 +143,8 @@ function finishedEarly(request: GenerationJobRequest, reason: JobFinishReason, c
 
 function failureOf(error: unknown): relay.JobFailed {
   if (error instanceof InvalidRequestError) {
-    return { kind: relay.FailureKind.FAILURE_KIND_INVALID_REQUEST, field: error.field, message: error.message };
+    // The engine's structured error travels as it is: field and reason, never a message to take apart.
+    return { kind: relay.FailureKind.FAILURE_KIND_INVALID_REQUEST, field: error.field, message: error.reason };
   }
   const kind = error instanceof CapacityError ? relay.FailureKind.FAILURE_KIND_CAPACITY : relay.FailureKind.FAILURE_KIND_INTERNAL;
   return { kind, field: '', message: error instanceof Error ? error.message : String(error) };

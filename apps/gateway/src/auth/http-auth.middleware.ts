@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { AuthConfig } from '../config/gateway-config';
-import { UnauthenticatedError } from '../generation/gateway-errors';
+import { UnauthenticatedError } from '../errors/gateway-errors';
 import { ApiKeyAuthenticator } from './api-key-authenticator';
 import { openAiErrorBody } from '../completions/openai-error';
 import { Principal } from './principal';

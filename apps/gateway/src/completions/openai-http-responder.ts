@@ -8,7 +8,7 @@ import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { ServedModel } from '../core/served-model';
 import { LOGGER, SERVED_MODEL } from '../core/tokens';
 import { ClientBackpressure } from '../generation/client-backpressure';
-import { InvalidArgumentError, ModelNotFoundError, RateLimitedError, UnsupportedParameterError } from '../generation/gateway-errors';
+import { InvalidArgumentError, ModelNotFoundError, RateLimitedError, UnsupportedParameterError } from '../errors/gateway-errors';
 import { GenerationService } from '../generation/generation.service';
 import { StreamEvent } from '../generation/request-stream';
 import { grpcStatusOf, httpStatusOf, isUnexpected, statusName, toServiceError } from '../grpc/grpc-status';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { MAX_STOP_STRING_LENGTH, MAX_STOP_STRINGS } from '@kcache-serve/kcache';
+import { MAX_STOP_STRING_LENGTH, MAX_STOP_STRINGS } from '@kcache-serve/kcache/light';
 import { DEFAULT_REDIS_PREFIX, JOB_LIMITS, RedisConnectionOptions } from '@kcache-serve/proto';
 import { ApiKey, parseApiKeyHashes } from '../auth/api-key';
 

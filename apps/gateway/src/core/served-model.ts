@@ -1,4 +1,4 @@
-import { HfTokenizer, loadModel, ModelConfig, Tokenizer } from '@kcache-serve/kcache';
+import { HfTokenizer, loadModel, ModelConfig, Tokenizer } from '@kcache-serve/kcache/light';
 import { PromptTokenizer } from '../generation/request-validator';
 
 /** What the gateway needs of the model: its limits and its tokenizer (no weights are kept). */

@@ -1,6 +1,6 @@
-import { InvalidRequestError } from '@kcache-serve/kcache';
+import { InvalidRequestError } from '@kcache-serve/kcache/light';
 import { ChatMessage } from '@kcache-serve/proto';
-import { InvalidArgumentError } from './gateway-errors';
+import { InvalidArgumentError } from '../errors/gateway-errors';
 import { MAX_BYTES_PER_TOKEN } from './max-bytes-per-token';
 
 /** The roles of OpenAI's chat API, which chat templates are written for. */
@@ -65,7 +65,7 @@ export class ConversationEncoder {
       tokenIds = this.encodeChat(messages, { addGenerationPrompt });
     } catch (error) {
       if (!(error instanceof InvalidRequestError)) throw error;
-      throw new InvalidArgumentError('messages', error.message.replace(/^messages: /, ''), { cause: error });
+      throw new InvalidArgumentError('messages', error.reason, { cause: error });
     }
     if (tokenIds.length === 0) throw new InvalidArgumentError('messages', 'the chat template rendered them to no tokens');
     if (tokenIds.length > this.limits.maxPromptTokens) {

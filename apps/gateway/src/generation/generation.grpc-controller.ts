@@ -12,7 +12,7 @@ import { isMalformed } from '../grpc/lenient-decoding';
 import { resetCall } from '../grpc/reset-call';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { ClientBackpressure } from './client-backpressure';
-import { ClientTooSlowError, InvalidArgumentError } from './gateway-errors';
+import { ClientTooSlowError, InvalidArgumentError } from '../errors/gateway-errors';
 import { GenerationService } from './generation.service';
 import { StreamEvent } from './request-stream';
 

@@ -21,7 +21,7 @@ import { GenerationQueue } from '../core/core.module';
 import { GENERATION_QUEUE, LOGGER, REDIS } from '../core/tokens';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { KeyLimiter } from '../limits/key-limiter';
-import { QueueFullError, QueueUnavailableError, RequestIdInUseError, ShuttingDownError } from './gateway-errors';
+import { QueueFullError, QueueUnavailableError, RequestIdInUseError, ShuttingDownError } from '../errors/gateway-errors';
 import { RelayGrpcServer } from './relay-grpc.server';
 import { RequestStream, StreamListener } from './request-stream';
 import { RequestValidator } from './request-validator';

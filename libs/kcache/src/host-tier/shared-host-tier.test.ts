@@ -10,7 +10,7 @@ import { HostTierConfigError, HostTierFormatError, HostTierSpaceError } from './
 import { ResolvedSharedHostTierOptions, resolveSharedHostTierOptions } from './host-tier-options';
 import { loadNativeShm } from './native-shm';
 import { SharedHostTier, TierModelShape } from './shared-host-tier';
-import { TierHolderConfig } from './testing/tier-holder';
+import { TierHolderConfig } from '../testing/host-tier/tier-holder';
 import { tierFilePath } from './tier-file';
 
 // One layer block: 1 head · 4 positions · 4 floats · 4 bytes = 64 bytes; a block (2 layers, V only) = 128 bytes.

@@ -1,11 +1,11 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { loadModel } from '../model/model-source';
-import { stories260kDir } from '../testing/reference-data';
+import { loadModel } from '@kcache-serve/kcache/dist/model/model-source';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { benchmarksDocPath, currentLoadAverage, defaultResultsDir, describeKcacheMachine, KcacheMachine, updateMarkdownSection, writeJsonResult } from './kcache-results';
 import { ThroughputSettings, throughputMarkdown, throughputSvg } from './kcache-throughput-report';
 import { runThroughputBench, ThroughputModelCase, ThroughputRun } from './kcache-throughput-run';
-import { ExecutionProviderName, parseExecutionProvider } from '../runtime/execution-provider';
+import { ExecutionProviderName, parseExecutionProvider } from '@kcache-serve/kcache/dist/runtime/execution-provider';
 import { flagValue } from './flag-value';
 
 /**

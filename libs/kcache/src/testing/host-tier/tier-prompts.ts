@@ -2,7 +2,7 @@ import { AttentionConfig } from '../../attention/attention-config';
 import { GenerationRequest } from '../../engine/generation-request';
 import { LoadedModel } from '../../model/model-source';
 import { GREEDY } from '../../sampling/sampling-params';
-import { loadGreedyOracle } from '../../testing/reference-data';
+import { loadGreedyOracle } from '../reference-data';
 
 export const KCACHE_32: AttentionConfig = { mode: 'kcache', topN: 32, denseLayers: 0, renormalize: false };
 

@@ -1,9 +1,9 @@
 import * as ort from 'onnxruntime-node';
-import { ModelWeights } from '../model/model-weights';
-import { IO } from '../runtime/graph-io';
-import { GraphVariant } from '../runtime/graph-variant';
-import { GraphWeights } from '../runtime/layer-weights-layout';
-import { buildMassThresholdScoreGraph, MASS_IO } from '../runtime/mass-threshold-score-graph';
+import { ModelWeights } from '@kcache-serve/kcache/dist/model/model-weights';
+import { IO } from '@kcache-serve/kcache/dist/runtime/graph-io';
+import { GraphVariant } from '@kcache-serve/kcache/dist/runtime/graph-variant';
+import { GraphWeights } from '@kcache-serve/kcache/dist/runtime/layer-weights-layout';
+import { buildMassThresholdScoreGraph, MASS_IO } from '@kcache-serve/kcache/dist/runtime/mass-threshold-score-graph';
 
 export interface MassScore {
   /** [T, vocab]: row t predicts token t+1. */

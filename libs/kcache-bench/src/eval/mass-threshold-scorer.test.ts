@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { loadModel, LoadedModel } from '../model/model-source';
-import { graphVariantOf } from '../runtime/graph-variant';
-import { ModelRunner } from '../runtime/model-runner';
-import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
+import { loadModel, LoadedModel } from '@kcache-serve/kcache/dist/model/model-source';
+import { graphVariantOf } from '@kcache-serve/kcache/dist/runtime/graph-variant';
+import { ModelRunner } from '@kcache-serve/kcache/dist/runtime/model-runner';
+import { loadGreedyOracle, stories260kDir } from '@kcache-serve/kcache/testing';
 import { oracleTokens } from './eval-texts';
 import { MassThresholdScorer, meanKeptPerRow } from './mass-threshold-scorer';
 

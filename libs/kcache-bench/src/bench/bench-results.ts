@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { repoRoot } from '../testing/reference-data';
+import { repoRoot } from '@kcache-serve/kcache/testing';
 import { describeMachine } from './machine-info';
 
 /** Writes `bench/results/<name>.json` with the machine and commit beside the rows; returns the path. */

@@ -1,5 +1,5 @@
-import { SeededRandom } from '../model/seeded-random';
-import { OracleRecord } from '../testing/reference-data';
+import { SeededRandom } from '@kcache-serve/kcache/dist/model/seeded-random';
+import { OracleRecord } from '@kcache-serve/kcache/testing';
 
 export interface EvalText {
   readonly id: string;

@@ -1,18 +1,16 @@
+import { InvalidRequestError } from '@kcache-serve/kcache/light';
+
 /**
  * Named errors at the gateway's edge. Each maps to one gRPC status in grpc/grpc-status.ts (and from there
  * to an HTTP status); the message is what the client sees, `cause` keeps the origin.
  */
 
-/** Bad client input; `field` is the request field's proto name (e.g. `sampling.top_p`). */
-export class InvalidArgumentError extends Error {
+/**
+ * Bad client input: the engine's InvalidRequestError as the gateway raises it, with the same two parts
+ * (`field`, the request field's proto name such as `sampling.top_p`, and `reason`).
+ */
+export class InvalidArgumentError extends InvalidRequestError {
   override readonly name: string = 'InvalidArgumentError';
-  constructor(
-    readonly field: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`${field}: ${message}`, options);
-  }
 }
 
 /** A request named a model this gateway does not serve. */

@@ -1,11 +1,11 @@
-import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
-import { createEngine } from '../engine/create-engine';
-import { automaticNumThreads } from '../engine/engine-options';
-import { generate } from '../engine/generate';
-import { loadModel, LoadedModel } from '../model/model-source';
-import { ExecutionProviderName, parseExecutionProvider } from '../runtime/execution-provider';
-import { GREEDY } from '../sampling/sampling-params';
-import { stories260kDir } from '../testing/reference-data';
+import { AttentionConfig, FULL_ATTENTION } from '@kcache-serve/kcache/dist/attention/attention-config';
+import { createEngine } from '@kcache-serve/kcache/dist/engine/create-engine';
+import { automaticNumThreads } from '@kcache-serve/kcache/dist/engine/engine-options';
+import { generate } from '@kcache-serve/kcache/dist/engine/generate';
+import { loadModel, LoadedModel } from '@kcache-serve/kcache/dist/model/model-source';
+import { ExecutionProviderName, parseExecutionProvider } from '@kcache-serve/kcache/dist/runtime/execution-provider';
+import { GREEDY } from '@kcache-serve/kcache/dist/sampling/sampling-params';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { formatTable, saveBenchResults } from './bench-results';
 import { benchDecode } from './decode-bench';
 

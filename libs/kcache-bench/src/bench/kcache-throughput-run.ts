@@ -1,15 +1,15 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
-import { KvCacheManager, KvSequence } from '../memory/kv-cache-manager';
-import { ModelWeights } from '../model/model-weights';
-import { buildDecodeGraph } from '../runtime/decode-graph';
-import { GraphVariant, graphVariantOf } from '../runtime/graph-variant';
-import { GraphWeights } from '../runtime/layer-weights-layout';
-import { ExecutionProviderName } from '../runtime/execution-provider';
-import { ModelRunner } from '../runtime/model-runner';
-import { argmax } from '../sampling/sampler';
+import { AttentionConfig, FULL_ATTENTION } from '@kcache-serve/kcache/dist/attention/attention-config';
+import { KvCacheManager, KvSequence } from '@kcache-serve/kcache/dist/memory/kv-cache-manager';
+import { ModelWeights } from '@kcache-serve/kcache/dist/model/model-weights';
+import { buildDecodeGraph } from '@kcache-serve/kcache/dist/runtime/decode-graph';
+import { GraphVariant, graphVariantOf } from '@kcache-serve/kcache/dist/runtime/graph-variant';
+import { GraphWeights } from '@kcache-serve/kcache/dist/runtime/layer-weights-layout';
+import { ExecutionProviderName } from '@kcache-serve/kcache/dist/runtime/execution-provider';
+import { ModelRunner } from '@kcache-serve/kcache/dist/runtime/model-runner';
+import { argmax } from '@kcache-serve/kcache/dist/sampling/sampler';
 import { admitAtBudget, fillUsedBlocks, fullAttentionBytes, kBytesPerSequence } from './kcache-fixed-budget';
 import { classifyGraphNodes, StepCategory, StepProfile, summarizeProfile } from './kcache-step-profile';
 

@@ -1,9 +1,9 @@
-import { AttentionConfig } from '../attention/attention-config';
-import { KvCacheManager, KvSequence } from '../memory/kv-cache-manager';
-import { emptySequenceBlocks } from '../memory/sequence-blocks';
-import { kvDimOf, ModelConfig } from '../model/model-config';
-import { SeededRandom } from '../model/seeded-random';
-import { KvArenas } from '../runtime/kv-arenas';
+import { AttentionConfig } from '@kcache-serve/kcache/dist/attention/attention-config';
+import { KvCacheManager, KvSequence } from '@kcache-serve/kcache/dist/memory/kv-cache-manager';
+import { emptySequenceBlocks } from '@kcache-serve/kcache/dist/memory/sequence-blocks';
+import { kvDimOf, ModelConfig } from '@kcache-serve/kcache/dist/model/model-config';
+import { SeededRandom } from '@kcache-serve/kcache/dist/model/seeded-random';
+import { KvArenas } from '@kcache-serve/kcache/dist/runtime/kv-arenas';
 
 /** K and V are fp32. */
 const BYTES_PER_ELEMENT = 4;

@@ -1,7 +1,7 @@
-import { AttentionConfig } from '../attention/attention-config';
-import { generate } from '../engine/generate';
-import { LlmEngine } from '../engine/llm-engine';
-import { GREEDY } from '../sampling/sampling-params';
+import { AttentionConfig } from '@kcache-serve/kcache/dist/attention/attention-config';
+import { generate } from '@kcache-serve/kcache/dist/engine/generate';
+import { LlmEngine } from '@kcache-serve/kcache/dist/engine/llm-engine';
+import { GREEDY } from '@kcache-serve/kcache/dist/sampling/sampling-params';
 import { commonPrefixLength } from './quality-metrics';
 
 export interface GreedyAgreement {

@@ -1,11 +1,11 @@
-import { AttentionConfig } from '../attention/attention-config';
-import { KvCacheManager } from '../memory/kv-cache-manager';
-import { emptySequenceBlocks, SequenceBlocks } from '../memory/sequence-blocks';
-import { ModelWeights } from '../model/model-weights';
-import { SeededRandom } from '../model/seeded-random';
-import { graphVariantOf } from '../runtime/graph-variant';
-import { ExecutionProviderName } from '../runtime/execution-provider';
-import { DecodeItem, ModelRunner } from '../runtime/model-runner';
+import { AttentionConfig } from '@kcache-serve/kcache/dist/attention/attention-config';
+import { KvCacheManager } from '@kcache-serve/kcache/dist/memory/kv-cache-manager';
+import { emptySequenceBlocks, SequenceBlocks } from '@kcache-serve/kcache/dist/memory/sequence-blocks';
+import { ModelWeights } from '@kcache-serve/kcache/dist/model/model-weights';
+import { SeededRandom } from '@kcache-serve/kcache/dist/model/seeded-random';
+import { graphVariantOf } from '@kcache-serve/kcache/dist/runtime/graph-variant';
+import { ExecutionProviderName } from '@kcache-serve/kcache/dist/runtime/execution-provider';
+import { DecodeItem, ModelRunner } from '@kcache-serve/kcache/dist/runtime/model-runner';
 
 export interface DecodeBenchCase {
   readonly attention: AttentionConfig;

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { repoRoot } from '../testing/reference-data';
+import { repoRoot } from '@kcache-serve/kcache/testing';
 
 export interface KcacheMachine {
   /** "model name" of /proc/cpuinfo (os.cpus() where there is none). */

@@ -1,8 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { benchmarksDocPath, currentLoadAverage, defaultResultsDir, describeKcacheMachine, KcacheMachine, updateMarkdownSection, writeJsonResult } from '../bench/kcache-results';
-import { loadModel } from '../model/model-source';
-import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
+import { loadModel } from '@kcache-serve/kcache/dist/model/model-source';
+import { loadGreedyOracle, stories260kDir } from '@kcache-serve/kcache/testing';
 import { QualityPlan, QualityRun, runQualityEval } from './quality-eval';
 import { qualityMarkdown, qualitySvg } from './quality-report';
 import { flagValue } from '../bench/flag-value';

@@ -7,11 +7,11 @@
  *                       scrambles a derived field (the free stack top); sends { type: 'in-lock' }
  */
 import { openSync } from 'node:fs';
-import { ResolvedSharedHostTierOptions } from '../host-tier-options';
-import { loadNativeShm } from '../native-shm';
-import { SharedHostTier, TierModelShape } from '../shared-host-tier';
-import { tierFilePath } from '../tier-file';
-import { S, STATE_WORD } from '../tier-layout';
+import { ResolvedSharedHostTierOptions } from '../../host-tier/host-tier-options';
+import { loadNativeShm } from '../../host-tier/native-shm';
+import { SharedHostTier, TierModelShape } from '../../host-tier/shared-host-tier';
+import { tierFilePath } from '../../host-tier/tier-file';
+import { S, STATE_WORD } from '../../host-tier/tier-layout';
 
 export interface TierHolderConfig {
   readonly options: ResolvedSharedHostTierOptions;

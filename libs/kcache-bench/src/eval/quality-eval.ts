@@ -1,9 +1,9 @@
-import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
-import { createEngine } from '../engine/create-engine';
-import { LoadedModel } from '../model/model-source';
-import { graphVariantOf } from '../runtime/graph-variant';
-import { ModelRunner } from '../runtime/model-runner';
-import { OracleRecord } from '../testing/reference-data';
+import { AttentionConfig, FULL_ATTENTION } from '@kcache-serve/kcache/dist/attention/attention-config';
+import { createEngine } from '@kcache-serve/kcache/dist/engine/create-engine';
+import { LoadedModel } from '@kcache-serve/kcache/dist/model/model-source';
+import { graphVariantOf } from '@kcache-serve/kcache/dist/runtime/graph-variant';
+import { ModelRunner } from '@kcache-serve/kcache/dist/runtime/model-runner';
+import { OracleRecord } from '@kcache-serve/kcache/testing';
 import { concatenatedOracleTexts, EvalText, oracleReferenceTexts, randomTexts } from './eval-texts';
 import { GreedyAgreement, greedyAgreement, greedyContinuations } from './greedy-continuation';
 import { MassThresholdScorer, meanKeptPerRow } from './mass-threshold-scorer';
