@@ -6,6 +6,7 @@
 export * from './attention/attention-config';
 export { FinishEvent, FinishReason, GenerationEvent, GenerationListener, GenerationRequest, TokenEvent } from './engine/generation-request';
 export { MAX_STOP_STRING_LENGTH, MAX_STOP_STRINGS, validateGenerationRequest } from './engine/validate-request';
+export { DuplicateRequestIdError } from './request/duplicate-request-id-error';
 export { InvalidRequestError } from './request/invalid-request-error';
 export { GREEDY, SamplingParams } from './sampling/sampling-params';
 export { validateSamplingParams } from './sampling/validate-sampling-params';

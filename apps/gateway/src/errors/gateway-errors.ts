@@ -1,4 +1,7 @@
-import { InvalidRequestError } from '@kcache-serve/kcache/light';
+import { DuplicateRequestIdError, InvalidRequestError } from '@kcache-serve/kcache/light';
+
+/** A request with this client-chosen id is still in flight (the engine library's one error for it). */
+export { DuplicateRequestIdError };
 
 /**
  * Named errors at the gateway's edge. Each maps to one gRPC status in grpc/grpc-status.ts (and from there
@@ -32,14 +35,6 @@ export class QueueFullError extends Error {
   override readonly name = 'QueueFullError';
   constructor(numQueued: number) {
     super(`queue full: ${numQueued} requests are waiting for a worker; retry later`);
-  }
-}
-
-/** A request with this client-chosen id is still in flight. */
-export class RequestIdInUseError extends Error {
-  override readonly name = 'RequestIdInUseError';
-  constructor(readonly requestId: string) {
-    super(`request_id: '${requestId}' is already in flight`);
   }
 }
 

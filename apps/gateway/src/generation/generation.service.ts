@@ -21,7 +21,7 @@ import { GenerationQueue } from '../core/core.module';
 import { GENERATION_QUEUE, LOGGER, REDIS } from '../core/tokens';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { KeyLimiter } from '../limits/key-limiter';
-import { QueueFullError, QueueUnavailableError, RequestIdInUseError, ShuttingDownError } from '../errors/gateway-errors';
+import { QueueFullError, QueueUnavailableError, DuplicateRequestIdError, ShuttingDownError } from '../errors/gateway-errors';
 import { RelayGrpcServer } from './relay-grpc.server';
 import { RequestStream, StreamListener } from './request-stream';
 import { RequestValidator } from './request-validator';
@@ -87,7 +87,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   /**
    * Opens the stream and queues the job. `listener` may be called before this resolves; `onQueued` is
    * called once the job is in the queue (from then on Cancel on any gateway finds it), before this
-   * resolves. Throws ShuttingDownError, RequestIdInUseError, RateLimitedError, QueueFullError or
+   * resolves. Throws ShuttingDownError, DuplicateRequestIdError, RateLimitedError, QueueFullError or
    * QueueUnavailableError, with nothing left queued.
    */
   async start(
@@ -99,7 +99,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   ): Promise<void> {
     if (this.isShuttingDown) throw new ShuttingDownError();
     const requestId = request.requestId;
-    if (this.registry.get(requestId) !== undefined) throw new RequestIdInUseError(requestId);
+    if (this.registry.get(requestId) !== undefined) throw new DuplicateRequestIdError(requestId);
     const lease = this.keyLimiter.acquire(principal, request.promptTokenIds.length);
     const countingListener: StreamListener = (event) => {
       if (event.type === 'token') lease.addTokens(1);
@@ -179,7 +179,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     const existing = await this.queue.getJob(jobId);
     if (existing !== undefined) {
       const state = await this.settledStateOf(existing);
-      if (state !== 'completed' && state !== 'failed' && state !== 'unknown') throw new RequestIdInUseError(request.requestId);
+      if (state !== 'completed' && state !== 'failed' && state !== 'unknown') throw new DuplicateRequestIdError(request.requestId);
       if (state !== 'unknown') await existing.remove();
       await this.redis.del(this.keys.deliveredTokens(request.requestId));
     }
@@ -199,7 +199,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     });
     // Another gateway may have queued the same id between getJob and add; BullMQ then kept its job.
     const stored = await this.queue.getJob(jobId);
-    if (stored !== undefined && stored.data.submissionId !== data.submissionId) throw new RequestIdInUseError(request.requestId);
+    if (stored !== undefined && stored.data.submissionId !== data.submissionId) throw new DuplicateRequestIdError(request.requestId);
   }
 
   /**

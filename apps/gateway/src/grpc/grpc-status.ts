@@ -8,7 +8,7 @@ import {
   QueueFullError,
   QueueUnavailableError,
   RateLimitedError,
-  RequestIdInUseError,
+  DuplicateRequestIdError,
   RequestLostError,
   ShuttingDownError,
   UnauthenticatedError,
@@ -28,7 +28,7 @@ export function grpcStatusOf(error: unknown): Status {
   if (error instanceof UnauthenticatedError) return Status.UNAUTHENTICATED;
   if (error instanceof QueueUnavailableError) return Status.UNAVAILABLE;
   if (error instanceof RequestLostError) return Status.UNAVAILABLE;
-  if (error instanceof RequestIdInUseError) return Status.ALREADY_EXISTS;
+  if (error instanceof DuplicateRequestIdError) return Status.ALREADY_EXISTS;
   if (error instanceof ShuttingDownError) return Status.UNAVAILABLE;
   if (error instanceof GenerationFailedError) return Status.INTERNAL;
   return Status.INTERNAL;

@@ -2,7 +2,7 @@ import { AttentionConfig } from '@kcache-serve/kcache/dist/attention/attention-c
 import { KvCacheManager } from '@kcache-serve/kcache/dist/memory/kv-cache-manager';
 import { emptySequenceBlocks, SequenceBlocks } from '@kcache-serve/kcache/dist/memory/sequence-blocks';
 import { ModelWeights } from '@kcache-serve/kcache/dist/model/model-weights';
-import { SeededRandom } from '@kcache-serve/kcache/dist/model/seeded-random';
+import { Xoshiro128Random } from '@kcache-serve/kcache/dist/model/xoshiro128-random';
 import { graphVariantOf } from '@kcache-serve/kcache/dist/runtime/graph-variant';
 import { ExecutionProviderName } from '@kcache-serve/kcache/dist/runtime/execution-provider';
 import { DecodeItem, ModelRunner } from '@kcache-serve/kcache/dist/runtime/model-runner';
@@ -49,7 +49,7 @@ export async function benchDecode(modelWeights: ModelWeights, c: DecodeBenchCase
     kv.allocate(seq, c.context + 1);
     sequences.push(seq);
   }
-  fillArenas(runner, kv, new SeededRandom(7));
+  fillArenas(runner, kv, new Xoshiro128Random(7));
   const items: DecodeItem[] = sequences.map((s, b) => ({ tokenId: 3 + b, position: c.context, blocks: s.blocks }));
   await runner.decode(items, variant, c.attention.topN); // warm-up (first run allocates)
   const start = performance.now();
@@ -60,7 +60,7 @@ export async function benchDecode(modelWeights: ModelWeights, c: DecodeBenchCase
 }
 
 /** Small random values in the blocks in use (commits the pages like real K/V would). */
-function fillArenas(runner: ModelRunner, kv: KvCacheManager, random: SeededRandom): void {
+function fillArenas(runner: ModelRunner, kv: KvCacheManager, random: Xoshiro128Random): void {
   const a = runner.arenas;
   const used = kv.maxIdsInUsePlusOne();
   const floatsPerBlock = a.rowsPerBlock * a.headDim;

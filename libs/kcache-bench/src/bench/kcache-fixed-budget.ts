@@ -2,7 +2,7 @@ import { AttentionConfig } from '@kcache-serve/kcache/dist/attention/attention-c
 import { KvCacheManager, KvSequence } from '@kcache-serve/kcache/dist/memory/kv-cache-manager';
 import { emptySequenceBlocks } from '@kcache-serve/kcache/dist/memory/sequence-blocks';
 import { kvDimOf, ModelConfig } from '@kcache-serve/kcache/dist/model/model-config';
-import { SeededRandom } from '@kcache-serve/kcache/dist/model/seeded-random';
+import { Xoshiro128Random } from '@kcache-serve/kcache/dist/model/xoshiro128-random';
 import { KvArenas } from '@kcache-serve/kcache/dist/runtime/kv-arenas';
 
 /** K and V are fp32. */
@@ -40,7 +40,7 @@ export function admitAtBudget(kv: KvCacheManager, attention: AttentionConfig, co
  * TopN selection sees distinct scores).
  */
 export function fillUsedBlocks(arenas: KvArenas, kv: KvCacheManager, seed: number): void {
-  const random = new SeededRandom(seed);
+  const random = new Xoshiro128Random(seed);
   const used = kv.maxIdsInUsePlusOne();
   const floatsPerBlock = arenas.rowsPerBlock * arenas.headDim;
   const fill = (arena: Float32Array, numIds: number) => random.fillTriangular(arena.subarray(0, Math.min(arena.length, numIds * floatsPerBlock)), 0.5);

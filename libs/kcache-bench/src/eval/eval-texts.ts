@@ -1,4 +1,4 @@
-import { SeededRandom } from '@kcache-serve/kcache/dist/model/seeded-random';
+import { Xoshiro128Random } from '@kcache-serve/kcache/dist/model/xoshiro128-random';
 import { OracleRecord } from '@kcache-serve/kcache/testing';
 
 export interface EvalText {
@@ -37,7 +37,7 @@ export function concatenatedOracleTexts(records: readonly OracleRecord[], length
 
 /** Seeded uniform token ids (a random-weight model has no text distribution to follow). */
 export function randomTexts(vocabSize: number, count: number, length: number, seed: number): EvalText[] {
-  const random = new SeededRandom(seed);
+  const random = new Xoshiro128Random(seed);
   return Array.from({ length: count }, (_, i) => ({
     id: `random-${seed}-${i}`,
     tokenIds: Array.from({ length }, () => random.nextUint32() % vocabSize),

@@ -21,7 +21,7 @@ import { KvCacheManager, KvSequence } from '@kcache-serve/kcache/dist/memory/kv-
 import { emptySequenceBlocks } from '@kcache-serve/kcache/dist/memory/sequence-blocks';
 import { headDimOf, kvDimOf } from '@kcache-serve/kcache/dist/model/model-config';
 import { loadModel, LoadedModel } from '@kcache-serve/kcache/dist/model/model-source';
-import { SeededRandom } from '@kcache-serve/kcache/dist/model/seeded-random';
+import { Xoshiro128Random } from '@kcache-serve/kcache/dist/model/xoshiro128-random';
 import { GraphBuilder } from '@kcache-serve/kcache/dist/runtime/graph-builder';
 import { graphVariantOf } from '@kcache-serve/kcache/dist/runtime/graph-variant';
 import { KvArenas } from '@kcache-serve/kcache/dist/runtime/kv-arenas';
@@ -67,7 +67,7 @@ async function benchGather(directory: string, numThreads: number, quick: boolean
   native.fallocate(fd, arenaBytes);
   const shared = new Float32Array(native.map(fd, 0, arenaBytes, false));
   const heap = new Float32Array(arenaBytes / 4);
-  const random = new SeededRandom(3);
+  const random = new Xoshiro128Random(3);
   for (let i = 0; i < heap.length; i += 1024) heap[i] = shared[i] = random.nextFloat(); // commit every page
   const arenas = { 'in-process': heap, shared };
   const tensors = Object.fromEntries(Object.entries(arenas).map(([k, a]) => [k, new ort.Tensor('float32', a, [numRows, headDim])]));
@@ -131,7 +131,7 @@ async function benchDecodeTiers(model: LoadedModel, directory: string, numThread
         kv.allocate(seq, context + 1);
         sequences.push(seq);
       }
-      fillUsedBlocks(runner.arenas, sequences, new SeededRandom(7));
+      fillUsedBlocks(runner.arenas, sequences, new Xoshiro128Random(7));
       const items: DecodeItem[] = sequences.map((s, b) => ({ tokenId: 3 + b, position: context, blocks: s.blocks }));
       return { name, kv, runner, items, sequences };
     });
@@ -163,7 +163,7 @@ async function benchDecodeTiers(model: LoadedModel, directory: string, numThread
 }
 
 /** Random values in the blocks the sequences hold, in every arena (commits their pages like real K/V). */
-function fillUsedBlocks(arenas: KvArenas, sequences: readonly KvSequence[], random: SeededRandom): void {
+function fillUsedBlocks(arenas: KvArenas, sequences: readonly KvSequence[], random: Xoshiro128Random): void {
   const floats = arenas.rowsPerBlock * arenas.headDim;
   const fill = (arena: Float32Array, id: number) => {
     for (let i = id * floats; i < (id + 1) * floats; i++) arena[i] = random.nextFloat() - 0.5;
@@ -179,7 +179,7 @@ function fillUsedBlocks(arenas: KvArenas, sequences: readonly KvSequence[], rand
 /** 3. Time to first token of a request whose prefix another request left in the tier. */
 async function benchPrefixHit(model: LoadedModel, directory: string, numThreads: number, quick: boolean): Promise<Row[]> {
   const prefixLength = quick ? 128 : 512;
-  const random = new SeededRandom(11);
+  const random = new Xoshiro128Random(11);
   const prefix = [1, ...Array.from({ length: prefixLength - 1 }, () => 3 + Math.floor(random.nextFloat() * 1000))];
   const request = (id: string, suffix: number) => ({
     requestId: id,

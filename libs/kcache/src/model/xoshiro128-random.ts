@@ -2,7 +2,7 @@
  * xoshiro128** (Blackman & Vigna), seeded through splitmix32 so that nearby seeds give
  * unrelated streams. Deterministic across platforms: 32-bit integer arithmetic only.
  */
-export class SeededRandom {
+export class Xoshiro128Random {
   private s0: number;
   private s1: number;
   private s2: number;
