@@ -34,6 +34,12 @@ const moduleBoundaries = [
         bannedExternalImports: ENGINE_BANNED_IMPORTS,
       },
       {
+        // Benchmarks and evaluation measure the engine; nothing in the engine imports them.
+        sourceTag: 'scope:bench',
+        onlyDependOnLibsWithTags: ['scope:engine', 'scope:bench'],
+        bannedExternalImports: ENGINE_BANNED_IMPORTS,
+      },
+      {
         sourceTag: 'scope:contracts',
         onlyDependOnLibsWithTags: ['scope:engine', 'scope:contracts'],
       },
@@ -45,6 +51,47 @@ const moduleBoundaries = [
     ],
   },
 ];
+
+/**
+ * The folders of libs/kcache/src, bottom layer first. A file may import from its own layer and the
+ * layers below, never from a layer above (no arrow runs back up). model/, tokenizer/, hf/ and gguf/ are
+ * one layer: the model file formats and their tokenizers load one another. testing/ (test helpers) sits
+ * on top and only tests and benchmarks import it. The entry points (index.ts, light.ts) sit above all.
+ */
+const ENGINE_LAYERS = [
+  ['request', 'attention'],
+  ['sampling'],
+  ['model', 'tokenizer', 'hf', 'gguf'],
+  ['memory'],
+  ['runtime', 'scheduler'],
+  ['ort-native', 'host-tier'],
+  ['engine'],
+  ['cli'],
+];
+
+/** One config block per layer: its folders may not import the folders of any layer above, nor testing/. */
+function engineLayerRules() {
+  return ENGINE_LAYERS.map((layer, i) => {
+    const above = [...ENGINE_LAYERS.slice(i + 1).flat(), 'testing'];
+    return {
+      files: layer.map((folder) => `libs/kcache/src/${folder}/**/*.ts`),
+      ignores: ['**/*.test.ts'],
+      rules: {
+        'no-restricted-imports': [
+          'error',
+          {
+            patterns: [
+              {
+                group: above.flatMap((folder) => [`../${folder}`, `../${folder}/*`]),
+                message: `libs/kcache/src layers (eslint.config.mjs ENGINE_LAYERS): ${layer.join(', ')} may not import a layer above it.`,
+              },
+            ],
+          },
+        ],
+      },
+    };
+  });
+}
 
 export default [
   {
@@ -106,4 +153,5 @@ export default [
       ],
     },
   },
+  ...engineLayerRules(),
 ];
