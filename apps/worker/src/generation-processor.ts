@@ -1,5 +1,6 @@
 import { CapacityError, InvalidRequestError, type FinishEvent, type GenerationEngine } from '@kcache-serve/kcache';
 import {
+  DeliveredTokens,
   FinishReason,
   GenerationJobData,
   GenerationJobRequest,
@@ -11,7 +12,6 @@ import {
 } from '@kcache-serve/proto';
 import { Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
-import { DeliveredTokens } from './relay/delivered-tokens';
 import { DeliveryRecorder } from './relay/delivery-recorder';
 import { RelayPool } from './relay/relay-pool';
 

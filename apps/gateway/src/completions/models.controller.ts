@@ -4,7 +4,7 @@ import { ServedModel } from '../core/served-model';
 import { SERVED_MODEL } from '../core/tokens';
 import { ModelNotFoundError } from '../errors/gateway-errors';
 import { sendMethodNotAllowed } from './method-not-allowed';
-import { openAiErrorBody } from './openai-error';
+import { openAiErrorBody } from '../errors/openai-error';
 
 /** OpenAI's model object for the one model this gateway serves. */
 interface ModelCard {

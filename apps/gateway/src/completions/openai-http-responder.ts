@@ -11,9 +11,9 @@ import { ClientBackpressure } from '../generation/client-backpressure';
 import { InvalidArgumentError, ModelNotFoundError, RateLimitedError, UnsupportedParameterError } from '../errors/gateway-errors';
 import { GenerationService } from '../generation/generation.service';
 import { StreamEvent } from '../generation/request-stream';
-import { grpcStatusOf, httpStatusOf, isUnexpected, statusName, toServiceError } from '../grpc/grpc-status';
+import { grpcStatusOf, httpStatusOf, isUnexpected, statusName, toServiceError } from '../errors/error-status';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
-import { openAiErrorBody } from './openai-error';
+import { openAiErrorBody } from '../errors/openai-error';
 import { toHttpFieldError } from './openai-request-fields';
 import { OpenAiResponseFormat } from './openai-response-format';
 

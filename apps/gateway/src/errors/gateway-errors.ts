@@ -4,7 +4,7 @@ import { DuplicateRequestIdError, InvalidRequestError } from '@kcache-serve/kcac
 export { DuplicateRequestIdError };
 
 /**
- * Named errors at the gateway's edge. Each maps to one gRPC status in grpc/grpc-status.ts (and from there
+ * Named errors at the gateway's edge. Each maps to one gRPC status in errors/error-status.ts (and from there
  * to an HTTP status); the message is what the client sees, `cause` keeps the origin.
  */
 

@@ -10,15 +10,10 @@ import {
   REQUEST_ID_PATTERN,
 } from '@kcache-serve/proto';
 import { InputLimits, RequestDefaults } from '../config/gateway-config';
-import { ChatEncoder, ConversationEncoder } from './conversation-encoder';
+import { PromptTokenizer } from '../core/prompt-tokenizer';
+import { ConversationEncoder } from './conversation-encoder';
 import { InvalidArgumentError } from '../errors/gateway-errors';
 import { MAX_BYTES_PER_TOKEN } from './max-bytes-per-token';
-
-export interface PromptTokenizer {
-  encode(text: string): number[];
-  /** Absent when the model has no chat template. */
-  readonly encodeChat?: ChatEncoder;
-}
 
 const INT32_MAX = 0x7fffffff;
 const UINT32_MAX = 0xffffffff;

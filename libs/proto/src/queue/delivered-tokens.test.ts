@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { RedisKeys } from '@kcache-serve/proto';
-import { startTestRedis, TestRedis } from '@kcache-serve/proto/dist/testing';
+import { startTestRedis, TestRedis } from '../testing';
+import { RedisKeys } from './redis-keys';
 import { Redis } from 'ioredis';
 import { DeliveredTokens } from './delivered-tokens';
 

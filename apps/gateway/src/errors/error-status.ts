@@ -12,7 +12,7 @@ import {
   RequestLostError,
   ShuttingDownError,
   UnauthenticatedError,
-} from '../errors/gateway-errors';
+} from './gateway-errors';
 
 /** Trailing metadata key (gRPC) carrying RateLimitedError's retry hint in ms; HTTP sends Retry-After (s). */
 export const RETRY_AFTER_MS_METADATA_KEY = 'retry-after-ms';

@@ -1,8 +1,10 @@
 import type { Redis } from 'ioredis';
-import { RedisKeys } from '@kcache-serve/proto';
+import { RedisKeys } from './redis-keys';
 
 /**
- * Redis contract for crash recovery: RedisKeys.deliveredTokens(requestId) is a list whose element i is
+ * Redis contract for crash recovery, used by both sides: workers append what the gateway acknowledged
+ * and read it back on a retry; gateways and workers delete it when a request ends or is resubmitted.
+ * RedisKeys.deliveredTokens(requestId) is a list whose element i is
  * the token id at generated index i, holding exactly the tokens the owning gateway has acknowledged.
  *
  * APPEND_SCRIPT

@@ -4,10 +4,11 @@ import { relay } from '@kcache-serve/proto';
 import type { Logger } from 'pino';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { LOGGER } from '../core/tokens';
-import { bindServer, shutdownServer } from '../grpc/grpc-server-lifecycle';
-import { toServiceError } from '../grpc/grpc-status';
-import { mutualTlsCredentialsOf } from '../grpc/server-credentials';
-import { DispatchOutcome, StreamRegistry } from './stream-registry';
+import { RelayAddress } from '../generation/relay-address';
+import { DispatchOutcome, StreamRegistry } from '../generation/stream-registry';
+import { bindServer, shutdownServer } from './grpc-server-lifecycle';
+import { toServiceError } from '../errors/error-status';
+import { mutualTlsCredentialsOf } from './server-credentials';
 
 /**
  * Internal gRPC endpoint where workers deliver token events (kcache/internal/v1/relay.proto). Each event
@@ -18,11 +19,10 @@ import { DispatchOutcome, StreamRegistry } from './stream-registry';
 @Injectable()
 export class RelayGrpcServer implements OnModuleInit, OnApplicationShutdown {
   private readonly server = new Server();
-  private address: string | null = null;
-
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     @Inject(StreamRegistry) registry: StreamRegistry,
+    @Inject(RelayAddress) private readonly relayAddress: RelayAddress,
     @Inject(LOGGER) log: Logger,
   ) {
     const implementation: relay.RelayServer = {
@@ -43,15 +43,9 @@ export class RelayGrpcServer implements OnModuleInit, OnApplicationShutdown {
     this.server.addService(relay.RelayService, implementation);
   }
 
-  /** host:port workers reach this server at (what jobs carry as relayAddress). */
-  get advertisedAddress(): string {
-    if (this.address === null) throw new Error('relay server not bound yet');
-    return this.address;
-  }
-
   async onModuleInit(): Promise<void> {
     const port = await bindServer(this.server, this.config.relayHost, this.config.relayPort, mutualTlsCredentialsOf(this.config.relayTls));
-    this.address = `${this.config.relayAdvertiseHost}:${port}`;
+    this.relayAddress.set(`${this.config.relayAdvertiseHost}:${port}`);
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -7,14 +7,14 @@ import { authorizationOf } from '../auth/grpc-auth-interceptor';
 import { Principal } from '../auth/principal';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { LOGGER } from '../core/tokens';
-import { grpcStatusOf, isUnexpected, statusName, toServiceError } from '../grpc/grpc-status';
-import { isMalformed } from '../grpc/lenient-decoding';
-import { resetCall } from '../grpc/reset-call';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
-import { ClientBackpressure } from './client-backpressure';
 import { ClientTooSlowError, InvalidArgumentError } from '../errors/gateway-errors';
-import { GenerationService } from './generation.service';
-import { StreamEvent } from './request-stream';
+import { ClientBackpressure } from '../generation/client-backpressure';
+import { GenerationService } from '../generation/generation.service';
+import { StreamEvent } from '../generation/request-stream';
+import { grpcStatusOf, isUnexpected, statusName, toServiceError } from '../errors/error-status';
+import { isMalformed } from './lenient-decoding';
+import { resetCall } from './reset-call';
 
 /** kcache.v1.Generation over gRPC: a thin adapter from calls to GenerationService. */
 @Injectable()
