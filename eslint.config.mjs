@@ -53,10 +53,12 @@ const moduleBoundaries = [
 ];
 
 /**
- * The folders of libs/kcache/src, bottom layer first. A file may import from its own layer and the
- * layers below, never from a layer above (no arrow runs back up). model/, tokenizer/, hf/ and gguf/ are
- * one layer: the model file formats and their tokenizers load one another. testing/ (test helpers) sits
- * on top and only tests and benchmarks import it. The entry points (index.ts, light.ts) sit above all.
+ * Folders of a project, bottom layer first. A file may import from its own layer and the layers below,
+ * never from a layer above (no arrow runs back up); tests (*.test.ts) may reach any layer.
+ *
+ * libs/kcache/src: model/, tokenizer/, hf/ and gguf/ are one layer (the model file formats and their
+ * tokenizers load one another). testing/ (test helpers) sits above all and only tests and benchmarks
+ * import it; the entry points (index.ts, light.ts) sit above every folder.
  */
 const ENGINE_LAYERS = [
   ['request', 'attention'],
@@ -67,14 +69,25 @@ const ENGINE_LAYERS = [
   ['ort-native', 'host-tier'],
   ['engine'],
   ['cli'],
+  ['testing'],
 ];
 
-/** One config block per layer: its folders may not import the folders of any layer above, nor testing/. */
-function engineLayerRules() {
-  return ENGINE_LAYERS.map((layer, i) => {
-    const above = [...ENGINE_LAYERS.slice(i + 1).flat(), 'testing'];
+/** apps/gateway/src: the transports (grpc/, completions/) over the generation service, over the core. */
+const GATEWAY_LAYERS = [
+  ['errors', 'metrics'],
+  ['auth'],
+  ['config'],
+  ['limits', 'core'],
+  ['generation'],
+  ['grpc', 'completions', 'health', 'soak'],
+];
+
+/** One config block per layer of `root`: its folders may not import the folders of a layer above. */
+function layerRules(root, layers) {
+  return layers.slice(0, -1).map((layer, i) => {
+    const above = layers.slice(i + 1).flat();
     return {
-      files: layer.map((folder) => `libs/kcache/src/${folder}/**/*.ts`),
+      files: layer.map((folder) => `${root}/${folder}/**/*.ts`),
       ignores: ['**/*.test.ts'],
       rules: {
         'no-restricted-imports': [
@@ -83,7 +96,7 @@ function engineLayerRules() {
             patterns: [
               {
                 group: above.flatMap((folder) => [`../${folder}`, `../${folder}/*`]),
-                message: `libs/kcache/src layers (eslint.config.mjs ENGINE_LAYERS): ${layer.join(', ')} may not import a layer above it.`,
+                message: `${root} is layered (eslint.config.mjs): ${layer.join(', ')} may not import a layer above it.`,
               },
             ],
           },
@@ -153,5 +166,6 @@ export default [
       ],
     },
   },
-  ...engineLayerRules(),
+  ...layerRules('libs/kcache/src', ENGINE_LAYERS),
+  ...layerRules('apps/gateway/src', GATEWAY_LAYERS),
 ];

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import { AuthConfig } from '../config/gateway-config';
+import { AuthConfig } from './auth-config';
 import { UnauthenticatedError } from '../errors/gateway-errors';
 import { ApiKeyAuthenticator } from './api-key-authenticator';
 import { openAiErrorBody } from '../errors/openai-error';
