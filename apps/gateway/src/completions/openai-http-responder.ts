@@ -126,22 +126,22 @@ export class OpenAiHttpResponder {
       (index: number) =>
       (event: StreamEvent): void => {
         if (isOver) return;
-        if (event.type === 'token') {
-          if (isStream) backpressure.wrote(writeSse(res, chunk(index, format.tokenChoice(event.token, requests[index].logprobs))));
-          else tokens[index].push(event.token);
+        if (event.$case === 'token') {
+          if (isStream) backpressure.wrote(writeSse(res, chunk(index, format.tokenChoice(event.value, requests[index].logprobs))));
+          else tokens[index].push(event.value);
           return;
         }
-        if (event.type === 'error') {
+        if (event.$case === 'error') {
           isOver = true;
           abandonAll();
-          this.sendError(res, event.error);
+          this.sendError(res, event.value);
           return;
         }
-        const { promptTokens, completionTokens } = event.final.usage ?? { promptTokens: 0, completionTokens: 0 };
+        const { promptTokens, completionTokens } = event.value.usage ?? { promptTokens: 0, completionTokens: 0 };
         usage.prompt_tokens += promptTokens;
         usage.completion_tokens += completionTokens;
         usage.total_tokens += promptTokens + completionTokens;
-        finishReasons[index] = FINISH_REASONS[event.final.finishReason];
+        finishReasons[index] = FINISH_REASONS[event.value.finishReason];
         if (isStream) writeSse(res, chunk(index, format.finishChoice(finishReasons[index])));
         if (finishReasons.every((reason) => reason !== null)) finishAll();
       };

@@ -102,7 +102,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     if (this.registry.get(requestId) !== undefined) throw new DuplicateRequestIdError(requestId);
     const lease = this.keyLimiter.acquire(principal, request.promptTokenIds.length);
     const countingListener: StreamListener = (event) => {
-      if (event.type === 'token') lease.addTokens(1);
+      if (event.$case === 'token') lease.addTokens(1);
       listener(event);
     };
     const onEnd = (s: RequestStream): void => {

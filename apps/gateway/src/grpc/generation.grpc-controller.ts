@@ -91,13 +91,13 @@ export class GenerationGrpcController {
     const listener = (event: StreamEvent): void => {
       if (isOver) return;
       sendId();
-      if (event.type === 'token') {
-        backpressure.wrote(call.write({ event: { $case: 'token', value: event.token } }));
+      if (event.$case === 'token') {
+        backpressure.wrote(call.write({ event }));
         return;
       }
       isOver = true;
-      if (event.type === 'error') return this.fail(call, event.error);
-      call.write({ event: { $case: 'final', value: event.final } });
+      if (event.$case === 'error') return this.fail(call, event.value);
+      call.write({ event });
       call.end();
       this.count(Status.OK);
     };
