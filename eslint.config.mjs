@@ -56,15 +56,15 @@ const moduleBoundaries = [
  * Folders of a project, bottom layer first. A file may import from its own layer and the layers below,
  * never from a layer above (no arrow runs back up); tests (*.test.ts) may reach any layer.
  *
- * libs/kcache/src: model/, tokenizer/, hf/ and gguf/ are one layer (the model file formats and their
- * tokenizers load one another). testing/ (test helpers) sits above all and only tests and benchmarks
- * import it; the entry points (index.ts, light.ts) sit above every folder.
+ * libs/kcache/src: testing/ (test helpers) sits above all and only tests and benchmarks import it; the
+ * entry points (index.ts, light.ts) sit above every folder.
  */
 const ENGINE_LAYERS = [
-  ['request', 'attention'],
-  ['sampling'],
-  ['model', 'tokenizer', 'hf', 'gguf'],
-  ['memory'],
+  ['request', 'attention', 'model'],
+  ['sampling', 'tokenizer'],
+  ['hf'],
+  ['gguf'],
+  ['formats', 'memory'],
   ['runtime', 'scheduler'],
   ['ort-native', 'host-tier'],
   ['engine'],

@@ -16,3 +16,4 @@ export { resolveModelSpec } from './model/resolve-model-spec';
 export * from './tokenizer';
 export * from './hf';
 export * from './gguf';
+export * from './formats';

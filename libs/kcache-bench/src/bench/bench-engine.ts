@@ -2,7 +2,7 @@ import { AttentionConfig, FULL_ATTENTION } from '@kcache-serve/kcache/dist/atten
 import { createEngine } from '@kcache-serve/kcache/dist/engine/create-engine';
 import { automaticNumThreads } from '@kcache-serve/kcache/dist/engine/engine-options';
 import { generate } from '@kcache-serve/kcache/dist/engine/generate';
-import { loadModel, LoadedModel } from '@kcache-serve/kcache/dist/model/model-source';
+import { loadModel, LoadedModel } from '@kcache-serve/kcache/dist/formats/model-source';
 import { ExecutionProviderName, parseExecutionProvider } from '@kcache-serve/kcache/dist/runtime/execution-provider';
 import { GREEDY } from '@kcache-serve/kcache/dist/sampling/sampling-params';
 import { stories260kDir } from '@kcache-serve/kcache/testing';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FULL_ATTENTION } from '@kcache-serve/kcache/dist/attention/attention-config';
-import { loadModel } from '@kcache-serve/kcache/dist/model/model-source';
+import { loadModel } from '@kcache-serve/kcache/dist/formats/model-source';
 import { buildDecodeGraph } from '@kcache-serve/kcache/dist/runtime/decode-graph';
 import { graphVariantOf } from '@kcache-serve/kcache/dist/runtime/graph-variant';
 import { GraphWeights } from '@kcache-serve/kcache/dist/runtime/layer-weights-layout';

@@ -1,6 +1,6 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { loadModel } from '@kcache-serve/kcache/dist/model/model-source';
+import { loadModel } from '@kcache-serve/kcache/dist/formats/model-source';
 import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { benchmarksDocPath, currentLoadAverage, defaultResultsDir, describeKcacheMachine, KcacheMachine, updateMarkdownSection, writeJsonResult } from './kcache-results';
 import { ThroughputSettings, throughputMarkdown, throughputSvg } from './kcache-throughput-report';

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { benchmarksDocPath, currentLoadAverage, defaultResultsDir, describeKcacheMachine, KcacheMachine, updateMarkdownSection, writeJsonResult } from '../bench/kcache-results';
-import { loadModel } from '@kcache-serve/kcache/dist/model/model-source';
+import { loadModel } from '@kcache-serve/kcache/dist/formats/model-source';
 import { loadGreedyOracle, stories260kDir } from '@kcache-serve/kcache/testing';
 import { QualityPlan, QualityRun, runQualityEval } from './quality-eval';
 import { qualityMarkdown, qualitySvg } from './quality-report';

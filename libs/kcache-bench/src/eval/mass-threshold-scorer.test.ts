@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { loadModel, LoadedModel } from '@kcache-serve/kcache/dist/model/model-source';
+import { loadModel, LoadedModel } from '@kcache-serve/kcache/dist/formats/model-source';
 import { graphVariantOf } from '@kcache-serve/kcache/dist/runtime/graph-variant';
 import { ModelRunner } from '@kcache-serve/kcache/dist/runtime/model-runner';
 import { loadGreedyOracle, stories260kDir } from '@kcache-serve/kcache/testing';

@@ -1,6 +1,6 @@
 import { AttentionConfig, FULL_ATTENTION } from '@kcache-serve/kcache/dist/attention/attention-config';
 import { createEngine } from '@kcache-serve/kcache/dist/engine/create-engine';
-import { LoadedModel } from '@kcache-serve/kcache/dist/model/model-source';
+import { LoadedModel } from '@kcache-serve/kcache/dist/formats/model-source';
 import { graphVariantOf } from '@kcache-serve/kcache/dist/runtime/graph-variant';
 import { ModelRunner } from '@kcache-serve/kcache/dist/runtime/model-runner';
 import { OracleRecord } from '@kcache-serve/kcache/testing';

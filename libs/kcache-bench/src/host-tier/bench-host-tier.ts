@@ -20,7 +20,7 @@ import { generate } from '@kcache-serve/kcache/dist/engine/generate';
 import { KvCacheManager, KvSequence } from '@kcache-serve/kcache/dist/memory/kv-cache-manager';
 import { emptySequenceBlocks } from '@kcache-serve/kcache/dist/memory/sequence-blocks';
 import { headDimOf, kvDimOf } from '@kcache-serve/kcache/dist/model/model-config';
-import { loadModel, LoadedModel } from '@kcache-serve/kcache/dist/model/model-source';
+import { loadModel, LoadedModel } from '@kcache-serve/kcache/dist/formats/model-source';
 import { Xoshiro128Random } from '@kcache-serve/kcache/dist/model/xoshiro128-random';
 import { GraphBuilder } from '@kcache-serve/kcache/dist/runtime/graph-builder';
 import { graphVariantOf } from '@kcache-serve/kcache/dist/runtime/graph-variant';

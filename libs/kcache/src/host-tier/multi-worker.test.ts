@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createEngine } from '../engine/create-engine';
 import { EngineOptions } from '../engine/engine-options';
 import { generate } from '../engine/generate';
-import { loadModel, LoadedModel } from '../model/model-source';
+import { loadModel, LoadedModel } from '../formats/model-source';
 import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
 import { SharedHostTierOptions } from './host-tier-options';
 import { greedyRequest, KCACHE_32, sharedPrefixPrompts } from '../testing/host-tier/tier-prompts';

@@ -22,4 +22,3 @@ export {
   resolveDefaultModelDir,
 } from './default-model-resolver';
 export { findCheckpointFile, findTokenizerFile } from './model-files';
-export { LoadedModel, ModelSpec, loadDefaultModel, loadModel, parseModelSpec } from './model-source';

@@ -1,6 +1,6 @@
 import { AttentionConfig } from '../../attention/attention-config';
 import { GenerationRequest } from '../../engine/generation-request';
-import { LoadedModel } from '../../model/model-source';
+import { LoadedModel } from '../../formats/model-source';
 import { GREEDY } from '../../sampling/sampling-params';
 import { loadGreedyOracle } from '../reference-data';
 

@@ -7,12 +7,12 @@ import { loadHfModel } from '../hf/hf-model';
 import { Llama2cTokenizer } from '../tokenizer/llama2c-tokenizer';
 import { Tokenizer } from '../tokenizer/tokenizer';
 import { createSyntheticTokenizer } from '../tokenizer/synthetic-tokenizer';
-import { DefaultModelResolverOptions, resolveDefaultModelDir } from './default-model-resolver';
-import { loadLlama2cCheckpoint } from './llama2c-checkpoint';
-import { ModelFormatError, ModelNotFoundError } from './model-errors';
-import { findCheckpointFile, findTokenizerFile } from './model-files';
-import { ModelWeights } from './model-weights';
-import { createSyntheticModel, syntheticModelConfig } from './synthetic-models';
+import { DefaultModelResolverOptions, resolveDefaultModelDir } from '../model/default-model-resolver';
+import { loadLlama2cCheckpoint } from '../model/llama2c-checkpoint';
+import { ModelFormatError, ModelNotFoundError } from '../model/model-errors';
+import { findCheckpointFile, findTokenizerFile } from '../model/model-files';
+import { ModelWeights } from '../model/model-weights';
+import { createSyntheticModel, syntheticModelConfig } from '../model/synthetic-models';
 
 export interface LoadedModel {
   readonly name: string;

@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { repoRoot, stories260kDir } from '../testing/reference-data';
 import { Llama2cTokenizer } from '../tokenizer/llama2c-tokenizer';
-import { serializeLlama2cCheckpoint } from './llama2c-checkpoint';
-import { ModelFormatError, ModelNotFoundError } from './model-errors';
+import { serializeLlama2cCheckpoint } from '../model/llama2c-checkpoint';
+import { ModelFormatError, ModelNotFoundError } from '../model/model-errors';
 import { loadDefaultModel, loadModel, parseModelSpec } from './model-source';
-import { createSyntheticModel } from './synthetic-models';
+import { createSyntheticModel } from '../model/synthetic-models';
 
 describe('loadModel', () => {
   const scratch = mkdtempSync(join(tmpdir(), 'kcache-model-source-'));

@@ -12,12 +12,12 @@ import { ModelWeights } from '../model/model-weights';
 import { Llama2cTokenizer } from '../tokenizer/llama2c-tokenizer';
 import { Tokenizer } from '../tokenizer/tokenizer';
 import { serializeLlama2cVocabulary } from '../tokenizer/llama2c-vocabulary';
-import { isHfModelDir, readJsonFile } from './hf-checkpoint';
-import { writeHfModel } from './hf-export';
-import { loadHfModel } from './hf-model';
-import { HF_TOKENIZER_CONFIG_FILE, HF_TOKENIZER_FILE } from './hf-tokenizer';
-import { llama2cTokenizerJson, llama2cVocabularyFromTokenizerJson } from './llama2c-tokenizer-json';
-import { TokenizerJson } from './tokenizer-json';
+import { isHfModelDir, readJsonFile } from '../hf/hf-checkpoint';
+import { writeHfModel } from '../hf/hf-export';
+import { loadHfModel } from '../hf/hf-model';
+import { HF_TOKENIZER_CONFIG_FILE, HF_TOKENIZER_FILE } from '../hf/hf-tokenizer';
+import { llama2cTokenizerJson, llama2cVocabularyFromTokenizerJson } from '../hf/llama2c-tokenizer-json';
+import { TokenizerJson } from '../hf/tokenizer-json';
 
 export type ModelFormat = 'llama2c' | 'hf' | 'gguf';
 

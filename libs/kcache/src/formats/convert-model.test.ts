@@ -7,11 +7,11 @@ import { FULL_ATTENTION } from '../attention/attention-config';
 import { createEngine } from '../engine/create-engine';
 import { generate } from '../engine/generate';
 import { ModelFormatError } from '../model/model-errors';
-import { LoadedModel, loadModel } from '../model/model-source';
+import { LoadedModel, loadModel } from './model-source';
 import { GREEDY } from '../sampling/sampling-params';
 import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
 import { convertModel } from './convert-model';
-import { HfTokenizer } from './hf-tokenizer';
+import { HfTokenizer } from '../hf/hf-tokenizer';
 
 const oracle = loadGreedyOracle();
 
