@@ -82,29 +82,38 @@ const GATEWAY_LAYERS = [
   ['grpc', 'completions', 'health', 'soak'],
 ];
 
-/** One config block per layer of `root`: its folders may not import the folders of a layer above. */
-function layerRules(root, layers) {
-  return layers.slice(0, -1).map((layer, i) => {
+/**
+ * One config block per layer of `root`: its folders may not import the folders of a layer above, nor
+ * the packages `bannedPaths` names (except in the folders of `pathsAllowedIn`).
+ */
+function layerRules(root, layers, { bannedPaths = [], pathsAllowedIn = [] } = {}) {
+  return layers.flatMap((layer, i) => {
     const above = layers.slice(i + 1).flat();
-    return {
-      files: layer.map((folder) => `${root}/${folder}/**/*.ts`),
-      ignores: ['**/*.test.ts'],
-      rules: {
-        'no-restricted-imports': [
-          'error',
-          {
-            patterns: [
-              {
-                group: above.flatMap((folder) => [`../${folder}`, `../${folder}/*`]),
-                message: `${root} is layered (eslint.config.mjs): ${layer.join(', ')} may not import a layer above it.`,
-              },
-            ],
-          },
-        ],
+    const patterns = above.length === 0 ? [] : [
+      {
+        group: above.flatMap((folder) => [`../${folder}`, `../${folder}/*`]),
+        message: `${root} is layered (eslint.config.mjs): ${layer.join(', ')} may not import a layer above it.`,
       },
-    };
+    ];
+    const block = (folders, paths) => ({
+      files: folders.map((folder) => `${root}/${folder}/**/*.ts`),
+      ignores: ['**/*.test.ts'],
+      rules: { 'no-restricted-imports': ['error', { patterns, paths }] },
+    });
+    const banned = layer.filter((folder) => !pathsAllowedIn.includes(folder));
+    const allowed = layer.filter((folder) => pathsAllowedIn.includes(folder));
+    return [
+      ...(banned.length > 0 && (patterns.length > 0 || bannedPaths.length > 0) ? [block(banned, bannedPaths)] : []),
+      ...(allowed.length > 0 && patterns.length > 0 ? [block(allowed, [])] : []),
+    ];
   });
 }
+
+/** The gateway runs no model: it takes the engine library's light entry point, which loads no onnxruntime. */
+const GATEWAY_ENGINE_IMPORT = {
+  name: '@kcache-serve/kcache',
+  message: 'the gateway imports @kcache-serve/kcache/light (no onnxruntime); only the soak command may run an engine.',
+};
 
 export default [
   {
@@ -167,5 +176,5 @@ export default [
     },
   },
   ...layerRules('libs/kcache/src', ENGINE_LAYERS),
-  ...layerRules('apps/gateway/src', GATEWAY_LAYERS),
+  ...layerRules('apps/gateway/src', GATEWAY_LAYERS, { bannedPaths: [GATEWAY_ENGINE_IMPORT], pathsAllowedIn: ['soak'] }),
 ];

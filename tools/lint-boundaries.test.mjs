@@ -120,4 +120,11 @@ describe('folder layers (no import runs back up)', () => {
     }
     assert.deepEqual(await layerMessages('apps/gateway/src/grpc/__lint_fixture__.ts', importOf('../generation/generation.service')), []);
   });
+
+  it('apps/gateway/src takes the light entry point of the engine library, never the engine (the soak command may)', async () => {
+    assert.equal((await layerMessages('apps/gateway/src/generation/__lint_fixture__.ts', importOf('@kcache-serve/kcache'))).length, 1);
+    assert.equal((await layerMessages('apps/gateway/src/grpc/__lint_fixture__.ts', importOf('@kcache-serve/kcache'))).length, 1);
+    assert.deepEqual(await layerMessages('apps/gateway/src/generation/__lint_fixture__.ts', importOf('@kcache-serve/kcache/light')), []);
+    assert.deepEqual(await layerMessages('apps/gateway/src/soak/__lint_fixture__.ts', importOf('@kcache-serve/kcache')), []);
+  });
 });
