@@ -1,4 +1,4 @@
-import { CapacityError, InvalidRequestError, type FinishEvent, type GenerationEngine } from '@kcache-serve/kcache';
+import { CapacityError, DuplicateRequestIdError, InvalidRequestError, type FinishEvent, type GenerationEngine } from '@kcache-serve/kcache';
 import {
   DeliveredTokens,
   FinishReason,
@@ -73,7 +73,7 @@ export class GenerationProcessor {
     const gateway = this.relays.get(relayAddress);
     const capability = relayCapabilityBytes(data.relayCapability);
     const send = (e: relay.RelayEvent['event']): Promise<void> => gateway.send({ requestId, event: e, capability });
-    if (this.active.has(requestId)) throw new Error(`request ${requestId} is already running on this worker`);
+    if (this.active.has(requestId)) throw new DuplicateRequestIdError(requestId);
     const state: ActiveRequest = { isSubmitted: false, isCancelRequested: false };
     this.active.set(requestId, state);
     try {
