@@ -32,8 +32,8 @@ const ATTENTION_MODES: ReadonlyMap<number, JobAttentionMode | null> = new Map([
 /**
  * GenerateRequest (as decoded from the wire) → the job's validated request: checks the configured input
  * limits (sizes first, so nothing large is tokenized or queued), applies server defaults, tokenizes the
- * prompt (or renders and tokenizes the conversation), then runs the engine's one validator (the only check of
- * the request against the model). The job carries token ids only.
+ * prompt (or renders and tokenizes the conversation), then runs the engine's one validator, the only check
+ * of the request against the model. The job carries token ids only.
  * Throws InvalidArgumentError naming the proto field; error messages never quote the prompt, the conversation or stop strings.
  */
 export class RequestValidator {
