@@ -177,4 +177,9 @@ export default [
   },
   ...layerRules('libs/kcache/src', ENGINE_LAYERS),
   ...layerRules('apps/gateway/src', GATEWAY_LAYERS, { bannedPaths: [GATEWAY_ENGINE_IMPORT], pathsAllowedIn: ['soak'] }),
+  {
+    // main.ts and app.module.ts: the gateway process itself.
+    files: ['apps/gateway/src/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { paths: [GATEWAY_ENGINE_IMPORT] }] },
+  },
 ];
