@@ -34,6 +34,12 @@ const moduleBoundaries = [
         bannedExternalImports: ENGINE_BANNED_IMPORTS,
       },
       {
+        // Benchmarks and evaluation measure the engine; nothing in the engine imports them.
+        sourceTag: 'scope:bench',
+        onlyDependOnLibsWithTags: ['scope:engine', 'scope:bench'],
+        bannedExternalImports: ENGINE_BANNED_IMPORTS,
+      },
+      {
         sourceTag: 'scope:contracts',
         onlyDependOnLibsWithTags: ['scope:engine', 'scope:contracts'],
       },
@@ -45,6 +51,69 @@ const moduleBoundaries = [
     ],
   },
 ];
+
+/**
+ * Folders of a project, bottom layer first. A file may import from its own layer and the layers below,
+ * never from a layer above (no arrow runs back up); tests (*.test.ts) may reach any layer.
+ *
+ * libs/kcache/src: testing/ (test helpers) sits above all and only tests and benchmarks import it; the
+ * entry points (index.ts, light.ts) sit above every folder.
+ */
+const ENGINE_LAYERS = [
+  ['request', 'attention', 'model'],
+  ['sampling', 'tokenizer'],
+  ['hf'],
+  ['gguf'],
+  ['formats', 'memory'],
+  ['runtime', 'scheduler'],
+  ['ort-native', 'host-tier'],
+  ['engine'],
+  ['cli'],
+  ['testing'],
+];
+
+/** apps/gateway/src: the transports (grpc/, completions/) over the generation service, over the core. */
+const GATEWAY_LAYERS = [
+  ['errors', 'metrics'],
+  ['auth'],
+  ['config'],
+  ['limits', 'core'],
+  ['generation'],
+  ['grpc', 'completions', 'health', 'soak'],
+];
+
+/**
+ * One config block per layer of `root`: its folders may not import the folders of a layer above, nor
+ * the packages `bannedPaths` names (except in the folders of `pathsAllowedIn`).
+ */
+function layerRules(root, layers, { bannedPaths = [], pathsAllowedIn = [] } = {}) {
+  return layers.flatMap((layer, i) => {
+    const above = layers.slice(i + 1).flat();
+    const patterns = above.length === 0 ? [] : [
+      {
+        group: above.flatMap((folder) => [`../${folder}`, `../${folder}/*`]),
+        message: `${root} is layered (eslint.config.mjs): ${layer.join(', ')} may not import a layer above it.`,
+      },
+    ];
+    const block = (folders, paths) => ({
+      files: folders.map((folder) => `${root}/${folder}/**/*.ts`),
+      ignores: ['**/*.test.ts'],
+      rules: { 'no-restricted-imports': ['error', { patterns, paths }] },
+    });
+    const banned = layer.filter((folder) => !pathsAllowedIn.includes(folder));
+    const allowed = layer.filter((folder) => pathsAllowedIn.includes(folder));
+    return [
+      ...(banned.length > 0 && (patterns.length > 0 || bannedPaths.length > 0) ? [block(banned, bannedPaths)] : []),
+      ...(allowed.length > 0 && patterns.length > 0 ? [block(allowed, [])] : []),
+    ];
+  });
+}
+
+/** The gateway runs no model: it takes the engine library's light entry point, which loads no onnxruntime. */
+const GATEWAY_ENGINE_IMPORT = {
+  name: '@kcache-serve/kcache',
+  message: 'the gateway imports @kcache-serve/kcache/light (no onnxruntime); only the soak command may run an engine.',
+};
 
 export default [
   {
@@ -105,5 +174,12 @@ export default [
         { object: 'process', property: 'env', message: 'libs/kcache takes typed config; read process.env in the apps.' },
       ],
     },
+  },
+  ...layerRules('libs/kcache/src', ENGINE_LAYERS),
+  ...layerRules('apps/gateway/src', GATEWAY_LAYERS, { bannedPaths: [GATEWAY_ENGINE_IMPORT], pathsAllowedIn: ['soak'] }),
+  {
+    // main.ts and app.module.ts: the gateway process itself.
+    files: ['apps/gateway/src/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { paths: [GATEWAY_ENGINE_IMPORT] }] },
   },
 ];

@@ -16,7 +16,7 @@ import { renderOverlay } from './kustomize-lite.mjs';
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const { computeLayout, blockBytesOf } = require(join(repoRoot, 'libs/kcache/dist/host-tier/tier-layout.js'));
-const { loadModel } = require(join(repoRoot, 'libs/kcache/dist/model/model-source.js'));
+const { loadModel } = require(join(repoRoot, 'libs/kcache/dist/formats/model-source.js'));
 const { headDimOf } = require(join(repoRoot, 'libs/kcache/dist/model/model-config.js'));
 const { stories260kDir } = require(join(repoRoot, 'libs/kcache/dist/testing/reference-data.js'));
 

@@ -80,3 +80,51 @@ describe('module boundaries (scope:app)', () => {
     assert.equal(messages[0].severity, 2);
   });
 });
+
+describe('module boundaries (scope:bench)', () => {
+  it('allows the engine, rejects apps', async () => {
+    const file = 'libs/kcache-bench/src/__lint_fixture__.ts';
+    assert.deepEqual(await boundaryMessages(file, cases.engine), []);
+    assert.equal((await boundaryMessages(file, cases.gateway)).length, 1);
+  });
+});
+
+/** Lints `code` as if it were `relPath`; returns the folder-layer messages (no-restricted-imports). */
+async function layerMessages(relPath, code) {
+  const [result] = await eslint.lintText(code, { filePath: join(repoRoot, relPath) });
+  return result.messages.filter((m) => m.ruleId === 'no-restricted-imports');
+}
+
+describe('folder layers (no import runs back up)', () => {
+  const importOf = (path) => `import * as m from '${path}';\nexport const x = m;\n`;
+
+  it('libs/kcache/src: a lower folder may not import a higher one, nor testing/; a higher one may import a lower one', async () => {
+    for (const [file, path] of [
+      ['libs/kcache/src/model/__lint_fixture__.ts', '../engine/llm-engine'],
+      ['libs/kcache/src/memory/__lint_fixture__.ts', '../runtime/model-runner'],
+      ['libs/kcache/src/engine/__lint_fixture__.ts', '../testing/reference-data'],
+      ['libs/kcache/src/host-tier/__lint_fixture__.ts', '../engine/create-engine'],
+    ]) {
+      const messages = await layerMessages(file, importOf(path));
+      assert.equal(messages.length, 1, `${file} importing ${path}: ${JSON.stringify(messages)}`);
+      assert.equal(messages[0].severity, 2);
+    }
+    assert.deepEqual(await layerMessages('libs/kcache/src/engine/__lint_fixture__.ts', importOf('../runtime/model-runner')), []);
+    assert.deepEqual(await layerMessages('libs/kcache/src/engine/__lint_fixture__.test.ts', importOf('../testing/reference-data')), [], 'tests may import testing/');
+  });
+
+  it('apps/gateway/src: generation/ may not import a transport (grpc/, completions/); a transport may import generation/', async () => {
+    for (const path of ['../grpc/public-grpc.server', '../completions/completions.module']) {
+      const messages = await layerMessages('apps/gateway/src/generation/__lint_fixture__.ts', importOf(path));
+      assert.equal(messages.length, 1, `${path}: ${JSON.stringify(messages)}`);
+    }
+    assert.deepEqual(await layerMessages('apps/gateway/src/grpc/__lint_fixture__.ts', importOf('../generation/generation.service')), []);
+  });
+
+  it('apps/gateway/src takes the light entry point of the engine library, never the engine (the soak command may)', async () => {
+    assert.equal((await layerMessages('apps/gateway/src/generation/__lint_fixture__.ts', importOf('@kcache-serve/kcache'))).length, 1);
+    assert.equal((await layerMessages('apps/gateway/src/grpc/__lint_fixture__.ts', importOf('@kcache-serve/kcache'))).length, 1);
+    assert.deepEqual(await layerMessages('apps/gateway/src/generation/__lint_fixture__.ts', importOf('@kcache-serve/kcache/light')), []);
+    assert.deepEqual(await layerMessages('apps/gateway/src/soak/__lint_fixture__.ts', importOf('@kcache-serve/kcache')), []);
+  });
+});

@@ -11,6 +11,7 @@ WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 COPY libs/kcache/package.json libs/kcache/
 COPY libs/proto/package.json libs/proto/
+COPY libs/kcache-bench/package.json libs/kcache-bench/
 COPY apps/gateway/package.json apps/gateway/
 COPY apps/worker/package.json apps/worker/
 COPY apps/loadgen/package.json apps/loadgen/

@@ -15,6 +15,7 @@ WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 COPY libs/kcache/package.json libs/kcache/
 COPY libs/proto/package.json libs/proto/
+COPY libs/kcache-bench/package.json libs/kcache-bench/
 COPY apps/gateway/package.json apps/gateway/
 COPY apps/worker/package.json apps/worker/
 COPY apps/loadgen/package.json apps/loadgen/
@@ -23,6 +24,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.base.json tsconfig.build.json ./
 COPY libs/kcache libs/kcache
 COPY libs/proto libs/proto
+COPY libs/kcache-bench libs/kcache-bench
 COPY apps/worker apps/worker
 RUN npx tsc -b libs/kcache libs/proto apps/worker \
  && bash libs/kcache/scripts/build-native.sh \

@@ -20,6 +20,7 @@ const path = require('node:path');
 const [appRoot, outDir] = process.argv.slice(2);
 const dist = path.resolve(appRoot, 'libs/kcache/dist');
 const k = require(dist);
+const testing = require(path.join(dist, 'testing'));
 const { NativeOrt } = require(path.join(dist, 'ort-native/native-ort.js'));
 const { recordGraphRuns, replayOnNative } = require(path.join(dist, 'ort-native/recorded-runs.js'));
 const { onnx } = require(path.resolve(appRoot, 'node_modules/onnx-proto'));
@@ -144,11 +145,11 @@ async function main() {
     [device, pinned, registered].forEach((m) => m.release());
   });
 
-  const records = k.loadGreedyOracle();
+  const records = testing.loadGreedyOracle();
   for (const [name, attention] of [['full', k.FULL_ATTENTION], ['kcache N=512', { mode: 'kcache', topN: 512, denseLayers: 0, renormalize: false }]]) {
     await check(`replay ${name}: stories260K engine runs on CUDA within 1e-4 of the CPU`, async () => {
       const runs = await recordGraphRuns(async () => {
-        const engine = await k.createEngine({ model: k.stories260kDir(), defaultAttention: attention, numThreads: 4 });
+        const engine = await k.createEngine({ model: testing.stories260kDir(), defaultAttention: attention, numThreads: 4 });
         await Promise.all(records.slice(0, 4).map((r, i) => k.generate(engine, {
           requestId: `r${i}`, promptTokenIds: r.prompt_token_ids, maxNewTokens: 24, sampling: k.GREEDY,
           stopTokenIds: [], stopStrings: [], attention, priority: 0, logprobs: false,

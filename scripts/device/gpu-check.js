@@ -24,7 +24,8 @@ const ep = epArg || 'webgpu';
 const dist = path.resolve(appRoot, 'libs/kcache/dist');
 const ort = require(path.resolve(appRoot, 'node_modules/onnxruntime-node'));
 const k = require(dist);
-const { benchDecode } = require(path.join(dist, 'bench/decode-bench.js'));
+const testing = require(path.join(dist, 'testing'));
+const { benchDecode } = require(path.join(dist, '../../kcache-bench/dist/bench/decode-bench.js'));
 
 const MIB = 1 << 20;
 const log = (...args) => process.stdout.write(args.join(' ') + '\n');
@@ -55,8 +56,8 @@ function matchesOracle(tokenIds, record) {
 }
 
 async function oracle() {
-  const model = k.loadModel(k.stories260kDir());
-  const records = k.loadGreedyOracle();
+  const model = k.loadModel(testing.stories260kDir());
+  const records = testing.loadGreedyOracle();
   let failures = 0;
   const attentions = [
     ['full', k.FULL_ATTENTION],
@@ -65,7 +66,7 @@ async function oracle() {
   for (const [name, attention] of attentions) {
     // Small tiers: the oracle needs little, and a GPU provider copies the device tier to the GPU at the first decode.
     const engine = await k.createEngine(
-      { model: k.stories260kDir(), defaultAttention: attention, numThreads: 1, executionProvider: ep, deviceCapacityBytes: 16 * MIB, hostCapacityBytes: 16 * MIB },
+      { model: testing.stories260kDir(), defaultAttention: attention, numThreads: 1, executionProvider: ep, deviceCapacityBytes: 16 * MIB, hostCapacityBytes: 16 * MIB },
       model,
     );
     const start = performance.now();

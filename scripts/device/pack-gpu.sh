@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs, here, what scripts/device/run-gpu.sh needs on the lent GPU machine (which has no Node):
 #   .gpu-bundle/node.xz       this machine's Node binary (xz)
-#   .gpu-bundle/app.tar.xz    root package.json, libs/kcache/dist, the runtime node_modules
+#   .gpu-bundle/app.tar.xz    root package.json, libs/kcache/dist, libs/kcache-bench/dist, the runtime node_modules
 #                             (onnxruntime-node with only its linux-x64 binaries, onnxruntime-common,
 #                             onnx-proto, protobufjs, long, @protobufjs/*, @huggingface/*) and the
 #                             stories260K model + oracle under shared/
@@ -28,17 +28,19 @@ if ! $cuda && ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
   (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 fi
 
-npx tsc -b libs/kcache
+npx tsc -b libs/kcache libs/kcache-bench
 bash libs/kcache/scripts/build-native.sh
 rm -rf .gpu-bundle && mkdir .gpu-bundle
 xz -T0 -6 -c "$(readlink -f "$(command -v node)")" >.gpu-bundle/node.xz
-modules=(onnxruntime-node onnxruntime-common onnx-proto protobufjs long @protobufjs @huggingface/tokenizers @huggingface/jinja)
+# @kcache-serve/kcache is the workspace link (a symlink to libs/kcache) the benchmarks import the engine through.
+modules=(onnxruntime-node onnxruntime-common onnx-proto protobufjs long @protobufjs @huggingface/tokenizers @huggingface/jinja @kcache-serve/kcache)
 tar -c -I 'xz -T0 -6' -f .gpu-bundle/app.tar.xz \
   --exclude='node_modules/onnxruntime-node/bin/napi-v*/darwin' \
   --exclude='node_modules/onnxruntime-node/bin/napi-v*/win32' \
   --exclude='node_modules/onnxruntime-node/bin/napi-v*/linux/arm64' \
   --transform "s,^$(basename "$shared")/,shared/," \
-  -C "$root" package.json libs/kcache/package.json libs/kcache/dist libs/kcache/native/build/Release/kcache_shm.node \
+  -C "$root" package.json libs/kcache/package.json libs/kcache/dist libs/kcache-bench/package.json libs/kcache-bench/dist \
+  libs/kcache/native/build/Release/kcache_shm.node \
   libs/kcache/native/build/Release/kcache_ort.node "${modules[@]/#/node_modules/}" \
   -C "$(dirname "$shared")" "$(basename "$shared")/models/stories260K" "$(basename "$shared")/oracle"
 if $cuda; then

@@ -63,20 +63,20 @@ for stage in "${stages[@]}"; do
     oracle) step oracle 120 oracle.log node scripts/device/gpu-check.js "$app" oracle webgpu ;;
     bench-webgpu-110m)
       rm -f "$app/bench/results/engine-webgpu.json"
-      step bench-webgpu-110m 200 bench-webgpu.log node "$app/libs/kcache/dist/bench/bench-engine.js" --ep webgpu --only llama-110m
+      step bench-webgpu-110m 200 bench-webgpu.log node "$app/libs/kcache-bench/dist/bench/bench-engine.js" --ep webgpu --only llama-110m
       cp "$app/bench/results/engine-webgpu.json" "$OUT/engine-webgpu-110m.json" 2>/dev/null ;;
     bench-webgpu-stories)
       rm -f "$app/bench/results/engine-webgpu.json"
-      step bench-webgpu-stories 120 bench-webgpu.log node "$app/libs/kcache/dist/bench/bench-engine.js" --ep webgpu --only stories260K
+      step bench-webgpu-stories 120 bench-webgpu.log node "$app/libs/kcache-bench/dist/bench/bench-engine.js" --ep webgpu --only stories260K
       cp "$app/bench/results/engine-webgpu.json" "$OUT/engine-webgpu-stories.json" 2>/dev/null ;;
     bench-cpu)
       rm -f "$app/bench/results/engine.json"
-      step bench-cpu 120 bench-cpu.log node "$app/libs/kcache/dist/bench/bench-engine.js" --ep cpu --only llama-110m
+      step bench-cpu 120 bench-cpu.log node "$app/libs/kcache-bench/dist/bench/bench-engine.js" --ep cpu --only llama-110m
       cp "$app/bench/results/engine.json" "$OUT/engine-cpu.json" 2>/dev/null ;;
     profile) step profile 100 profile.log node scripts/device/gpu-check.js "$app" profile webgpu ;;
     ops) step ops 120 ops.log node scripts/device/gpu-ops-probe.js "$app" webgpu ;;
     budget)
-      step budget 300 budget.log node "$app/libs/kcache/dist/bench/kcache-throughput.js" --ep webgpu --out "$OUT" ;;
+      step budget 300 budget.log node "$app/libs/kcache-bench/dist/bench/kcache-throughput.js" --ep webgpu --out "$OUT" ;;
     *) echo "unknown stage $stage"; status=2 ;;
   esac
 done

@@ -6,6 +6,7 @@ import { GatewayConfig } from './config/gateway-config';
 import { CoreModule } from './core/core.module';
 import { ServedModel } from './core/served-model';
 import { GenerationModule } from './generation/generation.module';
+import { GrpcModule } from './grpc/grpc.module';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 
@@ -14,7 +15,7 @@ export class AppModule {
   static register(config: GatewayConfig, model: ServedModel, log: Logger, redis: Redis): DynamicModule {
     return {
       module: AppModule,
-      imports: [CoreModule.register(config, model, log, redis), GenerationModule, HealthModule, MetricsModule, CompletionsModule],
+      imports: [CoreModule.register(config, model, log, redis), GenerationModule, GrpcModule, HealthModule, MetricsModule, CompletionsModule],
     };
   }
 }

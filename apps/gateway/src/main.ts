@@ -14,7 +14,7 @@ import { PinoNestLogger } from './core/pino-nest-logger';
 import { loadServedModel } from './core/served-model';
 import { startupFailureLine } from '@kcache-serve/proto';
 import { GatewayMetrics } from './metrics/gateway-metrics';
-import { resolveModelSpec } from '@kcache-serve/kcache';
+import { resolveModelSpec } from '@kcache-serve/kcache/light';
 
 /** Log fields that could carry a key or a prompt if someone logged a request object whole. */
 const REDACTED_PATHS = ['authorization', '*.authorization', 'headers.authorization', '*.headers.authorization', 'prompt', '*.prompt', 'messages', '*.messages', 'apiKey', '*.apiKey', 'relayCapability', '*.relayCapability', 'capability', '*.capability'];

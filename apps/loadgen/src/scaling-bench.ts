@@ -3,7 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { describeMachine, repoRoot, stories260kDir } from '@kcache-serve/kcache';
+import { describeMachine } from '@kcache-serve/kcache-bench';
+import { repoRoot, stories260kDir } from '@kcache-serve/kcache/testing';
 
 import { fetchMetric, ServingCluster, waitFor } from '@kcache-serve/proto/dist/testing';
 import { createGenerationClient } from './cli/gateway-client';

@@ -1,5 +1,6 @@
-import { CapacityError, InvalidRequestError, type FinishEvent, type GenerationEngine } from '@kcache-serve/kcache';
+import { CapacityError, DuplicateRequestIdError, InvalidRequestError, type FinishEvent, type GenerationEngine } from '@kcache-serve/kcache';
 import {
+  DeliveredTokens,
   FinishReason,
   GenerationJobData,
   GenerationJobRequest,
@@ -11,7 +12,6 @@ import {
 } from '@kcache-serve/proto';
 import { Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
-import { DeliveredTokens } from './relay/delivered-tokens';
 import { DeliveryRecorder } from './relay/delivery-recorder';
 import { RelayPool } from './relay/relay-pool';
 
@@ -73,7 +73,7 @@ export class GenerationProcessor {
     const gateway = this.relays.get(relayAddress);
     const capability = relayCapabilityBytes(data.relayCapability);
     const send = (e: relay.RelayEvent['event']): Promise<void> => gateway.send({ requestId, event: e, capability });
-    if (this.active.has(requestId)) throw new Error(`request ${requestId} is already running on this worker`);
+    if (this.active.has(requestId)) throw new DuplicateRequestIdError(requestId);
     const state: ActiveRequest = { isSubmitted: false, isCancelRequested: false };
     this.active.set(requestId, state);
     try {
@@ -143,7 +143,8 @@ function finishedEarly(request: GenerationJobRequest, reason: JobFinishReason, c
 
 function failureOf(error: unknown): relay.JobFailed {
   if (error instanceof InvalidRequestError) {
-    return { kind: relay.FailureKind.FAILURE_KIND_INVALID_REQUEST, field: error.field, message: error.message };
+    // The engine's structured error travels as it is: field and reason, never a message to take apart.
+    return { kind: relay.FailureKind.FAILURE_KIND_INVALID_REQUEST, field: error.field, message: error.reason };
   }
   const kind = error instanceof CapacityError ? relay.FailureKind.FAILURE_KIND_CAPACITY : relay.FailureKind.FAILURE_KIND_INTERNAL;
   return { kind, field: '', message: error instanceof Error ? error.message : String(error) };

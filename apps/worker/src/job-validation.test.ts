@@ -4,7 +4,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { stories260kDir } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { GENERATION_JOB_NAME, GENERATION_QUEUE_NAME, GenerationJobRequest, generationJobId, newRelayCapability, RedisKeys, relay } from '@kcache-serve/proto';
 import { freePort, startTestRedis, TestRedis, waitFor } from '@kcache-serve/proto/dist/testing';
 import { Job, Queue } from 'bullmq';

@@ -1,5 +1,5 @@
 import type { GenerationEngine } from '@kcache-serve/kcache';
-import { GENERATION_QUEUE_NAME, GenerationJobData, GenerationJobResult, RedisKeys } from '@kcache-serve/proto';
+import { DeliveredTokens, GENERATION_QUEUE_NAME, GenerationJobData, GenerationJobResult, RedisKeys } from '@kcache-serve/proto';
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -7,7 +7,6 @@ import { GenerationProcessor } from './generation-processor';
 import { Heartbeat } from './heartbeat';
 import { MetricsServer } from './metrics/metrics-server';
 import { WorkerMetrics } from './metrics/worker-metrics';
-import { DeliveredTokens } from './relay/delivered-tokens';
 import { DeliveryRecorder } from './relay/delivery-recorder';
 import { relayChannelOf } from './relay/relay-credentials';
 import { RelayPool } from './relay/relay-pool';

@@ -4,7 +4,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { createEngine, generate, GenerationResult, stories260kDir } from '@kcache-serve/kcache';
+import { createEngine, generate, GenerationResult } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import {
   GENERATION_JOB_NAME,
   GENERATION_QUEUE_NAME,

@@ -1,5 +1,9 @@
-export * from './attention/attention-config';
-export * from './engine/generation-request';
+/**
+ * The engine library: the engine and what it takes and gives. A process that only validates requests or
+ * tokenizes imports `@kcache-serve/kcache/light` (no onnxruntime); tests import
+ * `@kcache-serve/kcache/testing`.
+ */
+export * from './light';
 export * from './engine/generation-engine';
 export * from './engine/engine-errors';
 export * from './engine/engine-options';
@@ -7,21 +11,10 @@ export * from './engine/llm-engine';
 export * from './engine/create-engine';
 export * from './engine/threaded-engine';
 export * from './engine/generate';
-export * from './engine/validate-request';
-export * from './model';
-export * from './tokenizer';
-export * from './hf';
-export * from './gguf';
-export { SamplingParams, GREEDY } from './sampling/sampling-params';
-export { InvalidRequestError } from './sampling/sampling-errors';
-export { validateSamplingParams } from './sampling/validate-sampling-params';
 export { KvCacheManager } from './memory/kv-cache-manager';
 export { OutOfBlocksError } from './memory/memory-errors';
-export { repoRoot, sharedDir, stories260kDir, loadGreedyOracle, OracleRecord } from './testing/reference-data';
 export { ModelRunner, ModelRunnerOptions, DecodeItem, PrefillItem } from './runtime/model-runner';
 export { GraphVariant, graphVariantOf } from './runtime/graph-variant';
 export { sampleToken, argmax, logSoftmaxAt } from './sampling/sampler';
 export { topLogprobs, MAX_TOP_LOGPROBS, RankedLogprob } from './sampling/top-logprobs';
-export { resolveModelSpec } from './model/resolve-model-spec';
 export * from './host-tier/host-tier-options';
-export * from './bench/machine-info';

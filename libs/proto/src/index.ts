@@ -2,6 +2,7 @@ import { join } from 'node:path';
 
 export * from './gen/kcache/v1/generation';
 export * as relay from './gen/kcache/internal/v1/relay';
+export * from './queue/delivered-tokens';
 export * from './queue/generation-job';
 export * from './queue/generation-job-schema';
 export * from './queue/redis-connection';

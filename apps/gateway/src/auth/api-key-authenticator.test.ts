@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { UnauthenticatedError } from '../generation/gateway-errors';
+import { UnauthenticatedError } from '../errors/gateway-errors';
 import { parseApiKeyHashes, sha256Hex } from './api-key';
 import { ApiKeyAuthenticator } from './api-key-authenticator';
 import { ANONYMOUS } from './principal';

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { UnauthenticatedError } from '../generation/gateway-errors';
+import { UnauthenticatedError } from '../errors/gateway-errors';
 import { ApiKey } from './api-key';
 import { ANONYMOUS, Principal } from './principal';
 

@@ -1,8 +1,8 @@
 import type { NextFunction, Request, Response } from 'express';
-import { AuthConfig } from '../config/gateway-config';
-import { UnauthenticatedError } from '../generation/gateway-errors';
+import { AuthConfig } from './auth-config';
+import { UnauthenticatedError } from '../errors/gateway-errors';
 import { ApiKeyAuthenticator } from './api-key-authenticator';
-import { openAiErrorBody } from '../completions/openai-error';
+import { openAiErrorBody } from '../errors/openai-error';
 import { Principal } from './principal';
 
 const HEALTH_PATHS = new Set(['/healthz', '/readyz']);

@@ -1,5 +1,5 @@
 import { GenerateRequest, MAX_JOB_TOP_LOGPROBS } from '@kcache-serve/proto';
-import { InvalidArgumentError } from '../generation/gateway-errors';
+import { InvalidArgumentError } from '../errors/gateway-errors';
 import { z } from 'zod';
 import { openAiRequestFields, parseBody, toGenerationSettings } from './openai-request-fields';
 

@@ -1,5 +1,5 @@
 import type { Response } from 'express';
-import { openAiErrorBody } from './openai-error';
+import { openAiErrorBody } from '../errors/openai-error';
 
 /** 405 for a method the path does not serve, naming the one it does (Allow). */
 export function sendMethodNotAllowed(res: Response, allowed: 'GET' | 'POST'): void {

@@ -2,9 +2,9 @@ import { All, Controller, Get, Inject, Param, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { ServedModel } from '../core/served-model';
 import { SERVED_MODEL } from '../core/tokens';
-import { ModelNotFoundError } from '../generation/gateway-errors';
+import { ModelNotFoundError } from '../errors/gateway-errors';
 import { sendMethodNotAllowed } from './method-not-allowed';
-import { openAiErrorBody } from './openai-error';
+import { openAiErrorBody } from '../errors/openai-error';
 
 /** OpenAI's model object for the one model this gateway serves. */
 interface ModelCard {

@@ -8,13 +8,13 @@ import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { ServedModel } from '../core/served-model';
 import { LOGGER, SERVED_MODEL } from '../core/tokens';
 import { ClientBackpressure } from '../generation/client-backpressure';
-import { InvalidArgumentError, ModelNotFoundError, RateLimitedError, UnsupportedParameterError } from '../generation/gateway-errors';
+import { InvalidArgumentError, ModelNotFoundError, RateLimitedError, UnsupportedParameterError } from '../errors/gateway-errors';
 import { GenerationService } from '../generation/generation.service';
 import { StreamEvent } from '../generation/request-stream';
-import { grpcStatusOf, httpStatusOf, isUnexpected, statusName, toServiceError } from '../grpc/grpc-status';
+import { grpcStatusOf, httpStatusOf, isUnexpected, statusName, toServiceError } from '../errors/error-status';
 import { FinishReasonLabel, finishReasonLabel, GatewayMetrics } from '../metrics/gateway-metrics';
 import { numChars } from './completion-format';
-import { openAiErrorBody } from './openai-error';
+import { openAiErrorBody } from '../errors/openai-error';
 import { toHttpFieldError } from './openai-request-fields';
 import { OpenAiResponseFormat } from './openai-response-format';
 
@@ -130,27 +130,27 @@ export class OpenAiHttpResponder {
       (index: number) =>
       (event: StreamEvent): void => {
         if (isOver) return;
-        if (event.type === 'token') {
+        if (event.$case === 'token') {
           if (isStream) {
-            backpressure.wrote(writeSse(res, chunk(index, format.tokenChoice(event.token, requests[index].logprobs, numCharsSent[index]))));
-            numCharsSent[index] += numChars(event.token.text);
+            backpressure.wrote(writeSse(res, chunk(index, format.tokenChoice(event.value, requests[index].logprobs, numCharsSent[index]))));
+            numCharsSent[index] += numChars(event.value.text);
           } else {
-            tokens[index].push(event.token);
+            tokens[index].push(event.value);
           }
           return;
         }
-        if (event.type === 'error') {
+        if (event.$case === 'error') {
           isOver = true;
           abandonAll();
-          this.sendError(res, event.error, requests.length);
+          this.sendError(res, event.value, requests.length);
           return;
         }
-        const { promptTokens, completionTokens } = event.final.usage ?? { promptTokens: 0, completionTokens: 0 };
+        const { promptTokens, completionTokens } = event.value.usage ?? { promptTokens: 0, completionTokens: 0 };
         usage.prompt_tokens += promptTokens;
         usage.completion_tokens += completionTokens;
         usage.total_tokens += promptTokens + completionTokens;
-        finishReasons[index] = FINISH_REASONS[event.final.finishReason];
-        finishReasonLabels[index] = finishReasonLabel(event.final.finishReason);
+        finishReasons[index] = FINISH_REASONS[event.value.finishReason];
+        finishReasonLabels[index] = finishReasonLabel(event.value.finishReason);
         if (isStream) writeSse(res, chunk(index, format.finishChoice(finishReasons[index])));
         if (finishReasons.every((reason) => reason !== null)) finishAll();
       };

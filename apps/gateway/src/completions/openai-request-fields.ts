@@ -1,6 +1,6 @@
 import { AttentionMode, GenerateRequest, MAX_JOB_TOP_LOGPROBS } from '@kcache-serve/proto';
 import { z } from 'zod';
-import { InvalidArgumentError, UnsupportedParameterError } from '../generation/gateway-errors';
+import { InvalidArgumentError, UnsupportedParameterError } from '../errors/gateway-errors';
 
 /**
  * Body fields POST /v1/completions and POST /v1/chat/completions share: OpenAI's sampling, stop and
@@ -115,5 +115,5 @@ export function toHttpFieldError(error: unknown): unknown {
   if (!(error instanceof InvalidArgumentError)) return error;
   const field = PROTO_TO_HTTP_FIELD[error.field];
   if (field === undefined) return error;
-  return new InvalidArgumentError(field, error.message.slice(error.field.length + 2), { cause: error });
+  return new InvalidArgumentError(field, error.reason, { cause: error });
 }

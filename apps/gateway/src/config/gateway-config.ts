@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { MAX_STOP_STRING_LENGTH, MAX_STOP_STRINGS } from '@kcache-serve/kcache';
+import { MAX_STOP_STRING_LENGTH, MAX_STOP_STRINGS } from '@kcache-serve/kcache/light';
 import { DEFAULT_REDIS_PREFIX, JOB_LIMITS, RedisConnectionOptions } from '@kcache-serve/proto';
 import { ApiKey, parseApiKeyHashes } from '../auth/api-key';
+import { AuthConfig } from '../auth/auth-config';
 
 const optionalInt = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).optional();
 const optionalPath = z.string().min(1).optional();
@@ -112,14 +113,6 @@ export interface GatewayConfig {
   readonly shutdownGraceMs: number;
   readonly logLevel: string;
   readonly isRequestContentLogged: boolean;
-}
-
-export interface AuthConfig {
-  /** Empty when auth is off. */
-  readonly apiKeys: readonly ApiKey[];
-  readonly isEnabled: boolean;
-  readonly isHealthProtected: boolean;
-  readonly isMetricsProtected: boolean;
 }
 
 /** null: no limit. */

@@ -1,5 +1,5 @@
 import { DynamicModule, Global, Inject, Injectable, Module, OnApplicationShutdown } from '@nestjs/common';
-import { GENERATION_QUEUE_NAME, GenerationJobData, GenerationJobResult, RedisKeys } from '@kcache-serve/proto';
+import { DeliveredTokens, GENERATION_QUEUE_NAME, GenerationJobData, GenerationJobResult, RedisKeys } from '@kcache-serve/proto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -53,6 +53,7 @@ export class CoreModule {
         },
       },
       { provide: CancelBus, inject: [REDIS], useFactory: (redis: Redis) => new CancelBus(redis, keys) },
+      { provide: DeliveredTokens, inject: [REDIS], useFactory: (redis: Redis) => new DeliveredTokens(redis, keys) },
       {
         provide: GatewayMetrics,
         inject: [GENERATION_QUEUE, REDIS],
@@ -69,7 +70,7 @@ export class CoreModule {
     return {
       module: CoreModule,
       providers,
-      exports: [GATEWAY_CONFIG, SERVED_MODEL, LOGGER, RedisKeys, REDIS, GENERATION_QUEUE, CancelBus, GatewayMetrics, ApiKeyAuthenticator],
+      exports: [GATEWAY_CONFIG, SERVED_MODEL, LOGGER, RedisKeys, REDIS, GENERATION_QUEUE, CancelBus, DeliveredTokens, GatewayMetrics, ApiKeyAuthenticator],
     };
   }
 }

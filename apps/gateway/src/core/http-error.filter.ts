@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException } from '@nestjs/common';
 import type { Response } from 'express';
 import type { Logger } from 'pino';
-import { openAiErrorBody } from '../completions/openai-error';
+import { openAiErrorBody } from '../errors/openai-error';
 
 const CODES: Readonly<Record<number, string>> = {
   400: 'invalid_argument',

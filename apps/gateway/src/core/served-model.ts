@@ -1,5 +1,5 @@
-import { HfTokenizer, loadModel, ModelConfig, Tokenizer } from '@kcache-serve/kcache';
-import { PromptTokenizer } from '../generation/request-validator';
+import { HfTokenizer, loadModel, ModelConfig, Tokenizer } from '@kcache-serve/kcache/light';
+import { PromptTokenizer } from './prompt-tokenizer';
 
 /** What the gateway needs of the model: its limits and its tokenizer (no weights are kept). */
 export interface ServedModel {

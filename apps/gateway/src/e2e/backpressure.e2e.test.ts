@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status as Status } from '@grpc/grpc-js';
-import { stories260kDir } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { AttentionMode, FinishReason, GenerateRequest } from '@kcache-serve/proto';
 import { collectStream, fetchMetric, ServingCluster, waitFor, WorkerProcess } from '@kcache-serve/proto/dist/testing';
 

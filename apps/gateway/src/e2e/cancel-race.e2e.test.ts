@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Metadata, ServiceError } from '@grpc/grpc-js';
-import { stories260kDir } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { FinalEvent, FinishReason, GenerateRequest, GenerateResponse, GenerationClient, REQUEST_ID_METADATA_KEY } from '@kcache-serve/proto';
 import { ServingCluster } from '@kcache-serve/proto/dist/testing';
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createEngine, generate, GenerationResult, LlmEngine, stories260kDir } from '@kcache-serve/kcache';
+import { createEngine, generate, GenerationResult, LlmEngine } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { FinishReason, GenerateRequest } from '@kcache-serve/proto';
 import {
   CollectedStream,

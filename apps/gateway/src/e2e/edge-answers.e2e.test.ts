@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client, credentials, Metadata, ServiceError, status as Status } from '@grpc/grpc-js';
-import { stories260kDir } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { GenerateRequest, GenerateResponse } from '@kcache-serve/proto';
 import { bearer, ServingCluster } from '@kcache-serve/proto/dist/testing';
 import { sha256Hex } from '../auth/api-key';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ClientReadableStream, credentials, makeGenericClientConstructor, Metadata, ServiceError, status as Status } from '@grpc/grpc-js';
 import fc from 'fast-check';
-import { stories260kDir } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { AttentionMode, GenerateRequest, GenerateResponse } from '@kcache-serve/proto';
 import { bearer, collectStream, fetchMetric, ServingCluster, waitFor } from '@kcache-serve/proto/dist/testing';
 import { sha256Hex } from '../auth/api-key';

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status as Status } from '@grpc/grpc-js';
-import { createEngine, FULL_ATTENTION, generate, loadModel, stories260kDir } from '@kcache-serve/kcache';
+import { createEngine, FULL_ATTENTION, generate, loadModel } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { collectStream, fetchMetric, ServingCluster, waitFor } from '@kcache-serve/proto/dist/testing';
 
 /**

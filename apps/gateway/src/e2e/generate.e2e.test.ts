@@ -11,7 +11,8 @@ import {
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
-import { createEngine, generate, GenerationRequest, LlmEngine, stories260kDir } from '@kcache-serve/kcache';
+import { createEngine, generate, LlmEngine, GenerationRequest } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { AttentionMode, FinishReason, GenerateRequest } from '@kcache-serve/proto';
 import { collectStream, fetchMetric, ServingCluster, waitFor } from '@kcache-serve/proto/dist/testing';
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import parsePrometheusTextFormat = require('parse-prometheus-text-format');
-import { loadModel, stories260kDir } from '@kcache-serve/kcache';
+import { loadModel } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { AttentionMode } from '@kcache-serve/proto';
 import { collectStream, ServingCluster } from '@kcache-serve/proto/dist/testing';
 

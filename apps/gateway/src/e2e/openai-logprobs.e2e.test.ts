@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { createEngine, GenerationRequest, LlmEngine, loadModel, repoRoot, stories260kDir, TokenEvent } from '@kcache-serve/kcache';
+import { createEngine, GenerationRequest, LlmEngine, loadModel, repoRoot, TokenEvent } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { AttentionMode, FinishReason } from '@kcache-serve/proto';
 import { collectStream, ServingCluster } from '@kcache-serve/proto/dist/testing';
 

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { loadModel, repoRoot, stories260kDir } from '@kcache-serve/kcache';
+import { loadModel } from '@kcache-serve/kcache/light';
+import { repoRoot, stories260kDir } from '@kcache-serve/kcache/testing';
 import { ServingCluster } from '@kcache-serve/proto/dist/testing';
 import { sha256Hex } from '../auth/api-key';
 

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Metadata } from '@grpc/grpc-js';
-import { repoRoot, stories260kDir } from '@kcache-serve/kcache';
+import { repoRoot, stories260kDir } from '@kcache-serve/kcache/testing';
 import { bearer, markdownCommands, parseGrpcurlArgv, ReflectionClient, ServingCluster, shellArgv } from '@kcache-serve/proto/dist/testing';
 import { sha256Hex } from '../auth/api-key';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import { Metadata, ServiceError, status as Status } from '@grpc/grpc-js';
-import { stories260kDir } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { FinishReason, GenerateRequest } from '@kcache-serve/proto';
 import { collectStream, ServingCluster, waitFor } from '@kcache-serve/proto/dist/testing';
 

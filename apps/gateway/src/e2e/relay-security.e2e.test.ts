@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { credentials, Metadata, ServiceError, status as Status } from '@grpc/grpc-js';
-import { stories260kDir } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { FinishReason, GenerateRequest, generationJobId, relay } from '@kcache-serve/proto';
 import { bearer, collectStream, ServingCluster, waitFor } from '@kcache-serve/proto/dist/testing';
 import { sha256Hex } from '../auth/api-key';

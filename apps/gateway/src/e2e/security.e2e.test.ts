@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { ChannelCredentials, Client, ClientDuplexStream, credentials, loadPackageDefinition, makeGenericClientConstructor, Metadata, status as Status } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
-import { stories260kDir } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { GenerateRequest } from '@kcache-serve/proto';
 import { bearer, collectStream, fetchMetric, ServingCluster, waitFor } from '@kcache-serve/proto/dist/testing';
 import { sha256Hex } from '../auth/api-key';

@@ -3,7 +3,8 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createEngine, generate, stories260kDir } from '@kcache-serve/kcache';
+import { createEngine, generate } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { AttentionMode } from '@kcache-serve/proto';
 import { collectStream, fetchMetric, ServingCluster } from '@kcache-serve/proto/dist/testing';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { ClientHttp2Session, connect, constants } from 'node:http2';
 import { after, before, describe, it } from 'node:test';
-import { stories260kDir } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { GenerateRequest } from '@kcache-serve/proto';
 import { collectStream, ServingCluster, waitFor } from '@kcache-serve/proto/dist/testing';
 

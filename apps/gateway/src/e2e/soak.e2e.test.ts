@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { stories260kDir } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { formatSoakReport, runSoak } from '../soak/soak-run';
 
 /**

@@ -4,7 +4,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { repoRoot, stories260kDir } from '@kcache-serve/kcache';
+import { repoRoot, stories260kDir } from '@kcache-serve/kcache/testing';
 
 /**
  * A process that cannot start says why in one line on stderr, exits 1, and writes nothing else: bad model

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { stories260kDir } from '@kcache-serve/kcache';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { FinishReason } from '@kcache-serve/proto';
 import { collectStream, ServingCluster } from '@kcache-serve/proto/dist/testing';
 

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ChannelCredentials, credentials, Metadata, status as Status } from '@grpc/grpc-js';
-import { repoRoot, stories260kDir } from '@kcache-serve/kcache';
+import { repoRoot, stories260kDir } from '@kcache-serve/kcache/testing';
 import { relay } from '@kcache-serve/proto';
 import { collectStream, freePort, getUrl, makeTestCertificates, opensslVersion, ServingCluster, TestCertificates } from '@kcache-serve/proto/dist/testing';
 

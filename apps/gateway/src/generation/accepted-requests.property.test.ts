@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { ModelConfig } from '@kcache-serve/kcache';
+import { ModelConfig } from '@kcache-serve/kcache/light';
 import { GenerateRequest, GenerationJobRequest, generationJobId, newRelayCapability, parseGenerationJobData } from '@kcache-serve/proto';
 import { parseCompletionBody, toGenerateRequests } from '../completions/completion-request';
 import { toHttpFieldError } from '../completions/openai-request-fields';
 import { InputLimits, RequestDefaults } from '../config/gateway-config';
-import { InvalidArgumentError } from './gateway-errors';
+import { InvalidArgumentError } from '../errors/gateway-errors';
 import { RequestValidator } from './request-validator';
 
 /**

@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { HfTokenizer, loadModel, repoRoot, stories260kDir } from '@kcache-serve/kcache';
+import { HfTokenizer, loadModel } from '@kcache-serve/kcache/light';
+import { repoRoot, stories260kDir } from '@kcache-serve/kcache/testing';
 import { ChatMessage, GenerateRequest } from '@kcache-serve/proto';
 import { InputLimits, RequestDefaults } from '../config/gateway-config';
 import { loadServedModel, promptTokenizerOf, ServedModel } from '../core/served-model';
-import { InvalidArgumentError } from './gateway-errors';
+import { InvalidArgumentError } from '../errors/gateway-errors';
 import { RequestValidator } from './request-validator';
 
 const fixture = (name: string) => join(repoRoot(), 'libs', 'kcache', 'fixtures', 'hf', name);

@@ -1,13 +1,11 @@
-import { InvalidRequestError } from '@kcache-serve/kcache';
+import { InvalidRequestError } from '@kcache-serve/kcache/light';
 import { ChatMessage } from '@kcache-serve/proto';
-import { InvalidArgumentError } from './gateway-errors';
+import { ChatEncoder } from '../core/prompt-tokenizer';
+import { InvalidArgumentError } from '../errors/gateway-errors';
 import { MAX_BYTES_PER_TOKEN } from './max-bytes-per-token';
 
 /** The roles of OpenAI's chat API, which chat templates are written for. */
 export const CHAT_ROLES: readonly string[] = ['system', 'user', 'assistant', 'tool'];
-
-/** A tokenizer's chat side; absent when the model has no chat template. */
-export type ChatEncoder = (messages: readonly ChatMessage[], options: { readonly addGenerationPrompt: boolean }) => number[];
 
 export interface ConversationLimits {
   readonly maxChatMessages: number;
@@ -65,7 +63,7 @@ export class ConversationEncoder {
       tokenIds = this.encodeChat(messages, { addGenerationPrompt });
     } catch (error) {
       if (!(error instanceof InvalidRequestError)) throw error;
-      throw new InvalidArgumentError('messages', error.message.replace(/^messages: /, ''), { cause: error });
+      throw new InvalidArgumentError('messages', error.reason, { cause: error });
     }
     if (tokenIds.length === 0) throw new InvalidArgumentError('messages', 'the chat template rendered them to no tokens');
     if (tokenIds.length > this.limits.maxPromptTokens) {

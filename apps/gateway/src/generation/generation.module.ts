@@ -2,12 +2,10 @@ import { Module } from '@nestjs/common';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { ServedModel } from '../core/served-model';
 import { SERVED_MODEL } from '../core/tokens';
-import { PublicGrpcServer } from '../grpc/public-grpc.server';
 import { KeyLimiter } from '../limits/key-limiter';
-import { GenerationGrpcController } from './generation.grpc-controller';
 import { GenerationService } from './generation.service';
 import { JobFailureListener } from './job-failure-listener';
-import { RelayGrpcServer } from './relay-grpc.server';
+import { RelayAddress } from './relay-address';
 import { RequestValidator } from './request-validator';
 import { StreamRegistry } from './stream-registry';
 import { StreamWatchdog } from './stream-watchdog';
@@ -21,13 +19,11 @@ import { StreamWatchdog } from './stream-watchdog';
       useFactory: (model: ServedModel, config: GatewayConfig) => new RequestValidator(model.config, model.tokenizer, config.defaults, config.limits),
     },
     { provide: KeyLimiter, inject: [GATEWAY_CONFIG], useFactory: (config: GatewayConfig) => new KeyLimiter(config.keyLimits) },
-    RelayGrpcServer,
+    { provide: RelayAddress, useValue: new RelayAddress() },
     GenerationService,
-    GenerationGrpcController,
     JobFailureListener,
     StreamWatchdog,
-    PublicGrpcServer,
   ],
-  exports: [GenerationService, PublicGrpcServer, RelayGrpcServer],
+  exports: [GenerationService, StreamRegistry, RelayAddress],
 })
 export class GenerationModule {}

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { BeforeApplicationShutdown, Inject, Injectable, OnModuleInit } from '@nestjs/common';
 import {
+  DeliveredTokens,
   FinishReason,
   GENERATION_JOB_NAME,
   GenerateRequest,
@@ -8,7 +9,6 @@ import {
   GenerationJobRequest,
   generationJobId,
   newRelayCapability,
-  RedisKeys,
   relayCapabilityBytes,
   toQueuePriority,
 } from '@kcache-serve/proto';
@@ -21,8 +21,8 @@ import { GenerationQueue } from '../core/core.module';
 import { GENERATION_QUEUE, LOGGER, REDIS } from '../core/tokens';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { KeyLimiter } from '../limits/key-limiter';
-import { QueueFullError, QueueUnavailableError, RequestIdInUseError, ShuttingDownError } from './gateway-errors';
-import { RelayGrpcServer } from './relay-grpc.server';
+import { QueueFullError, QueueUnavailableError, DuplicateRequestIdError, ShuttingDownError } from '../errors/gateway-errors';
+import { RelayAddress } from './relay-address';
 import { RequestStream, StreamListener } from './request-stream';
 import { RequestValidator } from './request-validator';
 import { StreamRegistry } from './stream-registry';
@@ -50,14 +50,14 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     @Inject(GENERATION_QUEUE) private readonly queue: GenerationQueue,
     @Inject(REDIS) private readonly redis: Redis,
-    @Inject(RedisKeys) private readonly keys: RedisKeys,
     @Inject(CancelBus) private readonly cancelBus: CancelBus,
     @Inject(GatewayMetrics) private readonly metrics: GatewayMetrics,
     @Inject(LOGGER) private readonly log: Logger,
     @Inject(RequestValidator) private readonly validator: RequestValidator,
     @Inject(StreamRegistry) private readonly registry: StreamRegistry,
-    @Inject(RelayGrpcServer) private readonly relayServer: RelayGrpcServer,
+    @Inject(RelayAddress) private readonly relayAddress: RelayAddress,
     @Inject(KeyLimiter) private readonly keyLimiter: KeyLimiter,
+    @Inject(DeliveredTokens) private readonly delivered: DeliveredTokens,
   ) {}
 
   get isAccepting(): boolean {
@@ -87,7 +87,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   /**
    * Opens the stream and queues the job. `listener` may be called before this resolves; `onQueued` is
    * called once the job is in the queue (from then on Cancel on any gateway finds it), before this
-   * resolves. Throws ShuttingDownError, RequestIdInUseError, RateLimitedError, QueueFullError or
+   * resolves. Throws ShuttingDownError, DuplicateRequestIdError, RateLimitedError, QueueFullError or
    * QueueUnavailableError, with nothing left queued.
    */
   async start(
@@ -99,10 +99,10 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
   ): Promise<void> {
     if (this.isShuttingDown) throw new ShuttingDownError();
     const requestId = request.requestId;
-    if (this.registry.get(requestId) !== undefined) throw new RequestIdInUseError(requestId);
+    if (this.registry.get(requestId) !== undefined) throw new DuplicateRequestIdError(requestId);
     const lease = this.keyLimiter.acquire(principal, request.promptTokenIds.length);
     const countingListener: StreamListener = (event) => {
-      if (event.type === 'token') lease.addTokens(1);
+      if (event.$case === 'token') lease.addTokens(1);
       listener(event);
     };
     const onEnd = (s: RequestStream): void => {
@@ -179,13 +179,13 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     const existing = await this.queue.getJob(jobId);
     if (existing !== undefined) {
       const state = await this.settledStateOf(existing);
-      if (state !== 'completed' && state !== 'failed' && state !== 'unknown') throw new RequestIdInUseError(request.requestId);
+      if (state !== 'completed' && state !== 'failed' && state !== 'unknown') throw new DuplicateRequestIdError(request.requestId);
       if (state !== 'unknown') await existing.remove();
-      await this.redis.del(this.keys.deliveredTokens(request.requestId));
+      await this.delivered.delete(request.requestId);
     }
     const data: GenerationJobData = {
       request,
-      relayAddress: this.relayServer.advertisedAddress,
+      relayAddress: this.relayAddress.value,
       submissionId: randomUUID(),
       relayCapability,
       deadlineUnixMs,
@@ -199,7 +199,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     });
     // Another gateway may have queued the same id between getJob and add; BullMQ then kept its job.
     const stored = await this.queue.getJob(jobId);
-    if (stored !== undefined && stored.data.submissionId !== data.submissionId) throw new RequestIdInUseError(request.requestId);
+    if (stored !== undefined && stored.data.submissionId !== data.submissionId) throw new DuplicateRequestIdError(request.requestId);
   }
 
   /**
@@ -259,7 +259,7 @@ export class GenerationService implements OnModuleInit, BeforeApplicationShutdow
     if ((await job.getState()) === 'active') return false;
     try {
       await job.remove();
-      await this.redis.del(this.keys.deliveredTokens(requestId));
+      await this.delivered.delete(requestId);
       return true;
     } catch {
       return false; // a worker took it meanwhile (its lock blocks removal)

@@ -3,7 +3,7 @@ import { GENERATION_QUEUE_NAME, RedisKeys, requestIdOfJobId } from '@kcache-serv
 import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { REDIS } from '../core/tokens';
-import { GenerationFailedError } from './gateway-errors';
+import { GenerationFailedError } from '../errors/gateway-errors';
 import { StreamRegistry } from './stream-registry';
 
 /**

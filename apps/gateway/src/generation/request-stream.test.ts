@@ -12,7 +12,7 @@ function open(): { stream: RequestStream; events: StreamEvent[]; ended: RequestS
 }
 
 const token = (index: number): TokenEvent => ({ index, tokenId: 100 + index, text: `t${index}`, logprob: undefined, topLogprobs: [] });
-const indices = (events: StreamEvent[]) => events.flatMap((e) => (e.type === 'token' ? [e.token.index] : []));
+const indices = (events: StreamEvent[]) => events.flatMap((e) => (e.$case === 'token' ? [e.value.index] : []));
 
 describe('RequestStream', () => {
   it('forwards tokens in index order, holding back those after a gap', () => {
@@ -40,9 +40,9 @@ describe('RequestStream', () => {
     stream.fail(new Error('late'));
     assert.equal(events.length, 2);
     const final = events[1];
-    assert.ok(final.type === 'final');
-    assert.equal(final.final.finishReason, FinishReason.FINISH_REASON_EOS);
-    assert.deepEqual(final.final.usage, { promptTokens: 3, completionTokens: 1 });
+    assert.ok(final.$case === 'final');
+    assert.equal(final.value.finishReason, FinishReason.FINISH_REASON_EOS);
+    assert.deepEqual(final.value.usage, { promptTokens: 3, completionTokens: 1 });
     assert.deepEqual(ended, [stream]);
   });
 

@@ -1,11 +1,12 @@
 import { performance } from 'node:perf_hooks';
-import { FinalEvent, FinishReason, TokenEvent } from '@kcache-serve/proto';
+import { FinalEvent, FinishReason, GenerateResponse, TokenEvent } from '@kcache-serve/proto';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 
-export type StreamEvent =
-  | { readonly type: 'token'; readonly token: TokenEvent }
-  | { readonly type: 'final'; readonly final: FinalEvent }
-  | { readonly type: 'error'; readonly error: Error };
+/**
+ * What a stream emits: the public API's response event as GenerateResponse carries it (the token a worker
+ * relayed, unchanged, or the final event), or the error that ends the stream.
+ */
+export type StreamEvent = NonNullable<GenerateResponse['event']> | { readonly $case: 'error'; readonly value: Error };
 
 export type StreamListener = (event: StreamEvent) => void;
 
@@ -76,7 +77,7 @@ export class RequestStream {
       this.pending.delete(this.nextIndex);
       this.nextIndex++;
       this.observeToken();
-      this.listener({ type: 'token', token: next });
+      this.listener({ $case: 'token', value: next });
     }
   }
 
@@ -96,13 +97,13 @@ export class RequestStream {
     };
     this.end();
     this.metrics.observeFinal(final);
-    this.listener({ type: 'final', final });
+    this.listener({ $case: 'final', value: final });
   }
 
   fail(error: Error): void {
     if (this.isEnded) return;
     this.end();
-    this.listener({ type: 'error', error });
+    this.listener({ $case: 'error', value: error });
   }
 
   /** The client left: end without telling it anything. */

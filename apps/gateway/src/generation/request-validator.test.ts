@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ModelConfig } from '@kcache-serve/kcache';
+import { ModelConfig } from '@kcache-serve/kcache/light';
 import { AttentionMode, GenerateRequest } from '@kcache-serve/proto';
 import { InputLimits, RequestDefaults } from '../config/gateway-config';
-import { InvalidArgumentError } from './gateway-errors';
+import { InvalidArgumentError } from '../errors/gateway-errors';
 import { RequestValidator } from './request-validator';
 
 const MODEL = { vocabSize: 512, maxSeqLen: 512, numLayers: 5 } as ModelConfig;

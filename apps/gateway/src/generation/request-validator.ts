@@ -1,5 +1,5 @@
 import { randomInt, randomUUID } from 'node:crypto';
-import { InvalidRequestError, ModelConfig, validateGenerationRequest } from '@kcache-serve/kcache';
+import { InvalidRequestError, ModelConfig, validateGenerationRequest } from '@kcache-serve/kcache/light';
 import {
   AttentionMode,
   GenerateRequest,
@@ -10,15 +10,10 @@ import {
   REQUEST_ID_PATTERN,
 } from '@kcache-serve/proto';
 import { InputLimits, RequestDefaults } from '../config/gateway-config';
-import { ChatEncoder, ConversationEncoder } from './conversation-encoder';
-import { InvalidArgumentError } from './gateway-errors';
+import { PromptTokenizer } from '../core/prompt-tokenizer';
+import { ConversationEncoder } from './conversation-encoder';
+import { InvalidArgumentError } from '../errors/gateway-errors';
 import { MAX_BYTES_PER_TOKEN } from './max-bytes-per-token';
-
-export interface PromptTokenizer {
-  encode(text: string): number[];
-  /** Absent when the model has no chat template. */
-  readonly encodeChat?: ChatEncoder;
-}
 
 const INT32_MAX = 0x7fffffff;
 const UINT32_MAX = 0xffffffff;
@@ -27,14 +22,6 @@ const UINT32_MAX = 0xffffffff;
 function checkRange(field: string, value: number, min: number, max: number): void {
   if (Number.isInteger(value) && (value < min || value > max)) throw new InvalidArgumentError(field, `must be in [${min}, ${max}], got ${value}`);
 }
-
-/** The engine validates sampling with its own names; clients know the proto's. */
-const ENGINE_TO_PROTO_FIELD: Readonly<Record<string, string>> = {
-  temperature: 'sampling.temperature',
-  topK: 'sampling.top_k',
-  topP: 'sampling.top_p',
-  seed: 'sampling.seed',
-};
 
 const ATTENTION_MODES: ReadonlyMap<number, JobAttentionMode | null> = new Map([
   [AttentionMode.ATTENTION_MODE_UNSPECIFIED, null],
@@ -45,8 +32,8 @@ const ATTENTION_MODES: ReadonlyMap<number, JobAttentionMode | null> = new Map([
 /**
  * GenerateRequest (as decoded from the wire) → the job's validated request: checks the configured input
  * limits (sizes first, so nothing large is tokenized or queued), applies server defaults, tokenizes the
- * prompt (or renders and tokenizes the conversation), then runs the engine's own validation so gateway
- * and worker agree. The job carries token ids only.
+ * prompt (or renders and tokenizes the conversation), then runs the engine's one validator, the only check
+ * of the request against the model. The job carries token ids only.
  * Throws InvalidArgumentError naming the proto field; error messages never quote the prompt, the conversation or stop strings.
  */
 export class RequestValidator {
@@ -109,8 +96,7 @@ export class RequestValidator {
       validateGenerationRequest(request, this.model);
     } catch (error) {
       if (!(error instanceof InvalidRequestError)) throw error;
-      const field = ENGINE_TO_PROTO_FIELD[error.field] ?? error.field;
-      throw new InvalidArgumentError(field, error.message.replace(`${error.field}: `, ''), { cause: error });
+      throw new InvalidArgumentError(error.field, error.reason, { cause: error });
     }
     return request;
   }
@@ -171,10 +157,6 @@ export class RequestValidator {
     if (mode === undefined) throw new InvalidArgumentError('attention.mode', `unknown value ${a?.mode} (FULL or KCACHE)`);
     // Checked whatever the mode: a client that sets top_n means it (its upper bound in toJobRequest).
     if (a?.topN !== undefined && a.topN <= 0) throw new InvalidArgumentError('attention.top_n', `must be >= 1, got ${a.topN}`);
-    const numLayers = this.model.numLayers;
-    if (a?.denseLayers !== undefined && (a.denseLayers < 0 || a.denseLayers > numLayers)) {
-      throw new InvalidArgumentError('attention.dense_layers', `must be in [0, ${numLayers}] (the model's layers), got ${a.denseLayers}`);
-    }
     return {
       mode: mode ?? defaults.mode,
       topN: a?.topN ?? defaults.topN,

@@ -1,5 +1,5 @@
 import { isSameRelayCapability, relay } from '@kcache-serve/proto';
-import { CapacityExceededError, GenerationFailedError, InvalidArgumentError, UnauthenticatedError } from './gateway-errors';
+import { CapacityExceededError, GenerationFailedError, InvalidArgumentError, UnauthenticatedError } from '../errors/gateway-errors';
 import { RequestStream } from './request-stream';
 
 /** The client streams this gateway owns, by request id; applies what workers deliver. */
@@ -93,7 +93,7 @@ export interface DispatchOutcome {
 function errorOfFailure(failure: relay.JobFailed): Error {
   switch (failure.kind) {
     case relay.FailureKind.FAILURE_KIND_INVALID_REQUEST:
-      return new InvalidArgumentError(failure.field, failure.message.replace(`${failure.field}: `, ''));
+      return new InvalidArgumentError(failure.field, failure.message);
     case relay.FailureKind.FAILURE_KIND_CAPACITY:
       return new CapacityExceededError(failure.message);
     default:

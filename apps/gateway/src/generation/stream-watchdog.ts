@@ -6,7 +6,7 @@ import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { GenerationQueue } from '../core/core.module';
 import { GENERATION_QUEUE, LOGGER, REDIS } from '../core/tokens';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
-import { GenerationFailedError, RequestLostError } from './gateway-errors';
+import { GenerationFailedError, RequestLostError } from '../errors/gateway-errors';
 import { StreamRegistry } from './stream-registry';
 
 /**

@@ -1,5 +1,5 @@
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
-import { InvalidArgumentError } from '../generation/gateway-errors';
+import { InvalidArgumentError } from '../errors/gateway-errors';
 
 /**
  * The int32 fields of a message, by field number: the proto field's name, or a nested message's. A decoder

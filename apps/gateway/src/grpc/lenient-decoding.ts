@@ -1,5 +1,5 @@
 import { ServiceDefinition } from '@grpc/grpc-js';
-import { InvalidArgumentError } from '../generation/gateway-errors';
+import { InvalidArgumentError } from '../errors/gateway-errors';
 import { checkInt32Ranges, INT32_FIELDS_BY_METHOD } from './int32-ranges';
 
 /**

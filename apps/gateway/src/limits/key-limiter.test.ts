@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RateLimitedError } from '../generation/gateway-errors';
+import { RateLimitedError } from '../errors/gateway-errors';
 import { KeyLimiter } from './key-limiter';
 import { TokenWindow } from './token-window';
 

@@ -1,6 +1,6 @@
 import { Principal } from '../auth/principal';
 import { KeyLimits } from '../config/gateway-config';
-import { RateLimitedError } from '../generation/gateway-errors';
+import { RateLimitedError } from '../errors/gateway-errors';
 import { TokenWindow } from './token-window';
 
 /** What one admitted stream holds of its key's limits: tokens are charged as they stream, release once at the end. */

@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { repoRoot, stories260kDir } from '@kcache-serve/kcache';
+import { repoRoot, stories260kDir } from '@kcache-serve/kcache/testing';
 import { fetchMetric, ServingCluster } from '@kcache-serve/proto/dist/testing';
 import { LoadReport } from '../load/load-report';
 
@@ -27,7 +27,7 @@ after(async () => {
 
 describe('kcache load against a real gateway and two workers', () => {
   it('without the API key every request fails UNAUTHENTICATED, counted by status; exit 1', async () => {
-    const bin = join(repoRoot(), 'libs', 'kcache', 'bin', 'kcache.js');
+    const bin = join(repoRoot(), 'apps', 'loadgen', 'bin', 'kcache.js');
     const env = { ...process.env, KCACHE_API_KEY: '' };
     const run = promisify(execFile)(process.execPath, [bin, 'load', '--target', cluster.grpcAddress, '--duration', '1', '--json', '--quiet'], { env });
     const error = (await run.then(() => assert.fail('exit 0'), (e: unknown) => e)) as { code: number; stdout: string };
@@ -45,7 +45,7 @@ describe('kcache load against a real gateway and two workers', () => {
     const args = ['load', '--target', cluster.grpcAddress, '--concurrency', '8', '--duration', '10', '--prompt-len', '32', '--max-new-tokens', '48', '--json'];
     // Through the `kcache` bin, so that its forwarding of `load` to this package is covered too.
     // The key comes from KCACHE_API_KEY (--api-key is the other way).
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(repoRoot(), 'libs', 'kcache', 'bin', 'kcache.js'), ...args], {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(repoRoot(), 'apps', 'loadgen', 'bin', 'kcache.js'), ...args], {
       timeout: 120_000,
       env: { ...process.env, KCACHE_API_KEY: API_KEY },
     });

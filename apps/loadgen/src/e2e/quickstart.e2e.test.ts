@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
-import { repoRoot } from '@kcache-serve/kcache';
+import { repoRoot } from '@kcache-serve/kcache/testing';
 import { freePort } from '@kcache-serve/proto/dist/testing';
 import { Redis } from 'ioredis';
 

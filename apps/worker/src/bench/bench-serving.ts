@@ -6,15 +6,14 @@ import {
   AttentionConfig,
   automaticNumThreads,
   createEngine,
-  describeMachine,
   FULL_ATTENTION,
   GenerationRequest,
   LlmEngine,
   loadModel,
-  repoRoot,
   resolveModelSpec,
-  stories260kDir,
 } from '@kcache-serve/kcache';
+import { describeMachine } from '@kcache-serve/kcache-bench';
+import { repoRoot, stories260kDir } from '@kcache-serve/kcache/testing';
 import { AttentionMode, GenerateRequest } from '@kcache-serve/proto';
 import { collectStream, fetchMetric, ServingCluster } from '@kcache-serve/proto/dist/testing';
 import { parseWorkerConfig } from '../worker-config';

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { RedisKeys } from '@kcache-serve/proto';
+import { DeliveredTokens, RedisKeys } from '@kcache-serve/proto';
 import { startTestRedis, TestRedis } from '@kcache-serve/proto/dist/testing';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { DeliveredTokens } from './delivered-tokens';
 import { DeliveryRecorder } from './delivery-recorder';
 
 let server: TestRedis;

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { DeliveredRun, DeliveredTokens } from './delivered-tokens';
+import { DeliveredRun, DeliveredTokens } from '@kcache-serve/proto';
 
 /**
  * Records acknowledged tokens in DeliveredTokens without holding up the relay. Runs wait here, merged per

@@ -1,7 +1,6 @@
 import { Metadata, status as GrpcStatus, ServiceError } from '@grpc/grpc-js';
-import { relay } from '@kcache-serve/proto';
+import { DeliveredRun, relay } from '@kcache-serve/proto';
 import type { Logger } from 'pino';
-import { DeliveredRun } from './delivered-tokens';
 import { DeliveryRecorder } from './delivery-recorder';
 import { RelayChannel } from './relay-credentials';
 

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { convertModel } from '../hf/convert-model';
+import { convertModel } from '../formats/convert-model';
 import { UsageError } from './cli-errors';
 
 export const CONVERT_USAGE = `usage: kcache convert --from <llama2.c dir|.bin|HF folder|.gguf> --to <folder|file.gguf> [--format hf|llama2c|gguf] [--dtype F32|BF16] [--overwrite]`;

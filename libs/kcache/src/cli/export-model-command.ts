@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { serializeLlama2cCheckpoint } from '../model/llama2c-checkpoint';
-import { loadModel } from '../model/model-source';
+import { loadModel } from '../formats/model-source';
 import { Llama2cTokenizer } from '../tokenizer/llama2c-tokenizer';
 import { UsageError } from './cli-errors';
 

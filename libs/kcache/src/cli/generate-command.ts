@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
 import { createEngine } from '../engine/create-engine';
 import { GenerationRequest } from '../engine/generation-request';
-import { loadModel } from '../model/model-source';
+import { loadModel } from '../formats/model-source';
 import { UsageError } from './cli-errors';
 import { parseFloatFlag, parseIntegerFlag } from './parse-number';
 import { resolveModelSpec } from '../model/resolve-model-spec';

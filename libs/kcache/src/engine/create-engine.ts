@@ -1,5 +1,5 @@
 import { openSharedHostVBlocks } from '../host-tier/open-shared-host-tier';
-import { loadModel, LoadedModel } from '../model/model-source';
+import { loadModel, LoadedModel } from '../formats/model-source';
 import { EngineOptions, resolveEngineOptions } from './engine-options';
 import { LlmEngine } from './llm-engine';
 

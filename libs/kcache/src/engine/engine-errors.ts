@@ -6,13 +6,7 @@ export class CapacityError extends Error {
   }
 }
 
-/** A request id that is already running or queued in this engine. */
-export class DuplicateRequestIdError extends Error {
-  override readonly name = 'DuplicateRequestIdError';
-  constructor(readonly requestId: string) {
-    super(`request id '${requestId}' is already in progress`);
-  }
-}
+export { DuplicateRequestIdError } from '../request/duplicate-request-id-error';
 
 /** The engine is closing or closed and takes no new requests. */
 export class EngineClosedError extends Error {

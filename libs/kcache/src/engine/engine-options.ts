@@ -2,7 +2,7 @@ import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
 import { DEFAULT_HOST_TIER, HostTierOptions, resolveSharedHostTierOptions } from '../host-tier/host-tier-options';
 import { EXECUTION_PROVIDERS, ExecutionProviderName, isExecutionProvider } from '../runtime/execution-provider';
 import { ModelConfig } from '../model/model-config';
-import { InvalidRequestError } from '../sampling/sampling-errors';
+import { InvalidRequestError } from '../request/invalid-request-error';
 
 export interface EngineOptions {
   /** `synthetic:NAME[@SEED]`, a llama2.c model folder or checkpoint file. */
@@ -65,21 +65,21 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
   };
   for (const field of ['blockSize', 'maxNumSeqs', 'maxNumBatchedTokens'] as const) {
     if (!Number.isSafeInteger(resolved[field]) || resolved[field] <= 0) {
-      throw new InvalidRequestError(`${field} must be a positive integer, got ${resolved[field]}`, field);
+      throw new InvalidRequestError(field, `must be a positive integer, got ${resolved[field]}`);
     }
   }
   if (!Number.isSafeInteger(resolved.numThreads) || resolved.numThreads < 0) {
-    throw new InvalidRequestError(`numThreads must be a non-negative integer, got ${resolved.numThreads}`, 'numThreads');
+    throw new InvalidRequestError('numThreads', `must be a non-negative integer, got ${resolved.numThreads}`);
   }
   if (!isExecutionProvider(resolved.executionProvider)) {
-    throw new InvalidRequestError(`executionProvider must be one of ${EXECUTION_PROVIDERS.join(', ')}, got '${resolved.executionProvider}'`, 'executionProvider');
+    throw new InvalidRequestError('executionProvider', `must be one of ${EXECUTION_PROVIDERS.join(', ')}, got '${resolved.executionProvider}'`);
   }
   if (resolved.recompute !== 'decode' && resolved.recompute !== 'prefill') {
-    throw new InvalidRequestError(`recompute must be decode or prefill, got '${resolved.recompute}'`, 'recompute');
+    throw new InvalidRequestError('recompute', `must be decode or prefill, got '${resolved.recompute}'`);
   }
   if (resolved.hostTier.kind === 'shared') resolveSharedHostTierOptions(resolved.hostTier, resolved.hostCapacityBytes); // throws HostTierConfigError
   else if (resolved.hostTier.kind !== 'process') {
-    throw new InvalidRequestError(`hostTier.kind must be 'process' or 'shared', got '${(resolved.hostTier as { kind: unknown }).kind}'`, 'hostTier');
+    throw new InvalidRequestError('hostTier', `kind must be 'process' or 'shared', got '${(resolved.hostTier as { kind: unknown }).kind}'`);
   }
   return resolved;
 }

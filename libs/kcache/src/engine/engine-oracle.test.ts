@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
-import { loadModel, LoadedModel } from '../model/model-source';
+import { loadModel, LoadedModel } from '../formats/model-source';
 import { GREEDY } from '../sampling/sampling-params';
 import { loadGreedyOracle, OracleRecord, stories260kDir } from '../testing/reference-data';
 import { createEngine } from './create-engine';

@@ -1,16 +1,15 @@
 import type { SharedHostVStats } from '../host-tier/shared-host-v-blocks';
+import type { TierUsage } from '../memory/kv-cache-manager';
 import { GenerationListener, GenerationRequest } from './generation-request';
 
-export interface TierUsage {
-  readonly usedBytes: number;
-  readonly capacityBytes: number;
-}
+/** A memory tier's occupancy as the engine reports it: the KV cache manager's TierUsage less its free bytes. */
+export type TierOccupancy = Pick<TierUsage, 'usedBytes' | 'capacityBytes'>;
 
 export interface EngineStats {
   readonly numRunning: number;
   readonly numWaiting: number;
-  readonly device: TierUsage;
-  readonly host: TierUsage;
+  readonly device: TierOccupancy;
+  readonly host: TierOccupancy;
   readonly numGeneratedTokens: number;
   readonly numSteps: number;
   readonly numPreemptions: number;

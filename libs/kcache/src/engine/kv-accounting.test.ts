@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
-import { loadModel } from '../model/model-source';
+import { loadModel } from '../formats/model-source';
 import { GREEDY } from '../sampling/sampling-params';
 import { stories260kDir } from '../testing/reference-data';
 import { createEngine } from './create-engine';

@@ -2,7 +2,7 @@ import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:time
 import { AttentionConfig } from '../attention/attention-config';
 import { SharedHostVBlocks, SharedHostVStats } from '../host-tier/shared-host-v-blocks';
 import { KvCacheManager } from '../memory/kv-cache-manager';
-import { LoadedModel } from '../model/model-source';
+import { LoadedModel } from '../formats/model-source';
 import { ModelConfig } from '../model/model-config';
 import { DecodeItem, ModelRunner } from '../runtime/model-runner';
 import { GraphVariant, graphVariantOf, hasTopNLayer } from '../runtime/graph-variant';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { FULL_ATTENTION } from '../attention/attention-config';
-import { InvalidRequestError } from '../sampling/sampling-errors';
+import { InvalidRequestError } from '../request/invalid-request-error';
 import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
 import { createEngine } from './create-engine';
 import { CapacityError, DuplicateRequestIdError, EngineClosedError } from './engine-errors';

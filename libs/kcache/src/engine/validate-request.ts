@@ -1,6 +1,7 @@
 import { AttentionConfig } from '../attention/attention-config';
 import { ModelConfig } from '../model/model-config';
-import { InvalidRequestError } from '../sampling/sampling-errors';
+import { InvalidRequestError } from '../request/invalid-request-error';
+import { SamplingParams } from '../sampling/sampling-params';
 import { MAX_TOP_LOGPROBS } from '../sampling/top-logprobs';
 import { validateSamplingParams } from '../sampling/validate-sampling-params';
 import { GenerationRequest } from './generation-request';
@@ -8,10 +9,23 @@ import { GenerationRequest } from './generation-request';
 export const MAX_STOP_STRINGS = 16;
 export const MAX_STOP_STRING_LENGTH = 256;
 
-/** Checks a request against the model before it is queued; throws InvalidRequestError naming the field. */
+/** The public API's names of the sampling fields (kcache.v1.SamplingParams), used in errors. */
+const SAMPLING_FIELDS: Readonly<Record<keyof SamplingParams | 'sampling', string>> = {
+  sampling: 'sampling',
+  temperature: 'sampling.temperature',
+  topK: 'sampling.top_k',
+  topP: 'sampling.top_p',
+  seed: 'sampling.seed',
+};
+
+/**
+ * The one check of a request against the model, run where a request enters (the gateway, or a direct
+ * caller of the engine's submit). Throws InvalidRequestError whose field is the public API's name for it
+ * (`prompt_token_ids`, `sampling.top_p`, `attention.dense_layers`) and whose reason says what is wrong.
+ */
 export function validateGenerationRequest(request: GenerationRequest, model: ModelConfig): void {
-  const fail = (field: string, message: string): never => {
-    throw new InvalidRequestError(`${field}: ${message}`, field);
+  const fail = (field: string, reason: string): never => {
+    throw new InvalidRequestError(field, reason);
   };
   if (typeof request.requestId !== 'string' || request.requestId.length === 0 || request.requestId.length > 256) {
     fail('request_id', 'must be a non-empty string of at most 256 characters');
@@ -27,7 +41,7 @@ export function validateGenerationRequest(request: GenerationRequest, model: Mod
   if (request.maxNewTokens > model.maxSeqLen) {
     fail('max_new_tokens', `${request.maxNewTokens} is above the model context of ${model.maxSeqLen}`);
   }
-  validateSamplingParams(request.sampling);
+  validateSamplingParams(request.sampling, (field) => SAMPLING_FIELDS[field]);
   checkTokenIds(request.stopTokenIds, model.vocabSize, 'stop_token_ids', fail);
   if (request.stopStrings.length > MAX_STOP_STRINGS) fail('stop', `at most ${MAX_STOP_STRINGS} stop strings`);
   if (request.stopStrings.some((s) => s.length > MAX_STOP_STRING_LENGTH)) {
@@ -45,17 +59,16 @@ export function validateGenerationRequest(request: GenerationRequest, model: Mod
   if (resumed.length >= request.maxNewTokens) fail('resume_token_ids', 'already reach max_new_tokens');
 }
 
-function validateAttention(a: AttentionConfig, model: ModelConfig, fail: (field: string, message: string) => never): void {
+function validateAttention(a: AttentionConfig, model: ModelConfig, fail: (field: string, reason: string) => never): void {
   if (a.mode !== 'full' && a.mode !== 'kcache') fail('attention.mode', `unknown mode '${String(a.mode)}' (full or kcache)`);
-  if (a.mode === 'kcache') {
-    if (!Number.isSafeInteger(a.topN) || a.topN <= 0) fail('attention.top_n', `must be a positive integer, got ${a.topN}`);
-    if (!Number.isSafeInteger(a.denseLayers) || a.denseLayers < 0 || a.denseLayers > model.numLayers) {
-      fail('attention.dense_layers', `must be an integer in [0, ${model.numLayers}], got ${a.denseLayers}`);
-    }
+  if (a.mode === 'kcache' && (!Number.isSafeInteger(a.topN) || a.topN <= 0)) fail('attention.top_n', `must be a positive integer, got ${a.topN}`);
+  // Whatever the mode: a request that names dense layers means them.
+  if (!Number.isSafeInteger(a.denseLayers) || a.denseLayers < 0 || a.denseLayers > model.numLayers) {
+    fail('attention.dense_layers', `must be in [0, ${model.numLayers}] (the model's layers), got ${a.denseLayers}`);
   }
 }
 
-function checkTokenIds(ids: readonly number[], vocabSize: number, field: string, fail: (field: string, message: string) => never): void {
+function checkTokenIds(ids: readonly number[], vocabSize: number, field: string, fail: (field: string, reason: string) => never): void {
   for (const id of ids) {
     if (!Number.isSafeInteger(id) || id < 0 || id >= vocabSize) fail(field, `token id ${id} is outside the vocabulary [0, ${vocabSize})`);
   }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ModelFormatError, ModelNotFoundError } from '../model/model-errors';
-import { loadModel } from '../model/model-source';
+import { loadModel } from '../formats/model-source';
 import { repoRoot } from '../testing/reference-data';
 import { TokenizerFormatError } from '../tokenizer/tokenizer-errors';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { loadModel } from '../model/model-source';
-import { InvalidRequestError } from '../sampling/sampling-errors';
+import { loadModel } from '../formats/model-source';
+import { InvalidRequestError } from '../request/invalid-request-error';
 import { repoRoot, stories260kDir } from '../testing/reference-data';
 import { TokenizerFormatError } from '../tokenizer/tokenizer-errors';
 import { ChatTemplate } from './chat-template';

@@ -1,5 +1,5 @@
 import { Template } from '@huggingface/jinja';
-import { InvalidRequestError } from '../sampling/sampling-errors';
+import { InvalidRequestError } from '../request/invalid-request-error';
 import { ChatMessage, ChatTemplateOptions } from '../tokenizer/tokenizer';
 import { TokenizerFormatError } from '../tokenizer/tokenizer-errors';
 
@@ -33,7 +33,7 @@ export class ChatTemplate {
       });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      throw new InvalidRequestError(`messages: the chat template rejected them: ${message}`, 'messages', { cause: error });
+      throw new InvalidRequestError('messages', `the chat template rejected them: ${message}`, { cause: error });
     }
   }
 }

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { FULL_ATTENTION } from '../attention/attention-config';
 import { KvCacheManager } from '../memory/kv-cache-manager';
 import { emptySequenceBlocks } from '../memory/sequence-blocks';
-import { loadModel } from '../model/model-source';
+import { loadModel } from '../formats/model-source';
 import { ModelWeights } from '../model/model-weights';
 import { graphVariantOf } from '../runtime/graph-variant';
 import { ModelRunner } from '../runtime/model-runner';

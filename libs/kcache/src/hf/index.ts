@@ -1,5 +1,4 @@
 export { ChatTemplate } from './chat-template';
-export { ConvertOptions, ConvertResult, ModelFormat, convertModel } from './convert-model';
 export { HfCheckpoint, isHfModelDir, loadHfCheckpoint } from './hf-checkpoint';
 export { HfArchitecture, HfModelConfig, SUPPORTED_ARCHITECTURES, parseHfConfig } from './hf-config';
 export { writeHfModel, HfExportOptions } from './hf-export';

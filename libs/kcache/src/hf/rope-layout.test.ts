@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SeededRandom } from '../model/seeded-random';
+import { Xoshiro128Random } from '../model/xoshiro128-random';
 import { interleavedToRotateHalf, rotateHalfToInterleaved } from './rope-layout';
 
 /** Hugging Face's rotary embedding: x·cos + rotate_half(x)·sin, frequency i shared by dims i and i + d/2. */
@@ -37,7 +37,7 @@ describe('RoPE row layouts', () => {
   });
 
   it('permuted q and k give the interleaved convention the same attention scores', () => {
-    const random = new SeededRandom(5);
+    const random = new Xoshiro128Random(5);
     const d = 16;
     for (let trial = 0; trial < 20; trial++) {
       const q = Array.from({ length: d }, () => random.nextUint32() / 2 ** 31 - 1);

@@ -5,11 +5,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createEngine } from '../engine/create-engine';
 import { EngineOptions } from '../engine/engine-options';
 import { generate } from '../engine/generate';
-import { loadModel, LoadedModel } from '../model/model-source';
+import { loadModel, LoadedModel } from '../formats/model-source';
 import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
 import { SharedHostTierOptions } from './host-tier-options';
-import { greedyRequest, KCACHE_32, sharedPrefixPrompts } from './testing/tier-prompts';
-import { TierWorker, WorkerResult } from './testing/tier-worker-client';
+import { greedyRequest, KCACHE_32, sharedPrefixPrompts } from '../testing/host-tier/tier-prompts';
+import { TierWorker, WorkerResult } from '../testing/host-tier/tier-worker-client';
 
 // Child processes, each running the engine on stories260K attached to one shared host tier.
 const PREFIX_LENGTH = 256;

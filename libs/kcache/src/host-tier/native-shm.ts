@@ -45,13 +45,3 @@ export function loadNativeShm(): NativeShm {
   }
   return loaded;
 }
-
-/** Whether the addon is built and loads (the shared host tier can be used). */
-export function isNativeShmAvailable(): boolean {
-  try {
-    loadNativeShm();
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -1,5 +1,5 @@
 import { headDimOf } from '../model/model-config';
-import { LoadedModel } from '../model/model-source';
+import { LoadedModel } from '../formats/model-source';
 import { resolveSharedHostTierOptions, SharedHostTierOptions } from './host-tier-options';
 import { modelFingerprint } from './prefix-hash';
 import { SharedHostTier } from './shared-host-tier';

@@ -10,7 +10,7 @@ import { HostTierConfigError, HostTierFormatError, HostTierSpaceError } from './
 import { ResolvedSharedHostTierOptions, resolveSharedHostTierOptions } from './host-tier-options';
 import { loadNativeShm } from './native-shm';
 import { SharedHostTier, TierModelShape } from './shared-host-tier';
-import { TierHolderConfig } from './testing/tier-holder';
+import { TierHolderConfig } from '../testing/host-tier/tier-holder';
 import { tierFilePath } from './tier-file';
 
 // One layer block: 1 head · 4 positions · 4 floats · 4 bytes = 64 bytes; a block (2 layers, V only) = 128 bytes.
@@ -40,7 +40,7 @@ function reserveOrFail(tier: SharedHostTier, numBlocks: number, hashes: Uint32Ar
 
 /** A child process that attaches to the tier and waits to be killed; resolves with its first message. */
 function startHolder(config: Omit<TierHolderConfig, 'options' | 'shape'>): Promise<{ kill: () => void; message: { type: string; ids?: number[] } }> {
-  const child = fork(join(__dirname, 'testing', 'tier-holder.js'), [JSON.stringify({ ...config, options: options(), shape: SHAPE })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(join(__dirname, '..', 'testing', 'host-tier', 'tier-holder.js'), [JSON.stringify({ ...config, options: options(), shape: SHAPE })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`holder exited with ${code}`)));
     child.once('message', (message: { type: string; ids?: number[] }) => {

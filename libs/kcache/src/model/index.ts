@@ -10,7 +10,7 @@ export {
 } from './llama2c-header';
 export { loadLlama2cCheckpoint, parseLlama2cCheckpoint, serializeLlama2cCheckpoint } from './llama2c-checkpoint';
 export { legacyRopeTables } from './legacy-rope-tables';
-export { SeededRandom } from './seeded-random';
+export { Xoshiro128Random } from './xoshiro128-random';
 export { SYNTHETIC_MODELS, createRandomModelWeights, createSyntheticModel, syntheticModelConfig } from './synthetic-models';
 export { STORIES260K_BASE_URL, STORIES260K_FILES, STORIES260K_NAME, PinnedFile } from './stories260k-files';
 export { fileSha256 } from './file-sha256';
@@ -22,4 +22,3 @@ export {
   resolveDefaultModelDir,
 } from './default-model-resolver';
 export { findCheckpointFile, findTokenizerFile } from './model-files';
-export { LoadedModel, ModelSpec, loadDefaultModel, loadModel, parseModelSpec } from './model-source';

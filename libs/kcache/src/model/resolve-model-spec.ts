@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { homedir } from 'node:os';
 import { resolveDefaultModelDir } from './default-model-resolver';
-import { repoRoot } from '../testing/reference-data';
+import { repoRoot } from './repo-root';
 
 /**
  * A model spec as given, or the default stories260K folder when none is: `../shared/models` beside

@@ -2,7 +2,7 @@ import { ModelConfig, kvDimOf } from './model-config';
 import { ModelFormatError } from './model-errors';
 import { LayerWeights, ModelWeights } from './model-weights';
 import { LLAMA2C_NORM_EPS, LLAMA2C_ROPE_THETA, validateLlama2cConfig } from './llama2c-header';
-import { SeededRandom } from './seeded-random';
+import { Xoshiro128Random } from './xoshiro128-random';
 
 const LLAMA2C_DEFAULTS = { normEps: LLAMA2C_NORM_EPS, ropeTheta: LLAMA2C_ROPE_THETA } as const;
 
@@ -69,7 +69,7 @@ export function createSyntheticModel(name: string, seed = 0): ModelWeights {
  */
 export function createRandomModelWeights(config: ModelConfig, seed = 0): ModelWeights {
   validateLlama2cConfig(config, 'createRandomModelWeights');
-  const random = new SeededRandom(seed);
+  const random = new Xoshiro128Random(seed);
   const { dim, hiddenDim, vocabSize } = config;
   const kvDim = kvDimOf(config);
   const randomTensor = (floats: number, std: number): Float32Array => {

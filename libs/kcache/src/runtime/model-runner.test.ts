@@ -3,7 +3,7 @@ import { before, describe, it } from 'node:test';
 import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
 import { KvCacheManager } from '../memory/kv-cache-manager';
 import { emptySequenceBlocks } from '../memory/sequence-blocks';
-import { loadModel, LoadedModel } from '../model/model-source';
+import { loadModel, LoadedModel } from '../formats/model-source';
 import { argmax } from '../sampling/sampler';
 import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
 import { graphVariantOf } from './graph-variant';

@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
 import { KvCacheManager } from '../memory/kv-cache-manager';
 import { emptySequenceBlocks, SequenceBlocks } from '../memory/sequence-blocks';
-import { loadModel, LoadedModel } from '../model/model-source';
+import { loadModel, LoadedModel } from '../formats/model-source';
 import { createRandomModelWeights, syntheticModelConfig } from '../model/synthetic-models';
 import { argmax } from '../sampling/sampler';
 import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';

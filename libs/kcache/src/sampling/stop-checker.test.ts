@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { InvalidRequestError } from './sampling-errors';
+import { InvalidRequestError } from '../request/invalid-request-error';
 import { StopChecker, StopCheckerOptions } from './stop-checker';
 
 const BASE: StopCheckerOptions = { stopTokenIds: [5], eosTokenIds: [2], stopStrings: [], maxNewTokens: 10, maxTotalTokens: 100 };

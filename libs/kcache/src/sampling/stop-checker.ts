@@ -1,4 +1,4 @@
-import { InvalidRequestError } from './sampling-errors';
+import { InvalidRequestError } from '../request/invalid-request-error';
 
 export interface StopCheckerOptions {
   /** Tokens that end generation with reason 'stop'. */
@@ -36,7 +36,7 @@ export class StopChecker {
   constructor(opts: StopCheckerOptions) {
     for (const field of ['maxNewTokens', 'maxTotalTokens'] as const) {
       if (!Number.isSafeInteger(opts[field]) || opts[field] < 0) {
-        throw new InvalidRequestError(`${field} must be a non-negative integer, got ${opts[field]}`, field);
+        throw new InvalidRequestError(field, `must be a non-negative integer, got ${opts[field]}`);
       }
     }
     this.stopTokenIds = new Set(opts.stopTokenIds);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { InvalidRequestError } from './sampling-errors';
+import { InvalidRequestError } from '../request/invalid-request-error';
 import { GREEDY, SamplingParams } from './sampling-params';
 import { validateSamplingParams } from './validate-sampling-params';
 

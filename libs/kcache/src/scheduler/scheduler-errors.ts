@@ -9,14 +9,3 @@ export class SchedulerConfigError extends Error {
     super(message, options);
   }
 }
-
-/** addSequence was given a requestId the scheduler already holds. */
-export class DuplicateRequestError extends Error {
-  override readonly name = 'DuplicateRequestError';
-  constructor(
-    readonly requestId: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`request '${requestId}' is already scheduled`, options);
-  }
-}

@@ -5,7 +5,8 @@ import { KvCacheManager } from '../memory/kv-cache-manager';
 import { ModelConfig } from '../model/model-config';
 import { SeededRandom } from '../sampling/seeded-random';
 import { Scheduler, SchedulerOptions } from './scheduler';
-import { SchedulerConfigError, DuplicateRequestError } from './scheduler-errors';
+import { DuplicateRequestIdError } from '../request/duplicate-request-id-error';
+import { SchedulerConfigError } from './scheduler-errors';
 import { SchedulerOutput } from './scheduler-output';
 import { Sequence } from './sequence';
 
@@ -79,7 +80,7 @@ describe('Scheduler', () => {
     assert.throws(() => new Scheduler({ maxNumSeqs: 1, maxNumBatchedTokens: 1.5, maxModelLen: 8 }, kv), SchedulerConfigError);
     const { scheduler } = setup();
     scheduler.addSequence(seq('a'));
-    assert.throws(() => scheduler.addSequence(seq('a')), DuplicateRequestError);
+    assert.throws(() => scheduler.addSequence(seq('a')), DuplicateRequestIdError);
   });
 
   it('batches continuously: sequences join and leave at step boundaries', () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { KvCacheManager } from '../memory/kv-cache-manager';
-import { DuplicateRequestError, SchedulerConfigError } from './scheduler-errors';
+import { DuplicateRequestIdError } from '../request/duplicate-request-id-error';
+import { SchedulerConfigError } from './scheduler-errors';
 import { RejectedSequence, ScheduledChunk, SchedulerOutput } from './scheduler-output';
 import { Sequence, compareSchedulingOrder } from './sequence';
 
@@ -72,7 +73,7 @@ export class Scheduler {
 
   /** Queues seq. One that can never run is reported in the next schedule()'s rejected list instead. */
   addSequence(seq: Sequence): void {
-    if (this.sequencesById.has(seq.requestId)) throw new DuplicateRequestError(seq.requestId);
+    if (this.sequencesById.has(seq.requestId)) throw new DuplicateRequestIdError(seq.requestId);
     assert.equal(seq.status, 'waiting', `request '${seq.requestId}' added with status ${seq.status}`);
     assert.equal(seq.numComputedTokens, 0);
     assert.equal(seq.blocks.kBlockIds.length, 0);

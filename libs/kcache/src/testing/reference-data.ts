@@ -1,17 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { repoRoot } from '../model/repo-root';
 
-/** The repository root: the nearest folder above this file whose package.json is the workspace root. */
-export function repoRoot(): string {
-  let dir = __dirname;
-  for (;;) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'kcache-serve') return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('kcache-serve repository root not found above ' + __dirname);
-    dir = parent;
-  }
-}
+export { repoRoot };
 
 /** Reference data beside the checkout (`../shared`), or KCACHE_SHARED_DIR. Tests only. */
 export function sharedDir(): string {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { GenerationJobData, generationJobId, JOB_LIMITS, MAX_JOB_TOP_LOGPROBS, MAX_PRIORITY, MIN_PRIORITY, REQUEST_ID_PATTERN } from './generation-job';
+import { GenerationJobData, GenerationJobRequest, generationJobId, JOB_LIMITS, MAX_JOB_TOP_LOGPROBS, MAX_PRIORITY, MIN_PRIORITY, REQUEST_ID_PATTERN } from './generation-job';
 import { RELAY_CAPABILITY_PATTERN } from './relay-capability';
 
 /**
@@ -40,6 +40,18 @@ const jobRequestSchema = z
     topLogprobs: z.number().int().min(1).max(MAX_JOB_TOP_LOGPROBS).optional(),
   })
   .strict();
+
+/**
+ * The schema checks the engine's request type (GenerationJobRequest is derived from it): this fails to
+ * compile when either gains or loses a field the other lacks.
+ */
+type KeysOf<T> = T extends object ? keyof T : never;
+type SameKeys<A, B> = [Exclude<KeysOf<A>, KeysOf<B>>, Exclude<KeysOf<B>, KeysOf<A>>] extends [never, never] ? true : false;
+type SchemaRequest = z.infer<typeof jobRequestSchema>;
+const SCHEMA_MATCHES_REQUEST: SameKeys<SchemaRequest, GenerationJobRequest> &
+  SameKeys<SchemaRequest['sampling'], GenerationJobRequest['sampling']> &
+  SameKeys<SchemaRequest['attention'], GenerationJobRequest['attention']> = true;
+void SCHEMA_MATCHES_REQUEST;
 
 const jobDataSchema = z
   .object({

@@ -7,38 +7,22 @@
  *      them to `relayAddress` (see kcache/internal/v1/relay.proto).
  */
 
+import type { AttentionConfig, FinishReason, GenerationRequest } from '@kcache-serve/kcache/light';
+
 /** Queue of generation requests waiting for a worker with a free engine slot. */
 export const GENERATION_QUEUE_NAME = 'kcache-generation';
 export const GENERATION_JOB_NAME = 'generate';
 
-export type JobAttentionMode = 'full' | 'kcache';
-export type JobFinishReason = 'length' | 'stop' | 'eos' | 'cancelled';
+export type JobAttentionMode = AttentionConfig['mode'];
+export type JobFinishReason = FinishReason;
 
 /**
- * A validated request, field for field the engine's GenerationRequest (libs/kcache) without
- * resumeTokenIds, which the worker adds on a retry. Token ids are already checked against the model.
- * A text prompt or chat conversation (GenerateRequest.messages) is tokenized by the gateway, which holds
- * the model's tokenizer and chat template; only token ids travel, so a job names no messages.
+ * A validated request: the engine's GenerationRequest without resumeTokenIds, which the worker adds on a
+ * retry. Token ids are already checked against the model. A text prompt or chat conversation
+ * (GenerateRequest.messages) is tokenized by the gateway, which holds the model's tokenizer and chat
+ * template; only token ids travel, so a job names no messages.
  */
-export interface GenerationJobRequest {
-  readonly requestId: string;
-  readonly promptTokenIds: readonly number[];
-  readonly maxNewTokens: number;
-  readonly sampling: { readonly temperature: number; readonly topK: number; readonly topP: number; readonly seed: number };
-  readonly stopTokenIds: readonly number[];
-  readonly stopStrings: readonly string[];
-  readonly attention: {
-    readonly mode: JobAttentionMode;
-    readonly topN: number;
-    readonly denseLayers: number;
-    readonly renormalize: boolean;
-  };
-  /** Higher runs first, in [MIN_PRIORITY, MAX_PRIORITY]. */
-  readonly priority: number;
-  readonly logprobs: boolean;
-  /** With logprobs: also this many most likely tokens per position, in [1, MAX_JOB_TOP_LOGPROBS]; absent: none. */
-  readonly topLogprobs?: number;
-}
+export type GenerationJobRequest = Omit<GenerationRequest, 'resumeTokenIds'>;
 
 /** The most alternatives per position a job may ask for (the engine's MAX_TOP_LOGPROBS). */
 export const MAX_JOB_TOP_LOGPROBS = 20;

@@ -5,7 +5,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { ChannelCredentials, credentials, Metadata, ServiceError } from '@grpc/grpc-js';
-import { repoRoot } from '@kcache-serve/kcache';
+import { repoRoot } from '@kcache-serve/kcache/testing';
 import { FinalEvent, GenerateRequest, GenerateResponse, GenerationClient, TokenEvent } from '../gen/kcache/v1/generation';
 import { GENERATION_QUEUE_NAME, GenerationJobData } from '../queue/generation-job';
 import { RedisKeys } from '../queue/redis-keys';

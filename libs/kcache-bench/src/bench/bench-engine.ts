@@ -1,0 +1,99 @@
+import { AttentionConfig, FULL_ATTENTION } from '@kcache-serve/kcache/dist/attention/attention-config';
+import { createEngine } from '@kcache-serve/kcache/dist/engine/create-engine';
+import { automaticNumThreads } from '@kcache-serve/kcache/dist/engine/engine-options';
+import { generate } from '@kcache-serve/kcache/dist/engine/generate';
+import { loadModel, LoadedModel } from '@kcache-serve/kcache/dist/formats/model-source';
+import { ExecutionProviderName, parseExecutionProvider } from '@kcache-serve/kcache/dist/runtime/execution-provider';
+import { GREEDY } from '@kcache-serve/kcache/dist/sampling/sampling-params';
+import { stories260kDir } from '@kcache-serve/kcache/testing';
+import { formatTable, saveBenchResults } from './bench-results';
+import { benchDecode } from './decode-bench';
+
+/**
+ * `npm run bench:engine`: decode throughput of the engine on this machine.
+ * - stories260K end to end (engine: scheduling, sampling, detokenizing), one stream, full and kcache;
+ * - decode steps with a filled cache, batch 1 and 32, for stories260K and the ~110M synthetic model.
+ * Flags: --quick (fewer steps, for smoke tests), --threads N (default: all cores),
+ * --ep cpu|webgpu|cuda (onnxruntime execution provider; default cpu; see docs/gpu.md),
+ * --only TEXT (only the models whose name contains TEXT, e.g. stories260K or llama-110m).
+ */
+const KCACHE_64: AttentionConfig = { mode: 'kcache', topN: 64, denseLayers: 0, renormalize: false };
+
+interface Row {
+  readonly model: string;
+  readonly kind: 'end-to-end' | 'decode-step';
+  readonly mode: string;
+  readonly context: number;
+  readonly batchSize: number;
+  readonly tokensPerSecond: number;
+  readonly msPerStep: number;
+}
+
+/** Tier budgets of the end-to-end rows off the CPU: a GPU provider uploads every arena (a graph input) each run, so keep them small. */
+const GPU_END_TO_END_CAPACITY = { deviceCapacityBytes: 32 << 20, hostCapacityBytes: 32 << 20 };
+
+async function endToEnd(model: LoadedModel, attention: AttentionConfig, numThreads: number, quick: boolean, executionProvider: ExecutionProviderName): Promise<Row> {
+  const capacity = executionProvider === 'cpu' ? {} : GPU_END_TO_END_CAPACITY;
+  const engine = await createEngine({ model: model.name, numThreads, defaultAttention: attention, executionProvider, ...capacity }, model);
+  const prompt = model.tokenizer.encode('Once upon a time', { bos: true });
+  const request = { promptTokenIds: prompt, maxNewTokens: quick ? 50 : 500, sampling: GREEDY, stopTokenIds: [], stopStrings: [], attention, priority: 0, logprobs: false };
+  await generate(engine, { ...request, requestId: 'warm-up', maxNewTokens: 20 });
+  let bestMs = Infinity;
+  let numTokens = 0;
+  for (let rep = 0; rep < (quick ? 1 : 3); rep++) {
+    const start = performance.now();
+    const result = await generate(engine, { ...request, requestId: `run-${rep}` });
+    bestMs = Math.min(bestMs, performance.now() - start);
+    numTokens = result.tokenIds.length;
+  }
+  await engine.close();
+  return { model: 'stories260K', kind: 'end-to-end', mode: attention.mode, context: prompt.length + numTokens, batchSize: 1, tokensPerSecond: (numTokens / bestMs) * 1000, msPerStep: bestMs / numTokens };
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const threadsFlag = process.argv.indexOf('--threads');
+  const numThreads = threadsFlag >= 0 ? Number(process.argv[threadsFlag + 1]) : 0;
+  const epFlag = process.argv.indexOf('--ep');
+  const executionProvider = epFlag >= 0 ? parseExecutionProvider(process.argv[epFlag + 1] ?? '', '--ep') : 'cpu';
+  const onlyFlag = process.argv.indexOf('--only');
+  const only = onlyFlag >= 0 ? (process.argv[onlyFlag + 1] ?? '') : '';
+  const rows: Row[] = [];
+  const stories = loadModel(stories260kDir());
+  if ('stories260K'.includes(only)) {
+    for (const attention of [FULL_ATTENTION, KCACHE_64]) rows.push(await endToEnd(stories, attention, numThreads, quick, executionProvider));
+  }
+
+  const models: Array<{ name: string; spec: string; contexts: number[] }> = [
+    { name: 'stories260K', spec: stories260kDir(), contexts: [256] },
+    { name: 'llama-110m (synthetic)', spec: 'synthetic:llama-110m', contexts: quick ? [512] : [512, 2048] },
+  ];
+  for (const m of models.filter((m) => m.name.includes(only))) {
+    const weights = m.spec === stories260kDir() ? stories.weights : loadModel(m.spec).weights;
+    const isLarge = weights.config.dim >= 512;
+    for (const context of m.contexts) {
+      for (const batchSize of quick && isLarge ? [1] : [1, 32]) {
+        for (const attention of [FULL_ATTENTION, KCACHE_64]) {
+          const numSteps = quick ? 3 : isLarge ? (batchSize === 1 ? 40 : 5) : batchSize === 1 ? 2000 : 300;
+          const threads = numThreads || automaticNumThreads(weights.config);
+          const r = await benchDecode(weights, { attention, context, batchSize, numSteps, numThreads: threads, blockSize: 16, executionProvider });
+          rows.push({ model: m.name, kind: 'decode-step', mode: attention.mode, context, batchSize, ...r });
+          process.stderr.write(`  ${m.name} ${attention.mode} ctx ${context} batch ${batchSize}: ${r.tokensPerSecond.toFixed(1)} tok/s\n`);
+        }
+      }
+    }
+  }
+  const table = formatTable(
+    ['model', 'measure', 'attention', 'context', 'batch', 'tokens/s', 'ms/step'],
+    rows.map((r) => [r.model, r.kind, r.mode === 'kcache' ? 'kcache N=64' : 'full', r.context, r.batchSize, r.tokensPerSecond.toFixed(1), r.msPerStep.toFixed(3)]),
+  );
+  process.stdout.write(table + '\n');
+  const name = (quick ? 'engine-quick' : 'engine') + (executionProvider === 'cpu' ? '' : `-${executionProvider}`);
+  const path = saveBenchResults(name, { numThreads, quick, kcacheTopN: 64, blockSize: 16, executionProvider, ...(only ? { only } : {}) }, rows);
+  process.stdout.write(`saved ${path}\n`);
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench:engine failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});
