@@ -8,9 +8,16 @@
 # Every run stores the carried parts in /tmp/kcache-cuda; once all are there the provider files are installed
 # next to onnxruntime-node's libonnxruntime.so.1 (sha256 checked against .gpu-bundle/cuda-provider.txt).
 # Stages (run only once everything is staged):
-#   check   scripts/device/cuda-check.js: the addon on CUDA (provider, in-place arenas, engine replay vs CPU)
-#   step    scripts/device/cuda-step-bench.js: the ~110M decode step, CPU vs CUDA (copied / bound feeds), roofline
-# Results under $OUT: machine.txt, cuda-check.log, cuda-check.json, cuda-step-bench.log, cuda-step-bench.json.
+#   check         scripts/device/cuda-check.js: the addon on CUDA (provider, in-place arenas, engine replay vs CPU)
+#   step          scripts/device/cuda-step-bench.js: the ~110M decode step, CPU vs CUDA (copied / bound feeds), roofline
+#   oracle        scripts/device/cuda-engine-oracle.js: the engine on the native CUDA backend, stories260K oracle
+#                 (12 prompts batched, full and kcache N=512, exact tokens) and teacher-forced logits vs the CPU (1e-4)
+#   bench-engine  bench:engine --ep cuda, ~110M decode steps at context 512, batch 1 and 32, with the fraction of
+#                 the HBM roofline (KCACHE_BENCH_CONTEXTS, KCACHE_BENCH_BATCHES override)
+#   bench-cpu     the same rows on the machine's CPU (onnxruntime-node), for the comparison in one run
+#   bench-kcache  bench:kcache --ep cuda: KCache vs full at a fixed GPU budget, contexts 2048..32768
+#                 (KCACHE_KCACHE_CONTEXTS overrides, e.g. 2048,8192)
+# Results under $OUT: machine.txt, <stage>.log and the stages' JSON.
 set -uo pipefail
 repo=$PWD
 OUT=${OUT:-/tmp/kcache-cuda-out}
@@ -66,6 +73,20 @@ for stage in "$@"; do
     step)
       export KCACHE_GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
       timeout 480 node scripts/device/cuda-step-bench.js "$app" "$OUT" 2>&1 | tee "$OUT/cuda-step-bench.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+    oracle)
+      timeout 300 node scripts/device/cuda-engine-oracle.js "$app" "$OUT" cuda 2>&1 | tee "$OUT/oracle.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+    bench-engine | bench-cpu)
+      ep=cuda && [ "$stage" = bench-cpu ] && ep=cpu
+      rm -f "$app/bench/results/engine-$ep.json" "$app/bench/results/engine.json"
+      timeout 400 node "$app/libs/kcache/dist/bench/bench-engine.js" --ep "$ep" --only llama-110m \
+        --contexts "${KCACHE_BENCH_CONTEXTS:-512}" --batch-sizes "${KCACHE_BENCH_BATCHES:-1,32}" 2>&1 | tee "$OUT/$stage.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      cp "$app"/bench/results/engine*.json "$OUT/" 2>/dev/null ;;
+    bench-kcache)
+      timeout 480 node "$app/libs/kcache/dist/bench/kcache-throughput.js" --ep cuda --out "$OUT" \
+        --contexts "${KCACHE_KCACHE_CONTEXTS:-2048,4096,8192,16384,32768}" 2>&1 | tee "$OUT/bench-kcache.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     *) echo "unknown stage $stage"; status=2 ;;
   esac

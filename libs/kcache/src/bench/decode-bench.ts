@@ -18,6 +18,8 @@ export interface DecodeBenchCase {
   readonly appendCurrentByCopy?: boolean;
   /** onnxruntime execution provider (default cpu). */
   readonly executionProvider?: ExecutionProviderName;
+  /** Run through onnxruntime's C API (the native backend; default: on for cuda). */
+  readonly nativeBackend?: boolean;
 }
 
 export interface DecodeBenchResult {
@@ -41,7 +43,7 @@ export async function benchDecode(modelWeights: ModelWeights, c: DecodeBenchCase
     deviceCapacityBytes: c.batchSize * (c.context + c.blockSize) * config.numLayers * 2 * (config.dim / config.numHeads) * config.numKvHeads * 4 + 1,
     hostCapacityBytes: c.batchSize * (c.context + c.blockSize) * config.numLayers * (config.dim / config.numHeads) * config.numKvHeads * 4 + 1,
   });
-  const runner = new ModelRunner(weights, { blockSize: c.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: c.numThreads, profileFilePrefix: c.profileFilePrefix, appendCurrentByCopy: c.appendCurrentByCopy, executionProvider: c.executionProvider });
+  const runner = new ModelRunner(weights, { blockSize: c.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: c.numThreads, profileFilePrefix: c.profileFilePrefix, appendCurrentByCopy: c.appendCurrentByCopy, executionProvider: c.executionProvider, ...(c.nativeBackend === undefined ? {} : { nativeBackend: c.nativeBackend }) });
   const variant = graphVariantOf(c.attention, config.numLayers);
   const sequences: Array<{ blocks: SequenceBlocks; attention: AttentionConfig }> = [];
   for (let b = 0; b < c.batchSize; b++) {
@@ -50,6 +52,7 @@ export async function benchDecode(modelWeights: ModelWeights, c: DecodeBenchCase
     sequences.push(seq);
   }
   fillArenas(runner, kv, new SeededRandom(7));
+  await runner.reloadDeviceTier(); // a device tier kept apart from the host arenas takes the filled values
   const items: DecodeItem[] = sequences.map((s, b) => ({ tokenId: 3 + b, position: c.context, blocks: s.blocks }));
   await runner.decode(items, variant, c.attention.topN); // warm-up (first run allocates)
   const start = performance.now();

@@ -12,6 +12,8 @@ export interface ThroughputSettings {
   readonly maxNumSeqs: number;
   /** onnxruntime execution provider the steps ran on (absent in results from before it was recorded: cpu). */
   readonly executionProvider?: string;
+  /** The steps ran through onnxruntime's C API (the native backend: arenas bound in place, rows written by the graph). */
+  readonly nativeBackend?: boolean;
 }
 
 const MIB = 1024 * 1024;
@@ -20,11 +22,17 @@ const MIB = 1024 * 1024;
 export function throughputMarkdown(run: ThroughputRun, settings: ThroughputSettings, machine: KcacheMachine, date: string, svgPath: string | null): string {
   const parts: string[] = [];
   const ep = settings.executionProvider ?? 'cpu';
+  const how = settings.nativeBackend
+    ? ` -- --ep ${ep}${ep === 'cpu' ? ' --native-backend' : ''} (onnxruntime's ${ep} execution provider through its C API, arenas bound in place)`
+    : ep !== 'cpu'
+      ? ` -- --ep ${ep} (onnxruntime's ${ep} execution provider, resident device tier)`
+      : '';
+  const suffix = settings.nativeBackend && ep === 'cpu' ? '-native-cpu' : ep !== 'cpu' ? `-${ep}` : '';
   parts.push(
-    `Measured by \`npm run bench:kcache\`${settings.quick ? ' --quick' : ''}${ep !== 'cpu' ? ` -- --ep ${ep} (onnxruntime's ${ep} execution provider, resident device tier)` : ''} on ${date.slice(0, 10)}: ${machine.cpuModel}, ${machine.numCores} cores, ` +
+    `Measured by \`npm run bench:kcache\`${settings.quick ? ' --quick' : ''}${how} on ${date.slice(0, 10)}: ${machine.cpuModel}, ${machine.numCores} cores, ` +
       `${(machine.memoryBytes / 2 ** 30).toFixed(0)} GiB, onnxruntime ${machine.onnxruntime}, commit ${machine.gitCommit?.slice(0, 10) ?? 'unknown'}` +
       `${machine.gitDirty ? ' (with uncommitted changes)' : ''}; 1-min load average ${machine.loadAverageStart.toFixed(2)} before the run ` +
-      `(${machine.loadAverageEnd.toFixed(2)} at its end, its own threads included). Raw numbers: \`bench/results/kcache-throughput${settings.quick ? '-quick' : ''}${ep !== 'cpu' ? `-${ep}` : ''}.json\`.`,
+      `(${machine.loadAverageEnd.toFixed(2)} at its end, its own threads included). Raw numbers: \`bench/results/kcache-throughput${settings.quick ? '-quick' : ''}${suffix}.json\`.`,
   );
   parts.push(
     `KCache: N=${settings.topN}, ${settings.denseLayers} dense layers, ${settings.renormalize ? 'renormalised' : 'unnormalised'}; ` +

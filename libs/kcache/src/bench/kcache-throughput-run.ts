@@ -10,6 +10,7 @@ import { GraphWeights } from '../runtime/layer-weights-layout';
 import { ExecutionProviderName } from '../runtime/execution-provider';
 import { ModelRunner } from '../runtime/model-runner';
 import { argmax } from '../sampling/sampler';
+import { decodeStepBytes } from './hbm-roofline';
 import { admitAtBudget, fillUsedBlocks, fullAttentionBytes, kBytesPerSequence } from './kcache-fixed-budget';
 import { classifyGraphNodes, StepCategory, StepProfile, summarizeProfile } from './kcache-step-profile';
 
@@ -42,6 +43,8 @@ export interface ThroughputOptions {
   readonly log: (line: string) => void;
   /** onnxruntime execution provider (default cpu). A GPU provider keeps the device tier resident (ModelRunner). */
   readonly executionProvider?: ExecutionProviderName;
+  /** Run through onnxruntime's C API (the native backend; default: on for cuda). */
+  readonly nativeBackend?: boolean;
 }
 
 export interface StepSplit {
@@ -73,6 +76,10 @@ export interface ModeRow {
   readonly hostBytesPerToken: number;
   /** K of every layer for one sequence: what KCache keeps in the device tier. */
   readonly kBytesPerSequence: number;
+  /** TopN V rows a decode step reads from the host tier per generated token (at most min(N, context) per query head and TopN layer), bytes. */
+  readonly hostVBytesReadPerToken: number;
+  /** Those bytes over the measured step: the host-tier read rate achieved, GB/s. */
+  readonly hostVGBPerSecond: number;
   readonly stepSplit: StepSplit | null;
 }
 
@@ -179,7 +186,7 @@ async function benchModel(
       attention,
       variant: graphVariantOf(attention, config.numLayers),
       kv,
-      runner: new ModelRunner(weights, { blockSize: options.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: model.numThreads, executionProvider: options.executionProvider }),
+      runner: new ModelRunner(weights, { blockSize: options.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: model.numThreads, executionProvider: options.executionProvider, ...(options.nativeBackend === undefined ? {} : { nativeBackend: options.nativeBackend }) }),
       sequences: [],
     };
   });
@@ -219,6 +226,8 @@ async function benchModel(
             ? await profileSteps(state, weights, graphWeights!, categoriesByGraph, { context, startPosition, numSteps: model.numProfiledSteps, topN: options.topN, profileDir, label: `${model.name.replace(/[^A-Za-z0-9]+/g, '_')}-${context}-${state.mode}`, numThreads: model.numThreads, blockSize: options.blockSize })
             : null;
         const tokensPerSecondPerRep = msPerRep[state.mode].map((ms) => (batchSize * numSteps * 1000) / ms);
+        const msPerStep = median(msPerRep[state.mode]) / numSteps;
+        const hostVBytesPerStep = decodeStepBytes(config, state.attention, context, batchSize).hostVBytes;
         rows.push({
           model: model.name,
           context,
@@ -228,12 +237,14 @@ async function benchModel(
           numSequences: batchSize,
           tokensPerSecond: median(tokensPerSecondPerRep),
           tokensPerSecondPerRep,
-          msPerStep: median(msPerRep[state.mode]) / numSteps,
+          msPerStep,
           deviceBytesPerSequence: usage.device.usedBytes / batchSize,
           hostBytesPerSequence: usage.host.usedBytes / batchSize,
           deviceBytesPerToken: perToken.deviceBytes,
           hostBytesPerToken: perToken.hostBytes,
           kBytesPerSequence: kBytesPerSequence(config, options.blockSize, context),
+          hostVBytesReadPerToken: hostVBytesPerStep / batchSize,
+          hostVGBPerSecond: hostVBytesPerStep / (msPerStep / 1000) / 1e9,
           stepSplit,
         });
       }
@@ -258,7 +269,8 @@ async function benchModel(
       options.log(
         `${model.name} ctx ${context}: full ${fullRow.numSequences} seqs ${fullRow.tokensPerSecond.toFixed(1)} tok/s, ` +
           `kcache ${kcacheRow.numSequences} seqs ${kcacheRow.tokensPerSecond.toFixed(1)} tok/s (×${(kcacheRow.tokensPerSecond / fullRow.tokensPerSecond).toFixed(2)}); ` +
-          `same batch ${full.sequences.length}: ${fullRow.msPerStep.toFixed(2)} vs ${kcacheSameBatchMs.toFixed(2)} ms/step`,
+          `same batch ${full.sequences.length}: ${fullRow.msPerStep.toFixed(2)} vs ${kcacheSameBatchMs.toFixed(2)} ms/step; ` +
+          `host-tier V read ${(kcacheRow.hostVBytesReadPerToken / 1024).toFixed(0)} KiB/token at ${kcacheRow.hostVGBPerSecond.toFixed(1)} GB/s`,
       );
     }
   } finally {

@@ -29,6 +29,10 @@ export interface KcacheThroughputOptions {
    * kcache-throughput-<provider>.json (never the docs).
    */
   readonly executionProvider?: ExecutionProviderName;
+  /** Run through onnxruntime's C API (the native backend; default: on for cuda). */
+  readonly nativeBackend?: boolean;
+  /** Contexts to measure instead of the defaults (e.g. 2048..32768 on a GPU). */
+  readonly contexts?: readonly number[];
   readonly log?: (line: string) => void;
 }
 
@@ -48,9 +52,12 @@ export interface KcacheThroughputResults {
 export const THROUGHPUT_SECTION_TITLE = 'KCache vs full';
 const SVG_NAME = 'kcache-throughput.svg';
 
-function modelCases(quick: boolean, executionProvider: ExecutionProviderName): ThroughputModelCase[] {
-  if (executionProvider !== 'cpu') {
-    const contexts = quick ? [512] : [512, 1024, 2048, 4096];
+/** cuda's default contexts: where KCache should pay (the paper's long-context regime); the model's RoPE tables grow to cover them. */
+const CUDA_CONTEXTS = [2048, 4096, 8192, 16384, 32768];
+
+function modelCases(quick: boolean, executionProvider: ExecutionProviderName, nativeBackend: boolean, contextsOverride?: readonly number[]): ThroughputModelCase[] {
+  if (executionProvider !== 'cpu' || nativeBackend) {
+    const contexts = contextsOverride ?? (quick ? [512] : executionProvider === 'cuda' ? CUDA_CONTEXTS : [512, 1024, 2048, 4096]);
     return [{ name: 'llama-110m (synthetic)', weights: loadModel('synthetic:llama-110m').weights, contexts, numFullSequencesAtReference: 16, referenceContext: 2048, numThreads: 0, numStepsPerRep: 4, numProfiledSteps: 0 }];
   }
   const stories = loadModel(stories260kDir()).weights;
@@ -69,9 +76,11 @@ export async function benchKcacheThroughput(options: KcacheThroughputOptions): P
   const machine = describeKcacheMachine();
   const date = new Date().toISOString();
   const executionProvider = options.executionProvider ?? 'cpu';
-  const onCpu = executionProvider === 'cpu';
-  const settings: ThroughputSettings = { quick: options.quick, topN: options.topN ?? 64, denseLayers: 0, renormalize: false, blockSize: 16, numReps: options.quick ? 2 : onCpu ? 7 : 3, maxNumSeqs: 256, executionProvider };
-  const run = await runThroughputBench({ models: modelCases(options.quick, executionProvider), numReps: settings.numReps, topN: settings.topN, blockSize: settings.blockSize, maxNumSeqs: settings.maxNumSeqs, log, executionProvider });
+  const nativeBackend = options.nativeBackend ?? executionProvider === 'cuda';
+  const onCpu = executionProvider === 'cpu' && !nativeBackend;
+  const settings: ThroughputSettings = { quick: options.quick, topN: options.topN ?? 64, denseLayers: 0, renormalize: false, blockSize: 16, numReps: options.quick ? 2 : onCpu ? 7 : 3, maxNumSeqs: 256, executionProvider, nativeBackend };
+  const models = modelCases(options.quick, executionProvider, nativeBackend, options.contexts);
+  const run = await runThroughputBench({ models, numReps: settings.numReps, topN: settings.topN, blockSize: settings.blockSize, maxNumSeqs: settings.maxNumSeqs, log, executionProvider, nativeBackend });
   machine.loadAverageEnd = currentLoadAverage();
 
   const writeDocs = onCpu && (options.writeDocs ?? !options.quick);
@@ -89,7 +98,7 @@ export async function benchKcacheThroughput(options: KcacheThroughputOptions): P
     unconstrained: run.unconstrained,
     markdown,
   };
-  const name = (options.quick ? 'kcache-throughput-quick' : 'kcache-throughput') + (onCpu ? '' : `-${executionProvider}`);
+  const name = (options.quick ? 'kcache-throughput-quick' : 'kcache-throughput') + (onCpu ? '' : executionProvider === 'cpu' ? '-native-cpu' : `-${executionProvider}`);
   writeJsonResult(options.resultsDir ?? defaultResultsDir(), name, results);
   if (writeDocs) {
     mkdirSync(dirname(svgPath), { recursive: true });
@@ -97,6 +106,13 @@ export async function benchKcacheThroughput(options: KcacheThroughputOptions): P
     updateMarkdownSection(docPath, THROUGHPUT_SECTION_TITLE, markdown);
   }
   return results;
+}
+
+/** --contexts 2048,4096: positive integers. */
+function parseContexts(value: string): number[] {
+  const contexts = value.split(',').map(Number);
+  if (contexts.length === 0 || contexts.some((c) => !Number.isInteger(c) || c < 2)) throw new RangeError(`--contexts must be a comma-separated list of integers >= 2, got '${value}'`);
+  return contexts;
 }
 
 async function main(): Promise<void> {
@@ -109,6 +125,8 @@ async function main(): Promise<void> {
     writeDocs: args.includes('--no-docs') ? false : undefined,
     topN: topN === undefined ? undefined : Number(topN),
     executionProvider: parseExecutionProvider(flagValue(args, '--ep') ?? 'cpu', '--ep'),
+    ...(args.includes('--native-backend') ? { nativeBackend: true } : {}),
+    ...(flagValue(args, '--contexts') === undefined ? {} : { contexts: parseContexts(flagValue(args, '--contexts')!) }),
     log: (line) => process.stderr.write(`  ${line}\n`),
   });
   process.stdout.write(results.markdown);
