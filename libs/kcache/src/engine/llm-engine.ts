@@ -6,7 +6,6 @@ import { LoadedModel } from '../model/model-source';
 import { ModelConfig } from '../model/model-config';
 import { DecodeItem, ModelRunner } from '../runtime/model-runner';
 import { GraphVariant, graphVariantOf, hasTopNLayer } from '../runtime/graph-variant';
-import { KvArenas } from '../runtime/kv-arenas';
 import { sampleToken } from '../sampling/sampler';
 import { ScheduledChunk } from '../scheduler/scheduler-output';
 import { Scheduler } from '../scheduler/scheduler';
@@ -91,7 +90,7 @@ export class LlmEngine implements GenerationEngine {
       executionProvider: options.executionProvider,
       ...(sharedHost
         ? {
-            arenas: new KvArenas(this.modelConfig, options.blockSize, this.kv.arenaCapacity(), sharedHost.tier.v),
+            hostVArenas: sharedHost.tier.v,
             isHostVBlockReadOnly: (id: number) => sharedHost.isHostVBlockReadOnly(id),
           }
         : {}),

@@ -1,11 +1,11 @@
 import * as ort from 'onnxruntime-node';
-import { SequenceBlocks } from '../memory/sequence-blocks';
-import { ExecutionProviderName, providerSessionOptions } from './execution-provider';
-import { GraphBuilder } from './graph-builder';
-import { IO } from './graph-io';
-import { GraphSession } from './graph-session';
-import { ArenaGroup, KvArenas, placeInGroups } from './kv-arenas';
-import { Int64Builder } from './row-tables';
+import { SequenceBlocks } from '../../memory/sequence-blocks';
+import { ExecutionProviderName, providerSessionOptions } from '../execution-provider';
+import { GraphBuilder } from '../graph-builder';
+import { IO } from '../graph-io';
+import { GraphSession } from '../graph-session';
+import { ArenaGroup, KvArenas, placeInGroups } from '../kv-arenas';
+import { Int64Builder } from '../row-tables';
 
 /** The device-tier arenas: K of every layer and V of the exact layers. */
 type DeviceArenaKind = 'k' | 'deviceV';
