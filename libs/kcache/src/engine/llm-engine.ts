@@ -88,6 +88,7 @@ export class LlmEngine implements GenerationEngine {
       arenaCapacity: this.kv.arenaCapacity(),
       numThreads: options.numThreads || automaticNumThreads(this.modelConfig),
       executionProvider: options.executionProvider,
+      nativeBackend: options.nativeBackend,
       ...(sharedHost
         ? {
             hostVArenas: sharedHost.tier.v,

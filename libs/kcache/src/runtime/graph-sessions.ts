@@ -58,6 +58,7 @@ export class GraphSessions {
         appendCurrentByCopy: kind === 'decodeByCopy',
         arenaGroups: this.decodeArenaGroups(),
         hostVAsHalves: this.backend.graphOptions.hostVAsHalves,
+        writeKvInPlace: this.backend.graphOptions.writeKvInPlace ?? false,
       });
     }
     return buildPrefillGraph(this.weights, variant, this.blockSize, { allLogits: kind === 'score' });

@@ -4,6 +4,8 @@ import { syntheticModelConfig } from '../../model/synthetic-models';
 import { ArenaSpace, KvArenas } from '../kv-arenas';
 import { createExecutionBackend } from './create-execution-backend';
 import { HostArenasBackend } from './host-arenas-backend';
+import { ExecutionProviderError } from '../execution-provider';
+import { NativeBackend } from './native-backend';
 import { ResidentDeviceTierBackend } from './resident-device-tier-backend';
 
 const config = syntheticModelConfig('tiny');
@@ -14,13 +16,29 @@ describe('createExecutionBackend', () => {
     const cpu = createExecutionBackend(config, base);
     assert.ok(cpu instanceof HostArenasBackend && !cpu.hasResidentDeviceTier && cpu.provider === 'cpu');
     assert.equal(cpu.graphOptions.hostVAsHalves, false);
-    for (const provider of ['webgpu', 'cuda'] as const) {
-      const gpu = createExecutionBackend(config, { ...base, executionProvider: provider });
+    for (const [provider, nativeBackend] of [['webgpu', undefined], ['cuda', false]] as const) {
+      const gpu = createExecutionBackend(config, { ...base, executionProvider: provider, nativeBackend });
       assert.ok(gpu instanceof ResidentDeviceTierBackend && gpu.hasResidentDeviceTier && gpu.provider === provider);
       assert.equal(gpu.graphOptions.hostVAsHalves, true);
     }
     assert.ok(createExecutionBackend(config, { ...base, residentDeviceTier: true }) instanceof ResidentDeviceTierBackend);
     assert.ok(createExecutionBackend(config, { ...base, executionProvider: 'webgpu', residentDeviceTier: false }) instanceof HostArenasBackend);
+  });
+
+  it('nativeBackend: the native backend on cpu; cuda gets it by default (or, without CUDA, an error naming what to install); never webgpu', async () => {
+    const native = createExecutionBackend(config, { ...base, nativeBackend: true });
+    assert.ok(native instanceof NativeBackend && native.hasResidentDeviceTier && native.provider === 'cpu');
+    assert.deepEqual(native.graphOptions, { hostVAsHalves: false, writeKvInPlace: true });
+    await native.release();
+    try {
+      const cuda = createExecutionBackend(config, { ...base, executionProvider: 'cuda' });
+      assert.ok(cuda instanceof NativeBackend && cuda.provider === 'cuda');
+      await cuda.release();
+    } catch (error) {
+      assert.ok(error instanceof ExecutionProviderError, String(error));
+      assert.match(error.message, /execution provider 'cuda' could not start: .*(libcudart|LD_LIBRARY_PATH|CUDA)/);
+    }
+    assert.throws(() => createExecutionBackend(config, { ...base, executionProvider: 'webgpu', nativeBackend: true }), /webgpu runs through onnxruntime-node only/);
   });
 
   it('uses given arenas, or host-V arenas from elsewhere with its own K and device V', () => {

@@ -3,6 +3,7 @@ import { ExecutionProviderName } from '../execution-provider';
 import { KvArenas } from '../kv-arenas';
 import { ExecutionBackend } from './execution-backend';
 import { HostArenasBackend } from './host-arenas-backend';
+import { NativeBackend } from './native-backend';
 import { ResidentDeviceTierBackend } from './resident-device-tier-backend';
 
 export interface ExecutionBackendOptions {
@@ -25,15 +26,36 @@ export interface ExecutionBackendOptions {
    * Default: on for GPU providers, off for cpu (tests turn it on there to check the path).
    */
   readonly residentDeviceTier?: boolean;
+  /**
+   * Run through onnxruntime's C API with the arenas bound in place (NativeBackend): the device tier in
+   * GPU memory on cuda, one graph run per decode step. On cpu it runs the same path on the CPU provider
+   * (tests, CI). Default: true for cuda, false otherwise (webgpu has none).
+   */
+  readonly nativeBackend?: boolean;
 }
 
 /**
- * The backend for the options' provider: cpu → HostArenasBackend (the plain fast path); webgpu and
- * cuda (through onnxruntime-node) → ResidentDeviceTierBackend. residentDeviceTier overrides the choice
- * (false on a GPU provider feeds the host arenas, which onnxruntime then uploads every run).
+ * The backend for the options' provider: cpu → HostArenasBackend (the plain fast path); cuda →
+ * NativeBackend (onnxruntime's C API); webgpu → ResidentDeviceTierBackend. nativeBackend picks or
+ * refuses the native one (cpu + true: the CUDA path on the CPU provider; cuda + false: cuda through
+ * onnxruntime-node's session API, resident device tier). residentDeviceTier overrides the choice
+ * between the two onnxruntime-node backends (false on a GPU provider feeds the host arenas, which
+ * onnxruntime then uploads every run).
  */
 export function createExecutionBackend(config: ModelConfig, options: ExecutionBackendOptions): ExecutionBackend {
   const provider = options.executionProvider ?? 'cpu';
+  if (options.nativeBackend ?? provider === 'cuda') {
+    if (provider === 'webgpu') throw new RangeError("nativeBackend runs onnxruntime's cpu or cuda provider; webgpu runs through onnxruntime-node only");
+    return NativeBackend.create(config, {
+      provider,
+      blockSize: options.blockSize,
+      arenaCapacity: options.arenaCapacity,
+      numThreads: options.numThreads,
+      ...(options.arenas ? { arenas: options.arenas } : {}),
+      ...(options.hostVArenas ? { hostVArenas: options.hostVArenas } : {}),
+      ...(options.isHostVBlockReadOnly ? { isHostVBlockReadOnly: options.isHostVBlockReadOnly } : {}),
+    });
+  }
   const arenas = options.arenas ?? new KvArenas(config, options.blockSize, options.arenaCapacity, options.hostVArenas);
   const settings = { provider, numThreads: options.numThreads, ...(options.profileFilePrefix ? { profileFilePrefix: options.profileFilePrefix } : {}) };
   const resident = options.residentDeviceTier ?? provider !== 'cpu';

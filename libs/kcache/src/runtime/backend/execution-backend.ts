@@ -24,6 +24,11 @@ export interface CompiledGraph {
 export interface BackendGraphOptions {
   /** Decode reads the TopN layers' host-tier V as uint16 halves (see buildDecodeGraph's hostVAsHalves). */
   readonly hostVAsHalves: boolean;
+  /**
+   * Decode writes its new K/V rows into the arenas it reads (see buildDecodeGraph's writeKvInPlace) and
+   * outputs only IO.logits; the backend supplies the row indices (from runDecode's rows). Default false.
+   */
+  readonly writeKvInPlace?: boolean;
 }
 
 /** A decode run's logits: row b's vocab logits start at logits[b · rowStride]. */

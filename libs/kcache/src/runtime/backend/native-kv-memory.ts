@@ -28,15 +28,17 @@ type DeviceKind = 'k' | 'deviceV';
 export class NativeKvMemory {
   private constructor(
     readonly arenas: KvArenas,
-    readonly provider: NativeProvider,
+    /** True when K and device V live apart from KvArenas' arrays (device memory), so host writes must be copied up. */
+    readonly hasDeviceCopy: boolean,
     private readonly groups: Record<DeviceKind, readonly ArenaPlace[]>,
     private readonly hostVPlaces: readonly ArenaPlace[],
     private readonly owned: readonly NativeMemory[],
   ) {}
 
   /**
-   * Arenas for `provider`. `given`: arenas made elsewhere (the node's shared host tier maps its host V);
-   * otherwise they are made here, with host V in pinned memory on cuda.
+   * Arenas for `provider`: `given.arenas` (a second runner over the same cache), or new ones, with host V
+   * from `given.hostVArenas` (the node's shared host tier maps it; registered with the GPU on cuda) or,
+   * on cuda, in pinned memory allocated here.
    */
   static create(
     native: NativeOrt,
@@ -44,14 +46,23 @@ export class NativeKvMemory {
     config: ModelConfig,
     blockSize: number,
     capacity: { kIds: number; deviceVIds: number; hostVIds: number },
-    given?: KvArenas,
-    deviceId = 0,
+    given: {
+      arenas?: KvArenas;
+      hostVArenas?: readonly Float32Array[];
+      deviceId?: number;
+      /**
+       * cpu only: K and device V in host memory apart from KvArenas' arrays, kept in step exactly as
+       * device memory is on cuda (uploads, reload), so the CPU provider checks that path: a missed upload shows.
+       */
+      deviceCopyOnHost?: boolean;
+    } = {},
   ): NativeKvMemory {
+    const deviceId = given.deviceId ?? 0;
     const owned: NativeMemory[] = [];
     try {
-      let arenas = given;
+      let arenas = given.arenas;
       if (!arenas) {
-        const hostV = provider === 'cuda' ? pinnedHostV(native, config, blockSize, capacity.hostVIds, owned) : undefined;
+        const hostV = given.hostVArenas ?? (provider === 'cuda' ? pinnedHostV(native, config, blockSize, capacity.hostVIds, owned) : undefined);
         arenas = new KvArenas(config, blockSize, capacity, hostV);
       }
       const hostMemories = new Map<ArrayBufferLike, NativeMemory>();
@@ -64,24 +75,20 @@ export class NativeKvMemory {
         hostMemories.set(view.buffer, memory);
         return { memory, byteOffset: view.byteOffset, floats: view.length };
       };
+      const separate = provider === 'cuda' || given.deviceCopyOnHost === true;
       const groupPlace = (group: ArenaGroup): ArenaPlace => {
-        if (provider === 'cpu') return hostPlace(group.buffer);
-        const memory = native.deviceMemory(group.buffer.byteLength, deviceId);
+        if (!separate) return hostPlace(group.buffer);
+        const memory = provider === 'cuda' ? native.deviceMemory(group.buffer.byteLength, deviceId) : native.hostMemory(new ArrayBuffer(group.buffer.byteLength));
         owned.push(memory);
         memory.copy('toDevice', 0, group.buffer);
         return { memory, byteOffset: 0, floats: group.buffer.length };
       };
       const groups = { k: arenas.kGroups.map(groupPlace), deviceV: arenas.deviceVGroups.map(groupPlace) };
-      return new NativeKvMemory(arenas, provider, groups, arenas.hostV.map(hostPlace), owned);
+      return new NativeKvMemory(arenas, separate, groups, arenas.hostV.map(hostPlace), owned);
     } catch (error) {
       for (const memory of owned) memory.release();
       throw error;
     }
-  }
-
-  /** True when K and device V live apart from KvArenas' arrays (device memory), so host writes must be copied up. */
-  get hasDeviceCopy(): boolean {
-    return this.provider !== 'cpu';
   }
 
   kGroup(group: number): ArenaPlace {
@@ -110,13 +117,26 @@ export class NativeKvMemory {
     return native.tensor(place.memory, 'float32', dims, place.byteOffset);
   }
 
-  /** Copies whole blocks of one layer's K (device V) from KvArenas' host mirror to the device. Nothing to do on cpu. */
-  uploadBlocks(kind: DeviceKind, layer: number, blockIds: Iterable<number>): void {
+  /**
+   * Copies positions [from, to) of one layer's K (device V) from KvArenas' host mirror to the device:
+   * a block the range covers whole in one copy, a partly covered block one copy per KV head (the rest of
+   * such a block may hold rows only the device has, written by decode). Nothing to do on cpu.
+   */
+  uploadPositions(kind: DeviceKind, layer: number, blockIds: readonly number[], from: number, to: number): void {
     if (!this.hasDeviceCopy) return;
-    const host = kind === 'k' ? this.arenas.k[layer] : this.arenas.deviceV[layer];
+    const a = this.arenas;
+    const host = kind === 'k' ? a.k[layer] : a.deviceV[layer];
     const place = this.layerArena(kind, layer);
-    const floats = this.arenas.rowsPerBlock * this.arenas.headDim;
-    for (const id of blockIds) place.memory.copy('toDevice', place.byteOffset + id * floats * 4, host.subarray(id * floats, (id + 1) * floats));
+    const bs = a.blockSize;
+    const d = a.headDim;
+    const copy = (floatOffset: number, floats: number) => place.memory.copy('toDevice', place.byteOffset + floatOffset * 4, host.subarray(floatOffset, floatOffset + floats));
+    for (let b = Math.floor(from / bs); b * bs < to; b++) {
+      const lo = Math.max(from, b * bs) - b * bs;
+      const hi = Math.min(to, (b + 1) * bs) - b * bs;
+      const firstRow = blockIds[b] * a.rowsPerBlock;
+      if (lo === 0 && hi === bs) copy(firstRow * d, a.rowsPerBlock * d);
+      else for (let h = 0; h < a.rowsPerBlock / bs; h++) copy((firstRow + h * bs + lo) * d, (hi - lo) * d);
+    }
   }
 
   /** Copies every K and device-V group from the host mirror again (after it was written wholesale). */

@@ -9,7 +9,7 @@ import { loadGreedyOracle, stories260kDir } from '../../testing/reference-data';
 import { graphVariantOf } from '../graph-variant';
 import { KvArenas } from '../kv-arenas';
 import { ModelRunner } from '../model-runner';
-import { NativeRunner } from './native-runner';
+import { NativeBackend } from './native-backend';
 
 /**
  * The native backend (onnxruntime's C API, IO binding over the arenas, new rows written by the decode
@@ -21,19 +21,23 @@ let model: LoadedModel;
 
 interface Pair {
   readonly plain: ModelRunner;
-  readonly native: NativeRunner;
+  readonly native: ModelRunner;
   readonly kv: KvCacheManager;
 }
 
-/** layersPerGroup: K and device-V arenas in buffers of that many layers each (default: all layers in one). */
-function runners(layersPerGroup?: number): Pair {
+/**
+ * layersPerGroup: K and device-V arenas in buffers of that many layers each (default: all layers in one).
+ * deviceCopyOnHost: the native backend keeps K and device V apart from its host view, as on a GPU.
+ */
+function runners(layersPerGroup?: number, deviceCopyOnHost = false): Pair {
   const config = model.weights.config;
   const kv = new KvCacheManager({ model: config, deviceCapacityBytes: 8 << 20, hostCapacityBytes: 8 << 20 });
   const capacity = kv.arenaCapacity();
   const options = { blockSize: 16, arenaCapacity: capacity, numThreads: 1 };
   const floatsPerLayerBlock = 16 * config.numKvHeads * (config.dim / config.numHeads);
   const grouped = () => (layersPerGroup ? { arenas: new KvArenas(config, 16, capacity, undefined, layersPerGroup * Math.max(capacity.kIds, capacity.deviceVIds) * floatsPerLayerBlock) } : {});
-  return { kv, plain: new ModelRunner(model.weights, { ...options, ...grouped() }), native: new NativeRunner(model.weights, { ...options, ...grouped(), provider: 'cpu' }) };
+  const backend = deviceCopyOnHost ? { backend: NativeBackend.create(config, { ...options, ...grouped(), provider: 'cpu', deviceCopyOnHost }) } : {};
+  return { kv, plain: new ModelRunner(model.weights, { ...options, ...grouped() }), native: new ModelRunner(model.weights, { ...options, ...grouped(), nativeBackend: true, ...backend }) };
 }
 
 /** Three oracle prompts, each prefilled in two chunks (the second reads a cached past), then `steps` batched greedy decode steps on both. */
@@ -67,8 +71,11 @@ async function generateOnBoth(pair: Pair, attention: AttentionConfig, steps: num
   return seqs.map((s) => s.seq.blocks);
 }
 
+function same(a: readonly Float32Array[], b: readonly Float32Array[], what: string): void {
+  a.forEach((arena, layer) => assert.ok(Buffer.compare(bytes(arena), bytes(b[layer])) === 0, `${what} of layer ${layer}`));
+}
+
 function assertSameArenas(actual: KvArenas, expected: KvArenas): void {
-  const same = (a: readonly Float32Array[], b: readonly Float32Array[], what: string) => a.forEach((arena, layer) => assert.ok(Buffer.compare(bytes(arena), bytes(b[layer])) === 0, `${what} of layer ${layer}`));
   same(actual.k, expected.k, 'K');
   same(actual.deviceV, expected.deviceV, 'device V');
   same(actual.hostV, expected.hostV, 'host V');
@@ -84,6 +91,13 @@ async function releaseBoth(pair: Pair): Promise<void> {
 }
 
 describe('native backend on the CPU provider (the CUDA path, checked without a GPU)', () => {
+  it('is what nativeBackend picks, and its decode graph writes the rows itself', async () => {
+    const pair = runners();
+    assert.ok(pair.native.backend instanceof NativeBackend && pair.native.hasResidentDeviceTier);
+    assert.equal(pair.native.backend.graphOptions.writeKvInPlace, true);
+    await releaseBoth(pair);
+  });
+
   before(() => {
     model = loadModel(stories260kDir());
   });
@@ -95,7 +109,56 @@ describe('native backend on the CPU provider (the CUDA path, checked without a G
       assertSameArenas(pair.native.arenas, pair.plain.arenas);
       await releaseBoth(pair);
     });
+
+    it(`${attention.mode}, with K and device V apart from the host view (as in GPU memory): the same logits; prefill rows are uploaded, decode rows stay on the device`, async () => {
+      const pair = runners(undefined, true);
+      const blocks = await generateOnBoth(pair, attention, 24);
+      // The host view holds host V and prefill's K; decode's K rows (and exact V) were written only where the graph reads them.
+      const a = pair.native.arenas;
+      same(a.hostV, pair.plain.arenas.hostV, 'host V');
+      const row = a.rowOf(blocks[0].kBlockIds, oracle[0].prompt_token_ids.length + 3);
+      assert.ok(a.k[0].subarray(row * a.headDim, (row + 1) * a.headDim).every((x) => x === 0), 'a decode row of K is not in the host view');
+      await releaseBoth(pair);
+    });
   }
+
+  it('K rows written into the host view by someone else (a restored shared prefix) reach the device copy once noted, and not before', async () => {
+    const attention = { mode: 'kcache', topN: 16, denseLayers: 2, renormalize: false } as const;
+    const variant = graphVariantOf(attention, model.weights.config.numLayers);
+    const overwrite = (pair: Pair, blocks: SequenceBlocks[], note: boolean) => {
+      for (const runner of [pair.plain, pair.native]) {
+        const a = runner.arenas;
+        for (const seqBlocks of blocks) {
+          for (let layer = 0; layer < a.k.length; layer++) {
+            const row = a.rowOf(seqBlocks.kBlockIds, 3);
+            a.k[layer].fill(0.25, row * a.headDim, (row + 1) * a.headDim);
+          }
+        }
+      }
+      if (note) for (const seqBlocks of blocks) pair.native.noteCachedRowsWritten(seqBlocks, variant, 3, 4);
+    };
+    const noted = runners(undefined, true);
+    await generateOnBoth(noted, attention, 6, (blocks) => overwrite(noted, blocks, true));
+    const unnoted = runners(undefined, true);
+    await assert.rejects(generateOnBoth(unnoted, attention, 6, (blocks) => overwrite(unnoted, blocks, false)), /step 1/);
+    await releaseBoth(noted);
+    await releaseBoth(unnoted);
+  });
+
+  it('reloadDeviceTier copies a host view rewritten wholesale (as benchmarks fill it)', async () => {
+    const pair = runners(undefined, true);
+    const attention = FULL_ATTENTION;
+    const blocks = await generateOnBoth(pair, attention, 2);
+    for (const runner of [pair.plain, pair.native]) {
+      const a = runner.arenas;
+      [...a.k, ...a.deviceV, ...a.hostV].forEach((arena, i) => arena.fill(0.01 * (i + 1)));
+    }
+    await pair.native.reloadDeviceTier();
+    const variant = graphVariantOf(attention, model.weights.config.numLayers);
+    const items = blocks.map((b, i) => ({ tokenId: 7, position: oracle[i].prompt_token_ids.length + 2, blocks: b }));
+    assert.deepEqual(Array.from(await pair.native.decode(items, variant, 0)), Array.from(await pair.plain.decode(items, variant, 0)));
+    await releaseBoth(pair);
+  });
 
   it('arenas in several buffers (groups of two layers): rows land in the right group and place', async () => {
     const pair = runners(2);
@@ -123,7 +186,8 @@ describe('native backend on the CPU provider (the CUDA path, checked without a G
     const seq = { blocks: emptySequenceBlocks(), attention };
     kv.allocate(seq, 20);
     const sealed = seq.blocks.hostVBlockIds[1];
-    const runner = new NativeRunner(model.weights, { blockSize: 16, arenaCapacity: kv.arenaCapacity(), numThreads: 1, provider: 'cpu', isHostVBlockReadOnly: (id) => id === sealed });
+    const runner = new ModelRunner(model.weights, { blockSize: 16, arenaCapacity: kv.arenaCapacity(), numThreads: 1, nativeBackend: true, isHostVBlockReadOnly: (id) => id === sealed });
+    assert.ok(runner.backend instanceof NativeBackend);
     const variant = graphVariantOf(attention, config.numLayers);
     await runner.prefill({ tokenIds: oracle[0].prompt_token_ids.slice(0, 17), startPosition: 0, numPromptTokens: 17, blocks: seq.blocks }, variant, 8);
     const before = Buffer.from(bytes(runner.arenas.hostV[0]));
