@@ -4,7 +4,7 @@ import { SequenceBlocks } from '../../memory/sequence-blocks';
 import { NativeDtype, NativeOrt, NativeSession, NativeTensor } from '../../ort-native/native-ort';
 import { ExecutionProviderError } from '../execution-provider';
 import { IO } from '../graph-io';
-import { GraphVariant, hasDenseLayer, hasTopNLayer } from '../graph-variant';
+import { GraphVariant, hasTopNLayer } from '../graph-variant';
 import { KvArenas, placeInGroups } from '../kv-arenas';
 import { Int64Builder } from '../row-tables';
 import { BackendGraphOptions, CompiledGraph, DecodeLogits, ExecutionBackend, GraphInputs, GraphKind, PrefillChunk } from './execution-backend';
