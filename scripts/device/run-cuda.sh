@@ -2,9 +2,10 @@
 # On the lent GPU machine (no Node, no network there), after `bash scripts/device/pack-gpu.sh --cuda` here.
 # The CUDA provider is larger than one run's carry, so it goes over in parts, one run each, back to back
 # (the machine keeps /tmp while it is warm, 30 s between runs):
-#   run(command: "bash scripts/device/run-cuda.sh", carry: [".gpu-bundle"])       unpacks Node and the app
-#   run(command: "bash scripts/device/run-cuda.sh", carry: [".gpu-chunk1"])       … one part a run …
-#   run(command: "bash scripts/device/run-cuda.sh check", carry: [".gpu-chunk4"]) last part, then the stages
+#   run(command: "bash scripts/device/run-cuda.sh", carry: [".gpu-bundle"])        Node, the app and part 0
+#   run(command: "bash scripts/device/run-cuda.sh", carry: [".gpu-chunk1"])        part 1
+#   run(command: "bash scripts/device/run-cuda.sh", carry: [".gpu-chunk2"])        part 2
+#   run(command: "bash scripts/device/run-cuda.sh oracle", carry: [".gpu-chunk3"]) last part, then the stages
 # Every run stores the carried parts in /tmp/kcache-cuda; once all are there the provider files are installed
 # next to onnxruntime-node's libonnxruntime.so.1 (sha256 checked against .gpu-bundle/cuda-provider.txt).
 # Stages (run only once everything is staged):
@@ -40,7 +41,7 @@ PY
   cp .gpu-bundle/cuda-provider.txt "$stage_dir/"
   echo "unpacked the app: $(ls "$app")"
 fi
-for part in .gpu-chunk*/part.*; do [ -f "$part" ] && cp "$part" "$stage_dir/parts/" && echo "stored $part"; done
+for part in .gpu-bundle/part.* .gpu-chunk*/part.*; do [ -f "$part" ] && cp "$part" "$stage_dir/parts/" && echo "stored $part"; done
 
 ort_dir=$app/node_modules/onnxruntime-node/bin/napi-v6/linux/x64
 if [ ! -f "$ort_dir/libonnxruntime_providers_cuda.so" ] && [ -f "$stage_dir/cuda-provider.txt" ]; then
