@@ -80,7 +80,9 @@ export class NativeKvMemory {
         if (!separate) return hostPlace(group.buffer);
         const memory = provider === 'cuda' ? native.deviceMemory(group.buffer.byteLength, deviceId) : native.hostMemory(new ArrayBuffer(group.buffer.byteLength));
         owned.push(memory);
-        memory.copy('toDevice', 0, group.buffer);
+        // New arenas are zeros (cudaMemset, no host read); given ones hold rows already.
+        if (given.arenas) memory.copy('toDevice', 0, group.buffer);
+        else memory.fill(0, group.buffer.byteLength, 0);
         return { memory, byteOffset: 0, floats: group.buffer.length };
       };
       const groups = { k: arenas.kGroups.map(groupPlace), deviceV: arenas.deviceVGroups.map(groupPlace) };
