@@ -11,7 +11,7 @@ import { ExecutionProviderName } from '../runtime/execution-provider';
 import { ModelRunner } from '../runtime/model-runner';
 import { argmax } from '../sampling/sampler';
 import { decodeStepBytes } from './hbm-roofline';
-import { admitAtBudget, fillUsedBlocks, fullAttentionBytes, kBytesPerSequence } from './kcache-fixed-budget';
+import { admitAtBudget, FilledIds, fillUsedBlocks, fullAttentionBytes, kBytesPerSequence } from './kcache-fixed-budget';
 import { classifyGraphNodes, StepCategory, StepProfile, summarizeProfile } from './kcache-step-profile';
 
 export type Mode = 'full' | 'kcache';
@@ -128,6 +128,8 @@ interface ModeState {
   readonly kv: KvCacheManager;
   readonly runner: ModelRunner;
   sequences: KvSequence[];
+  /** Ids whose blocks hold random K/V already (GPU runs fill each block once, not per context). */
+  readonly filled: FilledIds;
 }
 
 /**
@@ -188,6 +190,7 @@ async function benchModel(
       kv,
       runner: new ModelRunner(weights, { blockSize: options.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: model.numThreads, executionProvider: options.executionProvider, ...(options.nativeBackend === undefined ? {} : { nativeBackend: options.nativeBackend }) }),
       sequences: [],
+      filled: { kIds: 0, deviceVIds: 0, hostVIds: 0 },
     };
   });
   const [full, kcache] = states;
@@ -201,7 +204,8 @@ async function benchModel(
         for (const seq of state.sequences) state.kv.free(seq);
         state.sequences = admitAtBudget(state.kv, state.attention, context, options.maxNumSeqs);
         if (state.sequences.length === 0) throw new Error(`${model.name}: no ${state.mode} sequence of ${context} positions fits ${budgetBytes} bytes`);
-        fillUsedBlocks(state.runner.arenas, state.kv, context);
+        // On the CPU every context gets fresh values (as before); elsewhere new blocks only.
+        fillUsedBlocks(state.runner.arenas, state.kv, context, (options.executionProvider ?? 'cpu') === 'cpu' && !options.nativeBackend ? undefined : state.filled);
         await state.runner.reloadDeviceTier();
         await decodeSteps(state, state.sequences, startPosition, 1, options.topN); // compiles the session
       }

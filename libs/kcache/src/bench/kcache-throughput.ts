@@ -55,19 +55,20 @@ const SVG_NAME = 'kcache-throughput.svg';
 /** cuda's default contexts: where KCache should pay (the paper's long-context regime); the model's RoPE tables grow to cover them. */
 const CUDA_CONTEXTS = [2048, 4096, 8192, 16384, 32768];
 
-function modelCases(quick: boolean, executionProvider: ExecutionProviderName, nativeBackend: boolean, contextsOverride?: readonly number[]): ThroughputModelCase[] {
-  if (executionProvider !== 'cpu' || nativeBackend) {
-    const contexts = contextsOverride ?? (quick ? [512] : executionProvider === 'cuda' ? CUDA_CONTEXTS : [512, 1024, 2048, 4096]);
-    return [{ name: 'llama-110m (synthetic)', weights: loadModel('synthetic:llama-110m').weights, contexts, numFullSequencesAtReference: 16, referenceContext: 2048, numThreads: 0, numStepsPerRep: 4, numProfiledSteps: 0 }];
+function modelCases(quick: boolean, executionProvider: ExecutionProviderName, contextsOverride?: readonly number[]): ThroughputModelCase[] {
+  const withContexts = (c: ThroughputModelCase): ThroughputModelCase => (contextsOverride ? { ...c, contexts: contextsOverride } : c);
+  if (executionProvider !== 'cpu') {
+    const contexts = quick ? [512] : executionProvider === 'cuda' ? CUDA_CONTEXTS : [512, 1024, 2048, 4096];
+    return [withContexts({ name: 'llama-110m (synthetic)', weights: loadModel('synthetic:llama-110m').weights, contexts, numFullSequencesAtReference: 16, referenceContext: 2048, numThreads: 0, numStepsPerRep: 4, numProfiledSteps: 0 })];
   }
   const stories = loadModel(stories260kDir()).weights;
   if (quick) {
-    return [{ name: 'stories260K', weights: stories, contexts: [128, 256], numFullSequencesAtReference: 4, referenceContext: 256, numThreads: 1, numStepsPerRep: 4, numProfiledSteps: 2 }];
+    return [withContexts({ name: 'stories260K', weights: stories, contexts: [128, 256], numFullSequencesAtReference: 4, referenceContext: 256, numThreads: 1, numStepsPerRep: 4, numProfiledSteps: 2 })];
   }
   return [
     { name: 'llama-110m (synthetic)', weights: loadModel('synthetic:llama-110m').weights, contexts: [512, 1024, 2048, 4096], numFullSequencesAtReference: 4, referenceContext: 2048, numThreads: 0, numStepsPerRep: 6, numProfiledSteps: 5 },
     { name: 'stories260K', weights: stories, contexts: [512, 1024, 2048], numFullSequencesAtReference: 4, referenceContext: 2048, numThreads: 1, numStepsPerRep: 48, numProfiledSteps: 8 },
-  ];
+  ].map(withContexts);
 }
 
 export async function benchKcacheThroughput(options: KcacheThroughputOptions): Promise<KcacheThroughputResults> {
@@ -79,7 +80,8 @@ export async function benchKcacheThroughput(options: KcacheThroughputOptions): P
   const nativeBackend = options.nativeBackend ?? executionProvider === 'cuda';
   const onCpu = executionProvider === 'cpu' && !nativeBackend;
   const settings: ThroughputSettings = { quick: options.quick, topN: options.topN ?? 64, denseLayers: 0, renormalize: false, blockSize: 16, numReps: options.quick ? 2 : onCpu ? 7 : 3, maxNumSeqs: 256, executionProvider, nativeBackend };
-  const models = modelCases(options.quick, executionProvider, nativeBackend, options.contexts);
+  // The step profile runs a second onnxruntime-node runner over the arenas: not with the native backend.
+  const models = modelCases(options.quick, executionProvider, options.contexts).map((m) => (nativeBackend ? { ...m, numProfiledSteps: 0 } : m));
   const run = await runThroughputBench({ models, numReps: settings.numReps, topN: settings.topN, blockSize: settings.blockSize, maxNumSeqs: settings.maxNumSeqs, log, executionProvider, nativeBackend });
   machine.loadAverageEnd = currentLoadAverage();
 
