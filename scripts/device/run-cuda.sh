@@ -17,7 +17,8 @@
 #                 the HBM roofline (KCACHE_BENCH_CONTEXTS, KCACHE_BENCH_BATCHES override)
 #   bench-cpu     the same rows on the machine's CPU (onnxruntime-node), for the comparison in one run
 #   bench-kcache  bench:kcache --ep cuda: KCache vs full at a fixed GPU budget, contexts 2048..32768
-#                 (KCACHE_KCACHE_CONTEXTS overrides, e.g. 2048,8192)
+#                 (KCACHE_KCACHE_CONTEXTS overrides, e.g. 2048,8192; KCACHE_BUDGET_SEQUENCES: the budget in
+#                 full-attention sequences of 2048 positions, default 16)
 # Results under $OUT: machine.txt, <stage>.log and the stages' JSON.
 set -uo pipefail
 repo=$PWD
@@ -87,7 +88,7 @@ for stage in "$@"; do
       cp "$app"/bench/results/engine*.json "$OUT/" 2>/dev/null ;;
     bench-kcache)
       timeout 480 node "$app/libs/kcache/dist/bench/kcache-throughput.js" --ep cuda --out "$OUT" \
-        --contexts "${KCACHE_KCACHE_CONTEXTS:-2048,4096,8192,16384,32768}" 2>&1 | tee "$OUT/bench-kcache.log"
+        --contexts "${KCACHE_KCACHE_CONTEXTS:-2048,4096,8192,16384,32768}" --budget-sequences "${KCACHE_BUDGET_SEQUENCES:-16}" 2>&1 | tee "$OUT/bench-kcache.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     *) echo "unknown stage $stage"; status=2 ;;
   esac

@@ -48,7 +48,10 @@ export function throughputMarkdown(run: ThroughputRun, settings: ThroughputSetti
   const at2048 = run.ratios.filter((r) => r.context === 2048).map((r) => `${r.model} ${r.throughputRatio.toFixed(2)}×`);
   parts.push(
     `**Summary.** Device-tier bytes per cached token, kcache ÷ full: ${byteRatios} (target ≤ 0.52). ` +
-      (at2048.length > 0 ? `Decode throughput at a fixed budget, kcache ÷ full, at context 2048: ${at2048.join(', ')} (target ≥ 1.6; the paper reports about 1.4).` : ''),
+      (at2048.length > 0 ? `Decode throughput at a fixed budget, kcache ÷ full, at context 2048: ${at2048.join(', ')} (target ≥ 1.6; the paper reports about 1.4). ` : '') +
+      `Crossover (the shortest measured context from which kcache stays at least as fast as full): ` +
+      [...new Set(run.ratios.map((r) => r.model))].map((model) => `${model} ${crossoverContext(run, model) ?? 'none measured'}`).join(', ') +
+      '.',
   );
   parts.push('### Throughput at a fixed device-tier budget');
   parts.push(
@@ -72,6 +75,18 @@ export function throughputMarkdown(run: ThroughputRun, settings: ThroughputSetti
       [false, true, true, true, true, true, true, true, true, true],
     ),
   );
+  const hostReads = run.rows.filter((r) => r.mode === 'kcache' && r.hostVBytesReadPerToken !== undefined);
+  if (hostReads.length > 0) {
+    parts.push('### Host-tier V read by KCache');
+    parts.push('TopN V rows a decode step reads from host memory (at most min(N, context + 1) per query head and TopN layer), per generated token, and that traffic over the measured step.');
+    parts.push(
+      markdownTable(
+        ['model', 'context', 'batch', 'KiB/token', 'GB/s'],
+        hostReads.map((r) => [r.model, r.context, r.numSequences, (r.hostVBytesReadPerToken / 1024).toFixed(0), r.hostVGBPerSecond.toFixed(2)]),
+        [false, true, true, true, true],
+      ),
+    );
+  }
   if (svgPath) parts.push(`![Decode throughput vs context at a fixed device-tier budget](${svgPath})`);
 
   parts.push('### Same batch, no budget');
@@ -117,6 +132,17 @@ export function throughputMarkdown(run: ThroughputRun, settings: ThroughputSetti
     );
   }
   return parts.join('\n\n') + '\n';
+}
+
+/** The shortest context from which every measured ratio is >= 1, or null when the longest one is below 1. */
+function crossoverContext(run: ThroughputRun, model: string): number | null {
+  const ratios = run.ratios.filter((r) => r.model === model).sort((a, b) => a.context - b.context);
+  let crossover: number | null = null;
+  for (const r of ratios) {
+    if (r.throughputRatio >= 1) crossover ??= r.context;
+    else crossover = null;
+  }
+  return crossover;
 }
 
 function rowsOf(run: ThroughputRun, model: string, context: number): [ModeRow, ModeRow] {

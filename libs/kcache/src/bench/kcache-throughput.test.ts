@@ -89,6 +89,8 @@ describe('bench:kcache --quick --native-backend', () => {
       }
     }
     assert.match(results.markdown, /--native-backend \(onnxruntime's cpu execution provider through its C API/);
+    assert.match(results.markdown, /Crossover \(the shortest measured context from which kcache stays at least as fast as full\): stories260K (96|160|none measured)\./);
+    assert.match(results.markdown, /### Host-tier V read by KCache[\s\S]*\| stories260K \| 96 \| \d+ \| 80 \|/);
   });
 });
 

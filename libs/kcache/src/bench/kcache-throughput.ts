@@ -9,7 +9,8 @@ import { ExecutionProviderName, parseExecutionProvider } from '../runtime/execut
 import { flagValue } from './flag-value';
 
 /**
- * `npm run bench:kcache [-- --quick] [-- --no-docs] [-- --out DIR]`: decode throughput and memory of
+ * `npm run bench:kcache [-- --quick] [-- --no-docs] [-- --out DIR] [-- --ep cpu|webgpu|cuda] [-- --native-backend]
+ * [-- --contexts 2048,8192] [-- --budget-sequences N]`: decode throughput and memory of
  * KCache against full attention at a fixed device-tier budget (see kcache-throughput-run.ts).
  * Prints a Markdown report, writes bench/results/kcache-throughput[-quick].json and, for a full run,
  * the "KCache vs full" section of docs/benchmarks.md and docs/img/kcache-throughput.svg.
@@ -33,6 +34,8 @@ export interface KcacheThroughputOptions {
   readonly nativeBackend?: boolean;
   /** Contexts to measure instead of the defaults (e.g. 2048..32768 on a GPU). */
   readonly contexts?: readonly number[];
+  /** The device budget: this many full-attention sequences at the model's reference context (GPU default 16 at 2048). */
+  readonly budgetSequences?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -81,7 +84,11 @@ export async function benchKcacheThroughput(options: KcacheThroughputOptions): P
   const onCpu = executionProvider === 'cpu' && !nativeBackend;
   const settings: ThroughputSettings = { quick: options.quick, topN: options.topN ?? 64, denseLayers: 0, renormalize: false, blockSize: 16, numReps: options.quick ? 2 : onCpu ? 7 : 3, maxNumSeqs: 256, executionProvider, nativeBackend };
   // The step profile runs a second onnxruntime-node runner over the arenas: not with the native backend.
-  const models = modelCases(options.quick, executionProvider, options.contexts).map((m) => (nativeBackend ? { ...m, numProfiledSteps: 0 } : m));
+  const models = modelCases(options.quick, executionProvider, options.contexts).map((m) => ({
+    ...m,
+    ...(nativeBackend ? { numProfiledSteps: 0 } : {}),
+    ...(options.budgetSequences ? { numFullSequencesAtReference: options.budgetSequences } : {}),
+  }));
   const run = await runThroughputBench({ models, numReps: settings.numReps, topN: settings.topN, blockSize: settings.blockSize, maxNumSeqs: settings.maxNumSeqs, log, executionProvider, nativeBackend });
   machine.loadAverageEnd = currentLoadAverage();
 
@@ -117,6 +124,13 @@ function parseContexts(value: string): number[] {
   return contexts;
 }
 
+/** --budget-sequences 64: a positive integer. */
+function parseBudgetSequences(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`--budget-sequences must be a positive integer, got '${value}'`);
+  return n;
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
@@ -129,6 +143,7 @@ async function main(): Promise<void> {
     executionProvider: parseExecutionProvider(flagValue(args, '--ep') ?? 'cpu', '--ep'),
     ...(args.includes('--native-backend') ? { nativeBackend: true } : {}),
     ...(flagValue(args, '--contexts') === undefined ? {} : { contexts: parseContexts(flagValue(args, '--contexts')!) }),
+    ...(flagValue(args, '--budget-sequences') === undefined ? {} : { budgetSequences: parseBudgetSequences(flagValue(args, '--budget-sequences')!) }),
     log: (line) => process.stderr.write(`  ${line}\n`),
   });
   process.stdout.write(results.markdown);
