@@ -69,7 +69,7 @@ export function buildDecodeGraph(
   const numKv = config.numKvHeads;
 
   const numLayers = config.numLayers;
-  const denseLayers = variant.denseLayers.flatMap((dense, layer) => (dense ? [layer] : []));
+  const denseLayers = variant.isDenseLayer.flatMap((dense, layer) => (dense ? [layer] : []));
   const arenaGroups = options.arenaGroups ?? { k: Array.from({ length: numLayers }, () => 0), deviceV: Array.from({ length: numLayers }, () => 0) };
   const mask = g.input(IO.mask, 'float32', ['batch', 1, 1, 'columns']); // [B, 1, 1, T + 1]
   // Each layer's slice indices [B, Hkv, nb], split off the table (K of every layer, then device V of the exact layers).
@@ -120,7 +120,7 @@ export function buildDecodeGraph(
     config,
     names,
     (g, layer, q, k, v) => {
-      const dense = variant.denseLayers[layer];
+      const dense = variant.isDenseLayer[layer];
       const kArena = groupArena(IO.kArenaGroup(arenaGroups.k[layer]));
       const hostVArena = () =>
         options.hostVAsHalves ? g.input(IO.vArena(layer), 'uint16', [`v_arena_rows_${layer}`, 2 * d]) : g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
