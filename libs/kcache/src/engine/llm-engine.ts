@@ -1,11 +1,10 @@
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
-import { SharedHostVBlocks, SharedHostVStats } from '../host-tier/shared-host-v-blocks';
+import { SharedHostVBlocks } from '../host-tier/shared-host-v-blocks';
 import { KvCacheManager } from '../memory/kv-cache-manager';
 import { LoadedModel } from '../model/model-source';
 import { ModelConfig } from '../model/model-config';
 import { ModelRunner } from '../runtime/model-runner';
 import { graphVariantOf } from '../runtime/graph-variant';
-import { sampleToken } from '../sampling/sampler';
 import { Scheduler } from '../scheduler/scheduler';
 import { Sequence } from '../scheduler/sequence';
 import { Tokenizer } from '../tokenizer/tokenizer';
@@ -13,11 +12,12 @@ import { checkAdmission } from './admission';
 import { DuplicateRequestIdError, EngineClosedError } from './engine-errors';
 import { ResolvedEngineOptions } from './engine-options';
 import { createEngineParts } from './engine-parts';
-import { EngineStats, GenerationEngine } from './generation-engine';
+import { GenerationEngine } from './generation-engine';
 import { GenerationListener, GenerationRequest } from './generation-request';
 import { planBatches } from './plan-batches';
 import { RequestState } from './request-state';
-import { StepStats } from './step-stats';
+import { sampleStep, SampledTokens } from './sample-step';
+import { llmEngineStats, LlmEngineStats, StepStats } from './step-stats';
 
 /** How long a step that could schedule nothing (the shared host tier is full) waits before retrying. */
 const IDLE_WAIT_MS = 2;
@@ -105,18 +105,8 @@ export class LlmEngine implements GenerationEngine {
   }
 
   /** host: node-wide for a shared host tier, whose own figures are in hostTier. */
-  stats(): EngineStats & { numHostVRowsGathered: number; hostVRowsPerSecond: number; hostTier?: SharedHostVStats } {
-    const usage = this.kv.usage();
-    return {
-      numRunning: this.scheduler.numRunning,
-      numWaiting: this.scheduler.numWaiting,
-      device: { usedBytes: usage.device.usedBytes, capacityBytes: usage.device.capacityBytes },
-      host: { usedBytes: usage.host.usedBytes, capacityBytes: usage.host.capacityBytes },
-      ...this.stepStats.counters(),
-      numHostVRowsGathered: this.runner.gatherStats.numHostVRows,
-      hostVRowsPerSecond: this.runner.gatherStats.hostVRowsPerSecond,
-      ...(this.sharedHost ? { hostTier: this.sharedHost.stats() } : {}),
-    };
+  stats(): LlmEngineStats {
+    return llmEngineStats({ kv: this.kv, scheduler: this.scheduler, runner: this.runner }, this.stepStats, this.sharedHost);
   }
 
   async close(): Promise<void> {
@@ -180,26 +170,13 @@ export class LlmEngine implements GenerationEngine {
     const plan = planBatches(output, this.modelConfig.numLayers);
     this.stepStats.recordPlan(plan);
     const logits = await this.runner.execute(plan);
-    const sampled = this.sample(logits);
+    const sampled = sampleStep(logits, this.requests, this.pendingCancels);
     this.scheduler.commit(output, sampled.tokenIds);
     this.acceptSampled(sampled);
   }
 
-  /** A token per request with logits, but none for a request cancelled meanwhile. */
-  private sample(logits: ReadonlyMap<string, Float32Array>): Sampled {
-    const sampled: Sampled = { tokenIds: new Map(), logprobs: new Map() };
-    for (const [requestId, rows] of logits) {
-      const state = this.requests.get(requestId);
-      if (!state || this.pendingCancels.has(requestId)) continue;
-      const picked = sampleToken(rows, state.request.sampling, state.sequence.numOutputTokens, state.request.logprobs);
-      sampled.tokenIds.set(requestId, picked.tokenId);
-      sampled.logprobs.set(requestId, picked.logprob);
-    }
-    return sampled;
-  }
-
   /** Emits the committed tokens and ends the requests a stop condition hit. */
-  private acceptSampled(sampled: Sampled): void {
+  private acceptSampled(sampled: SampledTokens): void {
     const ended: Array<{ requestId: string; reason: 'stop' | 'eos' | 'length' }> = [];
     for (const [requestId, tokenId] of sampled.tokenIds) {
       const state = this.requests.get(requestId);
@@ -226,10 +203,4 @@ export class LlmEngine implements GenerationEngine {
       this.endRequest(id, 'cancelled', `engine failure: ${message}`);
     }
   }
-}
-
-/** A step's sampled tokens (and their logprobs, when asked for), by request. */
-interface Sampled {
-  readonly tokenIds: Map<string, number>;
-  readonly logprobs: Map<string, number | undefined>;
 }

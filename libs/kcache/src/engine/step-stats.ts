@@ -1,5 +1,11 @@
+import { SharedHostVBlocks, SharedHostVStats } from '../host-tier/shared-host-v-blocks';
 import { StepPlan } from '../runtime/step-plan';
 import { SchedulerOutput } from '../scheduler/scheduler-output';
+import { EngineParts } from './engine-parts';
+import { EngineStats } from './generation-engine';
+
+/** EngineStats, plus host-V gather figures and, with a shared host tier, its own (host is then node-wide). */
+export type LlmEngineStats = EngineStats & { numHostVRowsGathered: number; hostVRowsPerSecond: number; hostTier?: SharedHostVStats };
 
 /** The engine's step counters (EngineStats' numGeneratedTokens, numSteps, numPreemptions, lastBatchSize). */
 export class StepStats {
@@ -26,4 +32,18 @@ export class StepStats {
   counters(): { numGeneratedTokens: number; numSteps: number; numPreemptions: number; lastBatchSize: number } {
     return { numGeneratedTokens: this.numGeneratedTokens, numSteps: this.numSteps, numPreemptions: this.numPreemptions, lastBatchSize: this.lastBatchSize };
   }
+}
+
+export function llmEngineStats(parts: EngineParts, steps: StepStats, sharedHost: SharedHostVBlocks | null): LlmEngineStats {
+  const usage = parts.kv.usage();
+  return {
+    numRunning: parts.scheduler.numRunning,
+    numWaiting: parts.scheduler.numWaiting,
+    device: { usedBytes: usage.device.usedBytes, capacityBytes: usage.device.capacityBytes },
+    host: { usedBytes: usage.host.usedBytes, capacityBytes: usage.host.capacityBytes },
+    ...steps.counters(),
+    numHostVRowsGathered: parts.runner.gatherStats.numHostVRows,
+    hostVRowsPerSecond: parts.runner.gatherStats.hostVRowsPerSecond,
+    ...(sharedHost ? { hostTier: sharedHost.stats() } : {}),
+  };
 }
