@@ -41,7 +41,7 @@ before(async () => {
         sampling: sampling(i),
         stopTokenIds: [],
         stopStrings: [],
-        attention: { mode: 'full', topN: 64, denseLayers: 0, renormalize: false },
+        attention: { mode: 'full' },
         priority: 0,
         logprobs: false,
       }),

@@ -1,4 +1,4 @@
-import { AttentionConfig } from '../attention/attention-config';
+import { AttentionConfig, topNOf } from '../attention/attention-config';
 import { KvCacheManager } from '../memory/kv-cache-manager';
 import { emptySequenceBlocks, SequenceBlocks } from '../memory/sequence-blocks';
 import { ModelWeights } from '../model/model-weights';
@@ -54,9 +54,9 @@ export async function benchDecode(modelWeights: ModelWeights, c: DecodeBenchCase
   fillArenas(runner, kv, new SeededRandom(7));
   await runner.reloadDeviceTier(); // a device tier kept apart from the host arenas takes the filled values
   const items: DecodeItem[] = sequences.map((s, b) => ({ tokenId: 3 + b, position: c.context, blocks: s.blocks }));
-  await runner.decode(items, variant, c.attention.topN); // warm-up (first run allocates)
+  await runner.decode(items, variant, topNOf(c.attention)); // warm-up (first run allocates)
   const start = performance.now();
-  for (let i = 0; i < c.numSteps; i++) await runner.decode(items, variant, c.attention.topN);
+  for (let i = 0; i < c.numSteps; i++) await runner.decode(items, variant, topNOf(c.attention));
   const msPerStep = (performance.now() - start) / c.numSteps;
   await runner.release();
   return { msPerStep, tokensPerSecond: (c.batchSize * 1000) / msPerStep };

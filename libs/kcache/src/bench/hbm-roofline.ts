@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { AttentionConfig, isDenseLayer } from '../attention/attention-config';
+import { AttentionConfig, numDenseLayers, topNOf } from '../attention/attention-config';
 import { headDimOf, kvDimOf, ModelConfig } from '../model/model-config';
 
 /** What one decode step must read: the weights, the device tier's K/V (GPU memory) and the TopN V rows (host tier). */
@@ -23,10 +23,11 @@ export function decodeStepBytes(config: ModelConfig, attention: AttentionConfig,
   const rowBytes = 4 * kvDimOf(config) * context * batchSize; // one layer's K (or V) over the context, whole batch
   let deviceKvBytes = 0;
   let hostVBytes = 0;
+  const numDense = numDenseLayers(attention, config.numLayers);
   for (let layer = 0; layer < config.numLayers; layer++) {
     deviceKvBytes += rowBytes;
-    if (isDenseLayer(attention, layer)) deviceKvBytes += rowBytes;
-    else hostVBytes += 4 * headDimOf(config) * config.numHeads * Math.min(attention.topN, context + 1) * batchSize;
+    if (layer < numDense) deviceKvBytes += rowBytes;
+    else hostVBytes += 4 * headDimOf(config) * config.numHeads * Math.min(topNOf(attention), context + 1) * batchSize;
   }
   return { weightBytes: decodeWeightBytes(config), deviceKvBytes, hostVBytes };
 }

@@ -1,5 +1,6 @@
 import { AttentionConfig } from '../attention/attention-config';
-import { KvCacheManager, KvSequence } from '../memory/kv-cache-manager';
+import { KvCacheManager } from '../memory/kv-cache-manager';
+import { KvSequence } from '../memory/kv-cache-types';
 import { emptySequenceBlocks } from '../memory/sequence-blocks';
 import { kvDimOf, ModelConfig } from '../model/model-config';
 import { SeededRandom } from '../model/seeded-random';

@@ -40,7 +40,7 @@ export function validateGenerationRequest(request: GenerationRequest, model: Mod
 }
 
 function validateAttention(a: AttentionConfig, model: ModelConfig, fail: (field: string, message: string) => never): void {
-  if (a.mode !== 'full' && a.mode !== 'kcache') fail('attention.mode', `unknown mode '${String(a.mode)}' (full or kcache)`);
+  if (a.mode !== 'full' && a.mode !== 'kcache') fail('attention.mode', `unknown mode '${String((a as { mode: unknown }).mode)}' (full or kcache)`);
   if (a.mode === 'kcache') {
     if (!Number.isSafeInteger(a.topN) || a.topN <= 0) fail('attention.top_n', `must be a positive integer, got ${a.topN}`);
     if (!Number.isSafeInteger(a.denseLayers) || a.denseLayers < 0 || a.denseLayers > model.numLayers) {

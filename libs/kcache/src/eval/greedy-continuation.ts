@@ -21,7 +21,7 @@ export async function greedyContinuations(engine: LlmEngine, prompts: readonly (
   const results = await Promise.all(
     prompts.map((promptTokenIds, i) =>
       generate(engine, {
-        requestId: `greedy-${attention.mode}-${attention.topN}-${attention.denseLayers}-${attention.renormalize}-${i}`,
+        requestId: `greedy-${JSON.stringify(attention)}-${i}`,
         promptTokenIds,
         maxNewTokens,
         sampling: GREEDY,

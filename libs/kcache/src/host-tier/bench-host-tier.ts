@@ -13,11 +13,12 @@
  */
 import * as ort from 'onnxruntime-node';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { AttentionConfig } from '../attention/attention-config';
+import { KCacheAttention } from '../attention/attention-config';
 import { formatTable, saveBenchResults } from '../bench/bench-results';
 import { createEngine } from '../engine/create-engine';
 import { generate } from '../engine/generate';
-import { KvCacheManager, KvSequence } from '../memory/kv-cache-manager';
+import { KvCacheManager } from '../memory/kv-cache-manager';
+import { KvSequence } from '../memory/kv-cache-types';
 import { emptySequenceBlocks } from '../memory/sequence-blocks';
 import { headDimOf, kvDimOf } from '../model/model-config';
 import { loadModel, LoadedModel } from '../model/model-source';
@@ -32,7 +33,7 @@ import { loadNativeShm } from './native-shm';
 import { SharedHostTier } from './shared-host-tier';
 import { SharedHostVBlocks } from './shared-host-v-blocks';
 
-const KCACHE_64: AttentionConfig = { mode: 'kcache', topN: 64, denseLayers: 0, renormalize: false };
+const KCACHE_64: KCacheAttention = { mode: 'kcache', topN: 64, denseLayers: 0, renormalize: false };
 const GIB = 2 ** 30;
 
 interface Row {

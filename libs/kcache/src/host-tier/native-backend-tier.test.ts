@@ -29,16 +29,16 @@ describe('native backend with the shared host tier (stories260K)', () => {
 
   const attentions: ReadonlyArray<[string, AttentionConfig]> = [
     ['kcache N=32', KCACHE_32],
-    ['kcache N=32, 2 exact layers', { ...KCACHE_32, denseLayers: 2 }],
+    ['kcache N=32, 2 exact layers', { mode: 'kcache', topN: 32, denseLayers: 2, renormalize: false }],
   ];
-  for (const [name, attention] of attentions) {
+  for (const [index, [name, attention]] of attentions.entries()) {
     it(`${name}: restored prefixes (K spilled to the tier) give the tokens of the in-process tier on onnxruntime-node`, async () => {
       const reference = await createEngine({ model: stories260kDir(), numThreads: 1, defaultAttention: attention }, model);
       const expected: number[][] = [];
       for (const [i, p] of prompts.entries()) expected.push((await generate(reference, greedyRequest(`e${i}`, p, 60, attention))).tokenIds);
       await reference.close();
 
-      const hostTier = { kind: 'shared' as const, directory, name: `native-${attention.denseLayers}`, capacityBytes: 16 << 20, leaseMs: 500, prefixKeys: 'spill' as const };
+      const hostTier = { kind: 'shared' as const, directory, name: `native-${index}`, capacityBytes: 16 << 20, leaseMs: 500, prefixKeys: 'spill' as const };
       const engine = await createEngine({ model: stories260kDir(), numThreads: 1, defaultAttention: attention, nativeBackend: true, hostTier }, model);
       const first = await generate(engine, greedyRequest('owner', prompts[0], 60, attention));
       assert.deepEqual(first.tokenIds, expected[0], 'the prompt that publishes the prefix');

@@ -79,7 +79,7 @@ export function buildDecodeGraph(
   const numKv = config.numKvHeads;
 
   const numLayers = config.numLayers;
-  const denseLayers = variant.denseLayers.flatMap((dense, layer) => (dense ? [layer] : []));
+  const denseLayers = variant.isDenseLayer.flatMap((dense, layer) => (dense ? [layer] : []));
   const arenaGroups = options.arenaGroups ?? { k: Array.from({ length: numLayers }, () => 0), deviceV: Array.from({ length: numLayers }, () => 0) };
   const mask = g.input(IO.mask, 'float32', ['batch', 1, 1, 'columns']); // [B, 1, 1, T + 1]
   // Each layer's slice indices [B, Hkv, nb], split off the table (K of every layer, then device V of the exact layers).
@@ -130,7 +130,7 @@ export function buildDecodeGraph(
     config,
     names,
     (g, layer, q, k, v) => {
-      const dense = variant.denseLayers[layer];
+      const dense = variant.isDenseLayer[layer];
       const kArena = groupArena(IO.kArenaGroup(arenaGroups.k[layer]));
       const hostVArena = () =>
         options.hostVAsHalves ? g.input(IO.vArena(layer), 'uint16', [`v_arena_rows_${layer}`, 2 * d]) : g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
@@ -189,8 +189,8 @@ function writeKvInPlace(
   newV: readonly string[],
   shape: { blockSize: number; d: number; numKv: number },
 ): void {
-  const numLayers = variant.denseLayers.length;
-  const denseLayers = variant.denseLayers.flatMap((dense, layer) => (dense ? [layer] : []));
+  const numLayers = variant.isDenseLayer.length;
+  const denseLayers = variant.isDenseLayer.flatMap((dense, layer) => (dense ? [layer] : []));
   const groupShape = (name: string) => [`${name}_slices`, shape.blockSize, shape.d];
   // Layers sharing a group are consecutive (KvArenas), so their rows are one slice of the table's layer axis.
   const scatterGroups = (table: string, layers: readonly number[], groupOf: readonly number[], rows: readonly string[], arenaName: (group: number) => string) => {
@@ -208,7 +208,7 @@ function writeKvInPlace(
   if (denseLayers.length > 0) scatterGroups(IO.vWritesDevice, denseLayers, groups.deviceV, newV, IO.vArenaDeviceGroup);
   if (denseLayers.length === numLayers) return;
   const hostWrites = g.input(IO.vWritesHost, 'int64', ['batch', shape.numKv, 1, 1]);
-  variant.denseLayers.forEach((dense, layer) => {
+  variant.isDenseLayer.forEach((dense, layer) => {
     if (dense) return;
     const arena = IO.vArena(layer);
     g.output(g.op('ScatterND', [arena, hostWrites, newV[layer]]), IO.written(arena), 'float32', [`v_arena_rows_${layer}`, shape.d]);

@@ -95,8 +95,8 @@ export class DecodeInputs {
       const numKv = this.config.numKvHeads;
       const firstSlice = (groups: readonly ArenaGroup[], idsPerLayer: number, layer: number) => placeInGroups(groups, layer).indexInGroup * idsPerLayer * numKv;
       layout = {
-        kFirstSlice: variant.denseLayers.map((_, layer) => firstSlice(a.kGroups, a.kIdsPerLayer, layer)),
-        denseFirstSlice: variant.denseLayers.flatMap((dense, layer) => (dense ? [firstSlice(a.deviceVGroups, a.deviceVIdsPerLayer, layer)] : [])),
+        kFirstSlice: variant.isDenseLayer.map((_, layer) => firstSlice(a.kGroups, a.kIdsPerLayer, layer)),
+        denseFirstSlice: variant.isDenseLayer.flatMap((dense, layer) => (dense ? [firstSlice(a.deviceVGroups, a.deviceVIdsPerLayer, layer)] : [])),
       };
       this.layouts.set(variant.key, layout);
     }

@@ -4,12 +4,14 @@ import { SequenceBlocks } from '../memory/sequence-blocks';
 import { createExecutionBackend, ExecutionBackendOptions } from './backend/create-execution-backend';
 import { ExecutionBackend, GraphKind } from './backend/execution-backend';
 import { DecodeInputs } from './decode-inputs';
+import { GatherStats } from './gather-stats';
 import { GraphSessions } from './graph-sessions';
 import { GraphVariant } from './graph-variant';
 import { KvArenas } from './kv-arenas';
 import { GraphWeights } from './layer-weights-layout';
 import { prefillInputs, scoreInputs } from './prefill-inputs';
 import { DecodeItem, PrefillItem } from './run-items';
+import { StepPlan } from './step-plan';
 
 export { DecodeItem, PrefillItem } from './run-items';
 
@@ -34,6 +36,8 @@ export interface ModelRunnerOptions extends ExecutionBackendOptions {
  */
 export class ModelRunner {
   readonly backend: ExecutionBackend;
+  /** Host-tier V rows the decode runs of execute() gathered. */
+  readonly gatherStats: GatherStats;
   private readonly graphWeights: GraphWeights;
   private readonly graphs: GraphSessions;
   private readonly decodeInputs: DecodeInputs;
@@ -45,6 +49,7 @@ export class ModelRunner {
     this.graphs = new GraphSessions(this.graphWeights, this.backend, options.blockSize, options.profileFilePrefix !== undefined);
     this.decodeInputs = new DecodeInputs(weights.config, this.backend.arenas);
     this.decodeKind = options.appendCurrentByCopy ? 'decodeByCopy' : 'decode';
+    this.gatherStats = new GatherStats(weights.config.numHeads, options.blockSize);
   }
 
   get arenas(): KvArenas {
@@ -72,6 +77,28 @@ export class ModelRunner {
   /** The host arenas were rewritten wholesale (benchmarks fill them directly): copy them to the resident device tier again. */
   reloadDeviceTier(): Promise<void> {
     return this.backend.reload();
+  }
+
+  /**
+   * Runs a step's plan (each prefill chunk, then each decode group, one graph run each) and returns
+   * the logits to sample, [vocab] per request, in that order.
+   */
+  async execute(plan: StepPlan): Promise<Map<string, Float32Array>> {
+    const logits = new Map<string, Float32Array>();
+    for (const prefill of plan.prefills) {
+      const rows = await this.prefill(prefill.item, prefill.variant, prefill.topN);
+      if (prefill.sample) logits.set(prefill.requestId, rows);
+    }
+    const vocab = this.config.vocabSize;
+    for (const group of plan.decodeGroups) {
+      const startMs = performance.now();
+      const rows = await this.decode(group.items, group.variant, group.topN);
+      this.gatherStats.recordDecode(group.variant, group.topN, group.items, performance.now() - startMs);
+      for (let b = 0; b < group.items.length; b++) {
+        if (group.sample[b]) logits.set(group.requestIds[b], rows.length === vocab ? rows : rows.subarray(b * vocab, (b + 1) * vocab));
+      }
+    }
+    return logits;
   }
 
   /** logits: [items.length, vocab]. */

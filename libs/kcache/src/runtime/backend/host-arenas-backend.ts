@@ -91,11 +91,11 @@ export class HostArenasBackend implements ExecutionBackend {
       if (kind === 'decode') {
         a.kGroups.forEach((group, i) => (inputs[IO.kArenaGroup(i)] = blocksView(group.buffer)));
         if (hasDenseLayer(variant)) a.deviceVGroups.forEach((group, i) => (inputs[IO.vArenaDeviceGroup(i)] = blocksView(group.buffer)));
-        variant.denseLayers.forEach((dense, layer) => {
+        variant.isDenseLayer.forEach((dense, layer) => {
           if (!dense) inputs[IO.vArena(layer)] = view(a.hostV[layer], d);
         });
       } else {
-        variant.denseLayers.forEach((dense, layer) => {
+        variant.isDenseLayer.forEach((dense, layer) => {
           inputs[IO.kArena(layer)] = view(a.k[layer], slice);
           inputs[IO.vArena(layer)] = view(dense ? a.deviceV[layer] : a.hostV[layer], slice);
         });

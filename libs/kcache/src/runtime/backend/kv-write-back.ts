@@ -54,7 +54,7 @@ export class KvWriteBack {
     const hostId = blocks.hostVBlockIds[Math.floor(position / a.blockSize)];
     const isHostVReadOnly = hostId !== undefined && (this.isHostVBlockReadOnly?.(hostId) ?? false);
     const rowStart = row * newKv.rowStride;
-    const layers = variant.denseLayers;
+    const layers = variant.isDenseLayer;
     for (let layer = 0; layer < layers.length; layer++) {
       const dense = layers[layer];
       const k = { offset: rowStart + newKv.kOffset + layer * d, headStride: newKv.headStride };

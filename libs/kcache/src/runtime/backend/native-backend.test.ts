@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { AttentionConfig, FULL_ATTENTION } from '../../attention/attention-config';
+import { AttentionConfig, FULL_ATTENTION, topNOf } from '../../attention/attention-config';
 import { KvCacheManager } from '../../memory/kv-cache-manager';
 import { emptySequenceBlocks, SequenceBlocks } from '../../memory/sequence-blocks';
 import { loadModel, LoadedModel } from '../../model/model-source';
@@ -54,16 +54,16 @@ async function generateOnBoth(pair: Pair, attention: AttentionConfig, steps: num
     const split = Math.ceil(prompt.length / 2);
     const logits: Float32Array[] = [];
     for (const runner of [pair.plain, pair.native]) {
-      await runner.prefill({ tokenIds: prompt.slice(0, split), startPosition: 0, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, attention.topN);
-      logits.push(await runner.prefill({ tokenIds: prompt.slice(split), startPosition: split, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, attention.topN));
+      await runner.prefill({ tokenIds: prompt.slice(0, split), startPosition: 0, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, topNOf(attention));
+      logits.push(await runner.prefill({ tokenIds: prompt.slice(split), startPosition: split, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, topNOf(attention)));
     }
     assert.deepEqual(Array.from(logits[1]), Array.from(logits[0]), 'prefill logits');
     next.push(argmax(logits[0]));
   }
   for (let step = 0; step < steps; step++) {
     const items = seqs.map(({ seq, prompt }, b) => ({ tokenId: next[b], position: prompt.length + step, blocks: seq.blocks }));
-    const plain = await pair.plain.decode(items, variant, attention.topN);
-    const native = await pair.native.decode(items, variant, attention.topN);
+    const plain = await pair.plain.decode(items, variant, topNOf(attention));
+    const native = await pair.native.decode(items, variant, topNOf(attention));
     assert.deepEqual(Array.from(native), Array.from(plain), `${attention.mode} step ${step}`);
     items.forEach((_, b) => (next[b] = argmax(plain.subarray(b * config.vocabSize, (b + 1) * config.vocabSize))));
     if (step === 0) afterFirstStep?.(seqs.map((s) => s.seq.blocks));
@@ -173,8 +173,8 @@ describe('native backend on the CPU provider (the CUDA path, checked without a G
     const tokens = [...oracle[0].prompt_token_ids, ...oracle[0].generated_token_ids].slice(0, 120);
     for (const attention of [FULL_ATTENTION, { mode: 'kcache', topN: 8, denseLayers: 1, renormalize: false } as const]) {
       const variant = graphVariantOf(attention, model.weights.config.numLayers);
-      const expected = await pair.plain.score(tokens, variant, attention.topN, 10);
-      assert.deepEqual(Array.from(await pair.native.score(tokens, variant, attention.topN, 10)), Array.from(expected), attention.mode);
+      const expected = await pair.plain.score(tokens, variant, topNOf(attention), 10);
+      assert.deepEqual(Array.from(await pair.native.score(tokens, variant, topNOf(attention), 10)), Array.from(expected), attention.mode);
     }
     await releaseBoth(pair);
   });

@@ -238,7 +238,7 @@ export class NativeBackend implements ExecutionBackend {
   /** Copies positions [from, to) of K (and exact-layer V) from the host view to the device. */
   private upload(blocks: SequenceBlocks, variant: GraphVariant, from: number, to: number): void {
     if (!this.memory.hasDeviceCopy || to <= from) return;
-    variant.denseLayers.forEach((dense, layer) => {
+    variant.isDenseLayer.forEach((dense, layer) => {
       this.memory.uploadPositions('k', layer, blocks.kBlockIds, from, to);
       if (dense) this.memory.uploadPositions('deviceV', layer, blocks.deviceVBlockIds, from, to);
     });
@@ -255,9 +255,9 @@ export class NativeBackend implements ExecutionBackend {
       const blocksView = (place: { floats: number }) => [place.floats / (a.blockSize * d), a.blockSize, d];
       const made: Record<string, NativeTensor> = {};
       a.kGroups.forEach((_, i) => (made[IO.kArenaGroup(i)] = m.tensor(this.native, m.kGroup(i), blocksView(m.kGroup(i)))));
-      const denseGroups = new Set(variant.denseLayers.flatMap((dense, layer) => (dense ? [placeInGroups(a.deviceVGroups, layer).group] : [])));
+      const denseGroups = new Set(variant.isDenseLayer.flatMap((dense, layer) => (dense ? [placeInGroups(a.deviceVGroups, layer).group] : [])));
       for (const i of denseGroups) made[IO.vArenaDeviceGroup(i)] = m.tensor(this.native, m.deviceVGroup(i), blocksView(m.deviceVGroup(i)));
-      variant.denseLayers.forEach((dense, layer) => {
+      variant.isDenseLayer.forEach((dense, layer) => {
         if (!dense) made[IO.vArena(layer)] = m.tensor(this.native, m.hostV(layer), [a.hostV[layer].length / d, d]);
       });
       tensors = made;
@@ -276,7 +276,7 @@ export class NativeBackend implements ExecutionBackend {
       const slice = a.blockSize * a.headDim;
       const view = (place: { floats: number }) => [Math.floor(place.floats / slice), slice];
       const made: Record<string, NativeTensor> = {};
-      variant.denseLayers.forEach((dense, layer) => {
+      variant.isDenseLayer.forEach((dense, layer) => {
         const k = m.layerArena('k', layer);
         const v = dense ? m.layerArena('deviceV', layer) : m.hostV(layer);
         made[IO.kArena(layer)] = m.tensor(this.native, k, view(k));
@@ -295,8 +295,8 @@ export class NativeBackend implements ExecutionBackend {
       const a = this.arenas;
       const numKv = this.config.numKvHeads;
       layout = {
-        kFirstSlice: variant.denseLayers.map((_, layer) => placeInGroups(a.kGroups, layer).indexInGroup * a.kIdsPerLayer * numKv),
-        denseFirstSlice: variant.denseLayers.flatMap((dense, layer) => (dense ? [placeInGroups(a.deviceVGroups, layer).indexInGroup * a.deviceVIdsPerLayer * numKv] : [])),
+        kFirstSlice: variant.isDenseLayer.map((_, layer) => placeInGroups(a.kGroups, layer).indexInGroup * a.kIdsPerLayer * numKv),
+        denseFirstSlice: variant.isDenseLayer.flatMap((dense, layer) => (dense ? [placeInGroups(a.deviceVGroups, layer).indexInGroup * a.deviceVIdsPerLayer * numKv] : [])),
       };
       this.layouts.set(variant.key, layout);
     }

@@ -77,7 +77,7 @@ export class ResidentDeviceTierBackend implements ExecutionBackend {
     // Before the copy exists there is nothing to update: it is made from the host arenas.
     const mirror = this.createdMirror;
     if (!mirror) return;
-    for (let position = from; position < to; position++) mirror.recordPosition(blocks, variant.denseLayers, position);
+    for (let position = from; position < to; position++) mirror.recordPosition(blocks, variant.isDenseLayer, position);
   }
 
   async reload(): Promise<void> {
@@ -93,7 +93,7 @@ export class ResidentDeviceTierBackend implements ExecutionBackend {
 
   private write(mirror: DeviceArenaMirror, newKv: NewKvRows, variant: GraphVariant, blocks: SequenceBlocks, position: number, row: number): void {
     this.writeBack.write(newKv, variant, blocks, position, row);
-    mirror.recordPosition(blocks, variant.denseLayers, position);
+    mirror.recordPosition(blocks, variant.isDenseLayer, position);
   }
 
   private deviceMirror(): Promise<DeviceArenaMirror> {
@@ -115,7 +115,7 @@ export class ResidentDeviceTierBackend implements ExecutionBackend {
       const d = this.arenas.headDim;
       const halvesView = (arena: Float32Array) => new ort.Tensor('uint16', new Uint16Array(arena.buffer, arena.byteOffset, 2 * arena.length), [arena.length / d, 2 * d]);
       inputs = {};
-      for (let layer = 0; layer < variant.denseLayers.length; layer++) if (!variant.denseLayers[layer]) inputs[IO.vArena(layer)] = halvesView(this.arenas.hostV[layer]);
+      for (let layer = 0; layer < variant.isDenseLayer.length; layer++) if (!variant.isDenseLayer[layer]) inputs[IO.vArena(layer)] = halvesView(this.arenas.hostV[layer]);
       this.hostVInputs.set(variant.key, inputs);
     }
     return inputs;
@@ -136,7 +136,7 @@ export class ResidentDeviceTierBackend implements ExecutionBackend {
       const values = compactBlocks(arena, ids, numBlocks, floatsPerBlock);
       return new ort.Tensor('float32', values, [values.length / slice, slice]);
     };
-    variant.denseLayers.forEach((dense, layer) => {
+    variant.isDenseLayer.forEach((dense, layer) => {
       inputs[IO.kArena(layer)] = compact(a.k[layer], blocks.kBlockIds);
       inputs[IO.vArena(layer)] = dense ? compact(a.deviceV[layer], blocks.deviceVBlockIds) : compact(a.hostV[layer], blocks.hostVBlockIds);
     });
