@@ -105,6 +105,7 @@ export class NativeKvMemory {
   layerArena(kind: DeviceKind, layer: number): ArenaPlace {
     const groups = kind === 'k' ? this.arenas.kGroups : this.arenas.deviceVGroups;
     const index = groups.findIndex((g) => layer >= g.firstLayer && layer < g.firstLayer + g.numLayers);
+    if (index < 0) throw new RangeError(`layer ${layer} is in no ${kind} arena group`);
     const place = this.groups[kind][index];
     const floatsPerLayer = (kind === 'k' ? this.arenas.kIdsPerLayer : this.arenas.deviceVIdsPerLayer) * this.arenas.rowsPerBlock * this.arenas.headDim;
     return { memory: place.memory, byteOffset: place.byteOffset + (layer - groups[index].firstLayer) * floatsPerLayer * 4, floats: floatsPerLayer };
