@@ -1,7 +1,7 @@
 import type * as ort from 'onnxruntime-node';
 import { ModelConfig } from '../../model/model-config';
 import { SequenceBlocks } from '../../memory/sequence-blocks';
-import { NativeDtype, NativeOrt, NativeSession, NativeTensor } from '../../ort-native/native-ort';
+import { NativeDtype, NativeMemory, NativeOrt, NativeSession, NativeTensor } from '../../ort-native/native-ort';
 import { ExecutionProviderError } from '../execution-provider';
 import { IO } from '../graph-io';
 import { GraphVariant, hasTopNLayer } from '../graph-variant';
@@ -67,6 +67,7 @@ export class NativeBackend implements ExecutionBackend {
   /** The runner's kept input tensors (FeedBuffers) as addon tensors over the same memory: read (or, on cuda, copied at bind) every run. */
   private readonly hostTensors = new WeakMap<ort.Tensor, NativeTensor>();
   private readonly layouts = new Map<string, { kFirstSlice: number[]; denseFirstSlice: number[] }>();
+  private logits: { memory: NativeMemory; view: Float32Array; pinned: NativeMemory | null } | null = null;
 
   private constructor(
     private readonly config: ModelConfig,
@@ -128,10 +129,27 @@ export class NativeBackend implements ExecutionBackend {
       outputs[IO.written(name)] = tensor;
     }
     const vocab = this.config.vocabSize;
-    const logits = new Float32Array(rows.length * vocab);
-    outputs[IO.logits] = this.native.hostTensor(logits, 'float32', [rows.length, vocab]);
+    const batch = rows.length;
+    const logits = this.logitsBuffer(batch * vocab);
+    outputs[IO.logits] = this.native.tensor(logits.memory, 'float32', [batch, vocab]);
     run(graph, bound, outputs);
-    return { logits, rowStride: vocab };
+    // The buffer is the next run's too: the runner copies a batch's rows out, and a single row is handed over as a copy.
+    return { logits: batch === 1 ? logits.view.slice(0, vocab) : logits.view.subarray(0, batch * vocab), rowStride: vocab };
+  }
+
+  /**
+   * Decode's logits land in one buffer kept from run to run (grown as needed): on cuda pinned host memory,
+   * bound as host memory, so onnxruntime's copy from the GPU is one DMA instead of a staged pageable copy.
+   */
+  private logitsBuffer(floats: number): { memory: NativeMemory; view: Float32Array } {
+    if (!this.logits || this.logits.view.length < floats) {
+      const length = Math.max(floats, 2 * (this.logits?.view.length ?? 0));
+      this.logits?.pinned?.release();
+      const pinned = this.options.provider === 'cuda' ? this.native.pinnedMemory(length * 4) : null;
+      const view = pinned ? new Float32Array(pinned.buffer!, 0, length) : new Float32Array(length);
+      this.logits = { memory: this.native.hostMemory(view.buffer as ArrayBuffer), view, pinned };
+    }
+    return this.logits;
   }
 
   async runPrefill(graph: CompiledGraph, inputs: GraphInputs, variant: GraphVariant, chunk: PrefillChunk): Promise<Float32Array> {
@@ -157,6 +175,7 @@ export class NativeBackend implements ExecutionBackend {
 
   async release(): Promise<void> {
     this.arenaTensors.clear();
+    this.logits = null;
     this.memory.release();
   }
 
