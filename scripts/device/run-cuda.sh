@@ -19,6 +19,8 @@
 #   bench-kcache  bench:kcache --ep cuda: KCache vs full at a fixed GPU budget, contexts 2048..32768
 #                 (KCACHE_KCACHE_CONTEXTS overrides, e.g. 2048,8192; KCACHE_BUDGET_SEQUENCES: the budget in
 #                 full-attention sequences of 2048 positions, default 16)
+#   profile       scripts/device/cuda-step-profile.js: onnxruntime's per-node profile of the ~110M decode step on the
+#                 native CUDA backend (context 512, batch 32): kernels per step and time by operator
 # Results under $OUT: machine.txt, <stage>.log and the stages' JSON.
 set -uo pipefail
 repo=$PWD
@@ -78,6 +80,9 @@ for stage in "$@"; do
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     oracle)
       timeout 300 node scripts/device/cuda-engine-oracle.js "$app" "$OUT" cuda 2>&1 | tee "$OUT/oracle.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+    profile)
+      timeout 300 node scripts/device/cuda-step-profile.js "$app" "$OUT" cuda 2>&1 | tee "$OUT/profile.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     bench-engine | bench-cpu)
       ep=cuda && [ "$stage" = bench-cpu ] && ep=cpu

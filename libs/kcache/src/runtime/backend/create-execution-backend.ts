@@ -54,6 +54,7 @@ export function createExecutionBackend(config: ModelConfig, options: ExecutionBa
       ...(options.arenas ? { arenas: options.arenas } : {}),
       ...(options.hostVArenas ? { hostVArenas: options.hostVArenas } : {}),
       ...(options.isHostVBlockReadOnly ? { isHostVBlockReadOnly: options.isHostVBlockReadOnly } : {}),
+      ...(options.profileFilePrefix ? { profileFilePrefix: options.profileFilePrefix } : {}),
     });
   }
   const arenas = options.arenas ?? new KvArenas(config, options.blockSize, options.arenaCapacity, options.hostVArenas);

@@ -26,16 +26,21 @@ export interface NativeBackendOptions {
   readonly deviceId?: number;
   /** Further CUDA provider options, as onnxruntime takes them (e.g. enable_cuda_graph). */
   readonly cudaOptions?: Readonly<Record<string, string>>;
+  /** Writes onnxruntime's per-node profile (JSON) with this file prefix (and the graph kind). */
+  readonly profileFilePrefix?: string;
   /** cpu, for tests: keep K and device V apart from the host view as on a GPU (see NativeKvMemory.create). */
   readonly deviceCopyOnHost?: boolean;
 }
 
 /** A graph this backend compiled: an addon session. */
 class NativeGraph implements CompiledGraph {
-  constructor(readonly session: NativeSession) {}
+  constructor(
+    readonly session: NativeSession,
+    private readonly profiled: boolean,
+  ) {}
 
   endProfiling(): void {
-    // Sessions of the addon do not profile.
+    if (this.profiled) this.session.endProfiling();
   }
 
   async release(): Promise<void> {
@@ -103,7 +108,8 @@ export class NativeBackend implements ExecutionBackend {
     return this.options.provider;
   }
 
-  async compile(graph: Uint8Array, _kind: GraphKind): Promise<CompiledGraph> {
+  async compile(graph: Uint8Array, kind: GraphKind): Promise<CompiledGraph> {
+    const prefix = this.options.profileFilePrefix;
     try {
       return new NativeGraph(
         this.native.session(graph, {
@@ -113,7 +119,9 @@ export class NativeBackend implements ExecutionBackend {
           graphOptimizationLevel: 'all',
           logSeverityLevel: 3,
           ...(this.options.cudaOptions ? { cudaOptions: this.options.cudaOptions } : {}),
+          ...(prefix ? { profileFilePrefix: `${prefix}_${kind}` } : {}),
         }),
+        prefix !== undefined,
       );
     } catch (error) {
       throw asProviderError(this.options.provider, error);
