@@ -31,7 +31,10 @@ export interface BackendGraphOptions {
   readonly writeKvInPlace?: boolean;
 }
 
-/** A decode run's logits: row b's vocab logits start at logits[b · rowStride]. */
+/**
+ * A decode run's logits: row b's vocab logits start at logits[b · rowStride]. They may lie in a buffer the
+ * backend reuses (NativeBackend's pinned one): valid until its next run, so the runner copies them out.
+ */
 export interface DecodeLogits {
   readonly logits: Float32Array;
   readonly rowStride: number;
