@@ -44,6 +44,18 @@ describe('NativeKvMemory (cpu, device copy kept on the host as on a GPU)', () =>
     memory.release();
   });
 
+  it('places device V at its first use, from the host view (rows restored before then come along)', () => {
+    const memory = NativeKvMemory.create(native, 'cpu', config, 16, capacity, { deviceCopyOnHost: true });
+    const a = memory.arenas;
+    a.deviceV[1].fill(0.5, 0, 3 * a.rowsPerBlock * a.headDim);
+    const place = memory.layerArena('deviceV', 1);
+    const copy = new Float32Array(place.floats);
+    place.memory.copy('fromDevice', place.byteOffset, copy);
+    assert.deepEqual(copy, a.deviceV[1]);
+    assert.equal(memory.deviceVGroup(0), memory.deviceVGroup(0), 'placed once');
+    memory.release();
+  });
+
   it('on cpu without a device copy, the arenas are bound as they are and uploads are no-ops', () => {
     const memory = NativeKvMemory.create(native, 'cpu', config, 16, capacity);
     assert.equal(memory.hasDeviceCopy, false);

@@ -30,10 +30,14 @@ export class NativeKvMemory {
     readonly arenas: KvArenas,
     /** True when K and device V live apart from KvArenas' arrays (device memory), so host writes must be copied up. */
     readonly hasDeviceCopy: boolean,
-    private readonly groups: Record<DeviceKind, readonly ArenaPlace[]>,
+    private readonly kPlaces: readonly ArenaPlace[],
     private readonly hostVPlaces: readonly ArenaPlace[],
-    private readonly owned: readonly NativeMemory[],
+    /** Memory to free on release (device V joins it when placed). */
+    private readonly owned: NativeMemory[],
+    private readonly placeDeviceV: (group: ArenaGroup) => ArenaPlace,
   ) {}
+
+  private readonly deviceVPlaces: Array<ArenaPlace | undefined> = [];
 
   /**
    * Arenas for `provider`: `given.arenas` (a second runner over the same cache), or new ones, with host V
@@ -76,17 +80,17 @@ export class NativeKvMemory {
         return { memory, byteOffset: view.byteOffset, floats: view.length };
       };
       const separate = provider === 'cuda' || given.deviceCopyOnHost === true;
-      const groupPlace = (group: ArenaGroup): ArenaPlace => {
+      const placeGroup = (group: ArenaGroup, copyHostView: boolean): ArenaPlace => {
         if (!separate) return hostPlace(group.buffer);
         const memory = provider === 'cuda' ? native.deviceMemory(group.buffer.byteLength, deviceId) : native.hostMemory(new ArrayBuffer(group.buffer.byteLength));
         owned.push(memory);
-        // New arenas are zeros (cudaMemset, no host read); given ones hold rows already.
-        if (given.arenas) memory.copy('toDevice', 0, group.buffer);
+        if (copyHostView) memory.copy('toDevice', 0, group.buffer);
         else memory.fill(0, group.buffer.byteLength, 0);
         return { memory, byteOffset: 0, floats: group.buffer.length };
       };
-      const groups = { k: arenas.kGroups.map(groupPlace), deviceV: arenas.deviceVGroups.map(groupPlace) };
-      return new NativeKvMemory(arenas, separate, groups, arenas.hostV.map(hostPlace), owned);
+      // K now (new arenas are zeros: cudaMemset, no host read; given ones hold rows already); device V at first use.
+      const k = arenas.kGroups.map((group) => placeGroup(group, given.arenas !== undefined));
+      return new NativeKvMemory(arenas, separate, k, arenas.hostV.map(hostPlace), owned, (group) => placeGroup(group, true));
     } catch (error) {
       for (const memory of owned) memory.release();
       throw error;
@@ -94,11 +98,21 @@ export class NativeKvMemory {
   }
 
   kGroup(group: number): ArenaPlace {
-    return this.groups.k[group];
+    return this.kPlaces[group];
   }
 
+  /**
+   * A device-V group, placed at its first use: only graphs with exact layers read device V, so a worker
+   * serving KCache with no exact layers never holds that memory. Placed from the host view (rows restored
+   * there before the first use come along).
+   */
   deviceVGroup(group: number): ArenaPlace {
-    return this.groups.deviceV[group];
+    let place = this.deviceVPlaces[group];
+    if (!place) {
+      place = this.placeDeviceV(this.arenas.deviceVGroups[group]);
+      this.deviceVPlaces[group] = place;
+    }
+    return place;
   }
 
   /** One layer's K (device V) arena inside its group. */
@@ -106,7 +120,7 @@ export class NativeKvMemory {
     const groups = kind === 'k' ? this.arenas.kGroups : this.arenas.deviceVGroups;
     const index = groups.findIndex((g) => layer >= g.firstLayer && layer < g.firstLayer + g.numLayers);
     if (index < 0) throw new RangeError(`layer ${layer} is in no ${kind} arena group`);
-    const place = this.groups[kind][index];
+    const place = kind === 'k' ? this.kGroup(index) : this.deviceVGroup(index);
     const floatsPerLayer = (kind === 'k' ? this.arenas.kIdsPerLayer : this.arenas.deviceVIdsPerLayer) * this.arenas.rowsPerBlock * this.arenas.headDim;
     return { memory: place.memory, byteOffset: place.byteOffset + (layer - groups[index].firstLayer) * floatsPerLayer * 4, floats: floatsPerLayer };
   }
@@ -142,13 +156,11 @@ export class NativeKvMemory {
     }
   }
 
-  /** Copies every K and device-V group from the host mirror again (after it was written wholesale). */
+  /** Copies every K and (placed) device-V group from the host mirror again (after it was written wholesale). */
   reload(): void {
     if (!this.hasDeviceCopy) return;
-    for (const kind of ['k', 'deviceV'] as const) {
-      const hostGroups = kind === 'k' ? this.arenas.kGroups : this.arenas.deviceVGroups;
-      hostGroups.forEach((group, i) => this.groups[kind][i].memory.copy('toDevice', 0, group.buffer));
-    }
+    this.arenas.kGroups.forEach((group, i) => this.kPlaces[i].memory.copy('toDevice', 0, group.buffer));
+    this.arenas.deviceVGroups.forEach((group, i) => this.deviceVPlaces[i]?.memory.copy('toDevice', 0, group.buffer));
   }
 
   /** Frees device memory and unregisters registered memory (pinned memory goes with its last JavaScript view). */
