@@ -27,21 +27,21 @@ export class DecodeInputs {
   ) {}
 
   /**
-   * Builds the inputs and calls `run` with them while their buffers are held: the kept buffers,
-   * unless another decode is between filling them and its run (then new ones).
+   * Buffers for one decode's inputs, held until release(): the kept ones, unless another decode is
+   * between filling them and its run (then new ones).
    */
-  async with<T>(items: readonly DecodeItem[], variant: GraphVariant, topN: number, run: (inputs: GraphInputs) => Promise<T>): Promise<T> {
-    const buffers = this.keptInUse ? new FeedBuffers() : this.kept;
-    const ownsKept = buffers === this.kept;
+  acquire(): FeedBuffers {
+    if (this.keptInUse) return new FeedBuffers();
     this.keptInUse = true;
-    try {
-      return await run(this.build(buffers, items, variant, topN));
-    } finally {
-      if (ownsKept) this.keptInUse = false;
-    }
+    return this.kept;
   }
 
-  private build(buffers: FeedBuffers, items: readonly DecodeItem[], variant: GraphVariant, topN: number): GraphInputs {
+  release(buffers: FeedBuffers): void {
+    if (buffers === this.kept) this.keptInUse = false;
+  }
+
+  /** The inputs in `buffers` (from acquire). */
+  build(buffers: FeedBuffers, items: readonly DecodeItem[], variant: GraphVariant, topN: number): GraphInputs {
     const batch = items.length;
     const blockSize = this.arenas.blockSize;
     let numBlocks = 0;

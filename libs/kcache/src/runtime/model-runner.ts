@@ -2,7 +2,7 @@ import { ModelConfig } from '../model/model-config';
 import { ModelWeights } from '../model/model-weights';
 import { SequenceBlocks } from '../memory/sequence-blocks';
 import { createExecutionBackend, ExecutionBackendOptions } from './backend/create-execution-backend';
-import { ExecutionBackend, GraphKind } from './backend/execution-backend';
+import { DecodeLogits, ExecutionBackend, GraphKind } from './backend/execution-backend';
 import { DecodeInputs } from './decode-inputs';
 import { GatherStats } from './gather-stats';
 import { GraphSessions } from './graph-sessions';
@@ -104,7 +104,14 @@ export class ModelRunner {
   /** logits: [items.length, vocab]. */
   async decode(items: readonly DecodeItem[], variant: GraphVariant, topN: number): Promise<Float32Array> {
     const graph = this.graphs.cached(variant, this.decodeKind) ?? (await this.graphs.get(variant, this.decodeKind));
-    const { logits, rowStride } = await this.decodeInputs.with(items, variant, topN, (inputs) => this.backend.runDecode(graph, inputs, variant, items));
+    const buffers = this.decodeInputs.acquire();
+    let output: DecodeLogits;
+    try {
+      output = await this.backend.runDecode(graph, this.decodeInputs.build(buffers, items, variant, topN), variant, items);
+    } finally {
+      this.decodeInputs.release(buffers);
+    }
+    const { logits, rowStride } = output;
     const vocab = this.config.vocabSize;
     const batch = items.length;
     if (batch === 1) return logits.subarray(0, vocab);
