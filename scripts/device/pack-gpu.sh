@@ -9,15 +9,14 @@
 #   .gl/*.deb                 the Vulkan loader (and GL loaders) for the device image (not with --cuda)
 #   --cuda: instead of .gl, onnxruntime's CUDA 13 provider files for the pinned onnxruntime-node, as the
 #   npm package com.github.asus4.onnxruntime.linux-x64-gpu (npm pack, cached in .cache/), split in parts
-#   that fit one run's carry: .gpu-chunk1 … .gpu-chunk4, and .gpu-bundle/cuda-provider.txt (name, sha256, parts).
-# The folders are git-ignored (.git/info/exclude); name them in the runs' `carry` (scripts/device/run-cuda.sh).
+#   that fit one run's carry each: .gpu-bundle/part.0 (beside the app), .gpu-chunk1 … .gpu-chunk3, and
+#   .gpu-bundle/cuda-provider.txt (name, sha256, parts): four runs stage everything.
+# The folders are git-ignored (.gitignore); name them in the runs' `carry` (scripts/device/run-cuda.sh).
 # Usage: bash scripts/device/pack-gpu.sh [--cuda]   (KCACHE_SHARED_DIR overrides ../shared)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 shared=$(cd "${KCACHE_SHARED_DIR:-$root/../shared}" && pwd)
-exclude=$(git rev-parse --git-path info/exclude)
-for dir in /.gpu-bundle/ /.gl/ /.gpu-chunk1/ /.gpu-chunk2/ /.gpu-chunk3/ /.gpu-chunk4/; do grep -qxF "$dir" "$exclude" || echo "$dir" >>"$exclude"; done
 cuda=false
 [ "${1:-}" = --cuda ] && cuda=true
 
@@ -48,11 +47,23 @@ if $cuda; then
   mkdir -p .cache/cuda-provider
   tgz=$(ls .cache/cuda-provider/*.tgz 2>/dev/null | head -n 1 || true)
   if [ -z "$tgz" ]; then (cd .cache/cuda-provider && npm pack --silent "$provider" >/dev/null); tgz=$(ls .cache/cuda-provider/*.tgz | head -n 1); fi
-  rm -rf .gpu-chunk1 .gpu-chunk2 .gpu-chunk3 .gpu-chunk4 && mkdir -p .gpu-chunk1 .gpu-chunk2 .gpu-chunk3 .gpu-chunk4
-  split -b 46m -d -a 1 "$tgz" .cache/cuda-provider/part.
-  parts=0
-  for part in .cache/cuda-provider/part.*; do parts=$((parts + 1)); mv "$part" ".gpu-chunk$parts/"; done
+  # Four runs carry it all: the bundle with the provider's first part (filling its run to 56 MiB), then
+  # three chunks of the rest (at most 56 MiB each): a run's working tree, carried paths included, is at
+  # most 64 MiB, and the tracked files take about 4 (room is left for a few more).
+  rm -rf .gpu-chunk1 .gpu-chunk2 .gpu-chunk3 .gpu-chunk4 .cache/cuda-provider/part.* && mkdir -p .gpu-chunk1 .gpu-chunk2 .gpu-chunk3
+  limit=$((56 * 1024 * 1024))
+  first=$((limit - $(du -cb .gpu-bundle/* | tail -n 1 | cut -f1) - 4096))
+  [ "$first" -gt 0 ] || { echo "pack-gpu: the bundle alone is over 56 MiB" >&2; exit 1; }
+  head -c "$first" "$tgz" >.gpu-bundle/part.0
+  tail -c +$((first + 1)) "$tgz" | split -b "$limit" -d -a 1 --numeric-suffixes=1 - .cache/cuda-provider/part.
+  parts=1
+  for part in .cache/cuda-provider/part.*; do
+    parts=$((parts + 1))
+    [ "$parts" -le 4 ] || { echo "pack-gpu: the provider needs more than 3 chunks" >&2; exit 1; }
+    mv "$part" ".gpu-chunk$((parts - 1))/"
+  done
   echo "$(basename "$tgz") $(sha256sum "$tgz" | cut -d' ' -f1) $parts" >.gpu-bundle/cuda-provider.txt
+  for dir in .gpu-bundle .gpu-chunk1 .gpu-chunk2 .gpu-chunk3; do echo "$dir: $(du -cb "$dir"/* | tail -n 1 | cut -f1) bytes"; done
   du -ch .gpu-bundle/* .gpu-chunk*/* | tail -n 1
 else
   du -ch .gpu-bundle/* .gl/*.deb | tail -n 1

@@ -2,15 +2,26 @@
 # On the lent GPU machine (no Node, no network there), after `bash scripts/device/pack-gpu.sh --cuda` here.
 # The CUDA provider is larger than one run's carry, so it goes over in parts, one run each, back to back
 # (the machine keeps /tmp while it is warm, 30 s between runs):
-#   run(command: "bash scripts/device/run-cuda.sh", carry: [".gpu-bundle"])       unpacks Node and the app
-#   run(command: "bash scripts/device/run-cuda.sh", carry: [".gpu-chunk1"])       … one part a run …
-#   run(command: "bash scripts/device/run-cuda.sh check", carry: [".gpu-chunk4"]) last part, then the stages
+#   run(command: "bash scripts/device/run-cuda.sh", carry: [".gpu-bundle"])        Node, the app and part 0
+#   run(command: "bash scripts/device/run-cuda.sh", carry: [".gpu-chunk1"])        part 1
+#   run(command: "bash scripts/device/run-cuda.sh", carry: [".gpu-chunk2"])        part 2
+#   run(command: "bash scripts/device/run-cuda.sh oracle", carry: [".gpu-chunk3"]) last part, then the stages
 # Every run stores the carried parts in /tmp/kcache-cuda; once all are there the provider files are installed
 # next to onnxruntime-node's libonnxruntime.so.1 (sha256 checked against .gpu-bundle/cuda-provider.txt).
 # Stages (run only once everything is staged):
-#   check   scripts/device/cuda-check.js: the addon on CUDA (provider, in-place arenas, engine replay vs CPU)
-#   step    scripts/device/cuda-step-bench.js: the ~110M decode step, CPU vs CUDA (copied / bound feeds), roofline
-# Results under $OUT: machine.txt, cuda-check.log, cuda-check.json, cuda-step-bench.log, cuda-step-bench.json.
+#   check         scripts/device/cuda-check.js: the addon on CUDA (provider, in-place arenas, engine replay vs CPU)
+#   step          scripts/device/cuda-step-bench.js: the ~110M decode step, CPU vs CUDA (copied / bound feeds), roofline
+#   oracle        scripts/device/cuda-engine-oracle.js: the engine on the native CUDA backend, stories260K oracle
+#                 (12 prompts batched, full and kcache N=512, exact tokens) and teacher-forced logits vs the CPU (1e-4)
+#   bench-engine  bench:engine --ep cuda, ~110M decode steps at context 512, batch 1 and 32, with the fraction of
+#                 the HBM roofline (KCACHE_BENCH_CONTEXTS, KCACHE_BENCH_BATCHES override)
+#   bench-cpu     the same rows on the machine's CPU (onnxruntime-node), for the comparison in one run
+#   bench-kcache  bench:kcache --ep cuda: KCache vs full at a fixed GPU budget, contexts 2048..32768
+#                 (KCACHE_KCACHE_CONTEXTS overrides, e.g. 2048,8192; KCACHE_BUDGET_SEQUENCES: the budget in
+#                 full-attention sequences of 2048 positions, default 16)
+#   profile       scripts/device/cuda-step-profile.js: onnxruntime's per-node profile of the ~110M decode step on the
+#                 native CUDA backend (context 512, batch 32): kernels per step and time by operator
+# Results under $OUT: machine.txt, <stage>.log and the stages' JSON.
 set -uo pipefail
 repo=$PWD
 OUT=${OUT:-/tmp/kcache-cuda-out}
@@ -33,7 +44,7 @@ PY
   cp .gpu-bundle/cuda-provider.txt "$stage_dir/"
   echo "unpacked the app: $(ls "$app")"
 fi
-for part in .gpu-chunk*/part.*; do [ -f "$part" ] && cp "$part" "$stage_dir/parts/" && echo "stored $part"; done
+for part in .gpu-bundle/part.* .gpu-chunk*/part.*; do [ -f "$part" ] && cp "$part" "$stage_dir/parts/" && echo "stored $part"; done
 
 ort_dir=$app/node_modules/onnxruntime-node/bin/napi-v6/linux/x64
 if [ ! -f "$ort_dir/libonnxruntime_providers_cuda.so" ] && [ -f "$stage_dir/cuda-provider.txt" ]; then
@@ -66,6 +77,23 @@ for stage in "$@"; do
     step)
       export KCACHE_GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
       timeout 480 node scripts/device/cuda-step-bench.js "$app" "$OUT" 2>&1 | tee "$OUT/cuda-step-bench.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+    oracle)
+      timeout 300 node scripts/device/cuda-engine-oracle.js "$app" "$OUT" cuda 2>&1 | tee "$OUT/oracle.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+    profile)
+      timeout 300 node scripts/device/cuda-step-profile.js "$app" "$OUT" cuda 2>&1 | tee "$OUT/profile.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+    bench-engine | bench-cpu)
+      ep=cuda && [ "$stage" = bench-cpu ] && ep=cpu
+      rm -f "$app/bench/results/engine-$ep.json" "$app/bench/results/engine.json"
+      timeout 400 node "$app/libs/kcache-bench/dist/bench/bench-engine.js" --ep "$ep" --only llama-110m \
+        --contexts "${KCACHE_BENCH_CONTEXTS:-512}" --batch-sizes "${KCACHE_BENCH_BATCHES:-1,32}" 2>&1 | tee "$OUT/$stage.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      cp "$app"/bench/results/engine*.json "$OUT/" 2>/dev/null ;;
+    bench-kcache)
+      timeout 480 node "$app/libs/kcache-bench/dist/bench/kcache-throughput.js" --ep cuda --out "$OUT" \
+        --contexts "${KCACHE_KCACHE_CONTEXTS:-2048,4096,8192,16384,32768}" --budget-sequences "${KCACHE_BUDGET_SEQUENCES:-16}" 2>&1 | tee "$OUT/bench-kcache.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     *) echo "unknown stage $stage"; status=2 ;;
   esac

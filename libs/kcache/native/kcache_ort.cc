@@ -587,7 +587,7 @@ void append_cuda(napi_env env, OrtSessionOptions* options, napi_value opts) {
 
 // new Session(model: Uint8Array, { provider: 'cpu'|'cuda', deviceId?, intraOpNumThreads?, logSeverityLevel?,
 //   graphOptimizationLevel?: 'all'|'basic'|'extended'|'disabled', cudaOptions?: Record<string,string>,
-//   sessionConfig?: Record<string,string> })
+//   sessionConfig?: Record<string,string>, profileFilePrefix?: string })
 napi_value session_new(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     require_init();
@@ -632,6 +632,9 @@ napi_value session_new(napi_env env, napi_callback_info info) {
           NAPI_OK(napi_get_property(env, cfg, key, &value));
           check(ort->AddSessionConfigEntry(options, to_string(env, key, "sessionConfig key").c_str(), to_string(env, value, "sessionConfig value").c_str()));
         }
+      }
+      if (napi_value prefix = get_property(env, opts, "profileFilePrefix")) {
+        check(ort->EnableProfiling(options, to_string(env, prefix, "profileFilePrefix").c_str()));
       }
       std::string provider = "cpu";
       if (napi_value p = get_property(env, opts, "provider")) provider = to_string(env, p, "provider");
@@ -735,6 +738,20 @@ napi_value session_run(napi_env env, napi_callback_info info) {
   });
 }
 
+// endProfiling(): ends onnxruntime's profile of a session made with profileFilePrefix; returns the JSON file's path.
+napi_value session_end_profiling(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Session* s = live_session(env, args_of(env, info, 0).self);
+    OrtAllocator* allocator = nullptr;
+    check(ort->GetAllocatorWithDefaultOptions(&allocator));
+    char* path = nullptr;
+    check(ort->SessionEndProfiling(s->session, allocator, &path));
+    std::string result = path == nullptr ? "" : path;
+    if (path != nullptr) allocator->Free(allocator, path);
+    return from_string(env, result);
+  });
+}
+
 napi_value session_release(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     Args a = args_of(env, info, 0);
@@ -802,7 +819,7 @@ NAPI_MODULE_INIT() {
     define_class(env, exports, "Session", session_new,
                  {getter("inputNames", session_input_names), getter("outputNames", session_output_names),
                   method("bind", session_bind), method("clear", session_clear), method("run", session_run),
-                  method("release", session_release)});
+                  method("endProfiling", session_end_profiling), method("release", session_release)});
     return exports;
   });
 }

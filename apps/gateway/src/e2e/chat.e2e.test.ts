@@ -64,7 +64,7 @@ function referenceRequest(requestId: string, addGenerationPrompt = true): Genera
     sampling: { temperature: 0, topK: 0, topP: 1, seed: 0 },
     stopTokenIds: [],
     stopStrings: [],
-    attention: { mode: 'full', topN: 64, denseLayers: 0, renormalize: false },
+    attention: { mode: 'full' },
     priority: 0,
     logprobs: false,
   };

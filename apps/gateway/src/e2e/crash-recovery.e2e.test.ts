@@ -42,7 +42,7 @@ before(async () => {
         sampling: sampling(i),
         stopTokenIds: [],
         stopStrings: [],
-        attention: { mode: 'full', topN: 64, denseLayers: 0, renormalize: false },
+        attention: { mode: 'full' },
         priority: 0,
         logprobs: false,
       }),

@@ -45,7 +45,7 @@ function reference(r: Partial<GenerateRequest>): Promise<GenerationResult> {
     sampling: { temperature: 0.9, topK: 0, topP: 1, seed: r.sampling!.seed! },
     stopTokenIds: [],
     stopStrings: [],
-    attention: { mode: 'full', topN: 64, denseLayers: 0, renormalize: false },
+    attention: { mode: 'full' },
     priority: 0,
     logprobs: false,
   });

@@ -92,7 +92,7 @@ describe('worker kill -9 under load', () => {
           sampling: { temperature: request.sampling.temperature, topK: 0, topP: 1, seed: request.sampling.seed },
           stopTokenIds: [],
           stopStrings: [],
-          attention: { mode: 'full', topN: 64, denseLayers: 0, renormalize: false },
+          attention: { mode: 'full' },
           priority: 0,
           logprobs: false,
         }),

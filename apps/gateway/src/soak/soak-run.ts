@@ -283,7 +283,7 @@ export async function runSoak(options: SoakOptions, log: (line: string) => void 
           sampling: { temperature: 0.8, topK: 0, topP: 1, seed: r.request.seed },
           stopTokenIds: [],
           stopStrings: [],
-          attention: { mode: 'full', topN: 64, denseLayers: 0, renormalize: false },
+          attention: { mode: 'full' },
           priority: 0,
           logprobs: false,
         }),

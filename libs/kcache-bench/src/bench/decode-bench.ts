@@ -1,4 +1,4 @@
-import { AttentionConfig } from '@kcache-serve/kcache/dist/attention/attention-config';
+import { AttentionConfig, topNOf } from '@kcache-serve/kcache/dist/attention/attention-config';
 import { KvCacheManager } from '@kcache-serve/kcache/dist/memory/kv-cache-manager';
 import { emptySequenceBlocks, SequenceBlocks } from '@kcache-serve/kcache/dist/memory/sequence-blocks';
 import { ModelWeights } from '@kcache-serve/kcache/dist/model/model-weights';
@@ -18,6 +18,8 @@ export interface DecodeBenchCase {
   readonly appendCurrentByCopy?: boolean;
   /** onnxruntime execution provider (default cpu). */
   readonly executionProvider?: ExecutionProviderName;
+  /** Run through onnxruntime's C API (the native backend; default: on for cuda). */
+  readonly nativeBackend?: boolean;
 }
 
 export interface DecodeBenchResult {
@@ -41,7 +43,7 @@ export async function benchDecode(modelWeights: ModelWeights, c: DecodeBenchCase
     deviceCapacityBytes: c.batchSize * (c.context + c.blockSize) * config.numLayers * 2 * (config.dim / config.numHeads) * config.numKvHeads * 4 + 1,
     hostCapacityBytes: c.batchSize * (c.context + c.blockSize) * config.numLayers * (config.dim / config.numHeads) * config.numKvHeads * 4 + 1,
   });
-  const runner = new ModelRunner(weights, { blockSize: c.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: c.numThreads, profileFilePrefix: c.profileFilePrefix, appendCurrentByCopy: c.appendCurrentByCopy, executionProvider: c.executionProvider });
+  const runner = new ModelRunner(weights, { blockSize: c.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: c.numThreads, profileFilePrefix: c.profileFilePrefix, appendCurrentByCopy: c.appendCurrentByCopy, executionProvider: c.executionProvider, ...(c.nativeBackend === undefined ? {} : { nativeBackend: c.nativeBackend }) });
   const variant = graphVariantOf(c.attention, config.numLayers);
   const sequences: Array<{ blocks: SequenceBlocks; attention: AttentionConfig }> = [];
   for (let b = 0; b < c.batchSize; b++) {
@@ -50,10 +52,11 @@ export async function benchDecode(modelWeights: ModelWeights, c: DecodeBenchCase
     sequences.push(seq);
   }
   fillArenas(runner, kv, new Xoshiro128Random(7));
+  await runner.reloadDeviceTier(); // a device tier kept apart from the host arenas takes the filled values
   const items: DecodeItem[] = sequences.map((s, b) => ({ tokenId: 3 + b, position: c.context, blocks: s.blocks }));
-  await runner.decode(items, variant, c.attention.topN); // warm-up (first run allocates)
+  await runner.decode(items, variant, topNOf(c.attention)); // warm-up (first run allocates)
   const start = performance.now();
-  for (let i = 0; i < c.numSteps; i++) await runner.decode(items, variant, c.attention.topN);
+  for (let i = 0; i < c.numSteps; i++) await runner.decode(items, variant, topNOf(c.attention));
   const msPerStep = (performance.now() - start) / c.numSteps;
   await runner.release();
   return { msPerStep, tokensPerSecond: (c.batchSize * 1000) / msPerStep };

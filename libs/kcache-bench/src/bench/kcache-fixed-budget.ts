@@ -1,5 +1,6 @@
 import { AttentionConfig } from '@kcache-serve/kcache/dist/attention/attention-config';
-import { KvCacheManager, KvSequence } from '@kcache-serve/kcache/dist/memory/kv-cache-manager';
+import { KvCacheManager } from '@kcache-serve/kcache/dist/memory/kv-cache-manager';
+import { KvSequence } from '@kcache-serve/kcache/dist/memory/kv-cache-types';
 import { emptySequenceBlocks } from '@kcache-serve/kcache/dist/memory/sequence-blocks';
 import { kvDimOf, ModelConfig } from '@kcache-serve/kcache/dist/model/model-config';
 import { Xoshiro128Random } from '@kcache-serve/kcache/dist/model/xoshiro128-random';
@@ -34,17 +35,35 @@ export function admitAtBudget(kv: KvCacheManager, attention: AttentionConfig, co
   return sequences;
 }
 
+/** Ids per space whose blocks hold values already (fillUsedBlocks' watermark). */
+export interface FilledIds {
+  kIds: number;
+  deviceVIds: number;
+  hostVIds: number;
+}
+
 /**
  * Writes small random values into every block a live id can use, so the cache holds committed,
  * non-constant K/V as after a real prefill (the decode cost does not depend on the values; the
- * TopN selection sees distinct scores).
+ * TopN selection sees distinct scores). With `filled` (updated in place), blocks below its ids
+ * are left as an earlier call wrote them: the next context of a benchmark fills only ids new to it
+ * (filling gigabytes again per context costs more than its timed steps on a GPU).
  */
-export function fillUsedBlocks(arenas: KvArenas, kv: KvCacheManager, seed: number): void {
+export function fillUsedBlocks(arenas: KvArenas, kv: KvCacheManager, seed: number, filled?: FilledIds): void {
   const random = new Xoshiro128Random(seed);
   const used = kv.maxIdsInUsePlusOne();
   const floatsPerBlock = arenas.rowsPerBlock * arenas.headDim;
-  const fill = (arena: Float32Array, numIds: number) => random.fillTriangular(arena.subarray(0, Math.min(arena.length, numIds * floatsPerBlock)), 0.5);
-  arenas.k.forEach((arena) => fill(arena, used.kIds));
-  arenas.deviceV.forEach((arena) => fill(arena, used.deviceVIds));
-  arenas.hostV.forEach((arena) => fill(arena, used.hostVIds));
+  const fill = (arena: Float32Array, fromIds: number, numIds: number) => {
+    const end = Math.min(arena.length, numIds * floatsPerBlock);
+    const start = Math.min(end, fromIds * floatsPerBlock);
+    if (end > start) random.fillTriangular(arena.subarray(start, end), 0.5);
+  };
+  arenas.k.forEach((arena) => fill(arena, filled?.kIds ?? 0, used.kIds));
+  arenas.deviceV.forEach((arena) => fill(arena, filled?.deviceVIds ?? 0, used.deviceVIds));
+  arenas.hostV.forEach((arena) => fill(arena, filled?.hostVIds ?? 0, used.hostVIds));
+  if (filled) {
+    filled.kIds = Math.max(filled.kIds, used.kIds);
+    filled.deviceVIds = Math.max(filled.deviceVIds, used.deviceVIds);
+    filled.hostVIds = Math.max(filled.hostVIds, used.hostVIds);
+  }
 }

@@ -11,8 +11,6 @@ import { onnx } from 'onnx-proto';
  */
 export type StepCategory = 'projectionsMlp' | 'attention' | 'vGather' | 'other';
 
-export const STEP_CATEGORIES: readonly StepCategory[] = ['projectionsMlp', 'attention', 'vGather', 'other'];
-
 /** Graph inputs that only the attention sublayers read. */
 const NON_ATTENTION_INPUTS = new Set(['tokens', 'positions']);
 const MOVE_OPS = new Set(['Reshape', 'Concat', 'Squeeze', 'Unsqueeze', 'Transpose', 'Identity']);

@@ -12,6 +12,8 @@ export interface ThroughputSettings {
   readonly maxNumSeqs: number;
   /** onnxruntime execution provider the steps ran on (absent in results from before it was recorded: cpu). */
   readonly executionProvider?: string;
+  /** The steps ran through onnxruntime's C API (the native backend: arenas bound in place, rows written by the graph). */
+  readonly nativeBackend?: boolean;
 }
 
 const MIB = 1024 * 1024;
@@ -20,11 +22,17 @@ const MIB = 1024 * 1024;
 export function throughputMarkdown(run: ThroughputRun, settings: ThroughputSettings, machine: KcacheMachine, date: string, svgPath: string | null): string {
   const parts: string[] = [];
   const ep = settings.executionProvider ?? 'cpu';
+  const how = settings.nativeBackend
+    ? ` -- --ep ${ep}${ep === 'cpu' ? ' --native-backend' : ''} (onnxruntime's ${ep} execution provider through its C API, arenas bound in place)`
+    : ep !== 'cpu'
+      ? ` -- --ep ${ep} (onnxruntime's ${ep} execution provider, resident device tier)`
+      : '';
+  const suffix = settings.nativeBackend && ep === 'cpu' ? '-native-cpu' : ep !== 'cpu' ? `-${ep}` : '';
   parts.push(
-    `Measured by \`npm run bench:kcache\`${settings.quick ? ' --quick' : ''}${ep !== 'cpu' ? ` -- --ep ${ep} (onnxruntime's ${ep} execution provider, resident device tier)` : ''} on ${date.slice(0, 10)}: ${machine.cpuModel}, ${machine.numCores} cores, ` +
+    `Measured by \`npm run bench:kcache\`${settings.quick ? ' --quick' : ''}${how} on ${date.slice(0, 10)}: ${machine.cpuModel}, ${machine.numCores} cores, ` +
       `${(machine.memoryBytes / 2 ** 30).toFixed(0)} GiB, onnxruntime ${machine.onnxruntime}, commit ${machine.gitCommit?.slice(0, 10) ?? 'unknown'}` +
       `${machine.gitDirty ? ' (with uncommitted changes)' : ''}; 1-min load average ${machine.loadAverageStart.toFixed(2)} before the run ` +
-      `(${machine.loadAverageEnd.toFixed(2)} at its end, its own threads included). Raw numbers: \`bench/results/kcache-throughput${settings.quick ? '-quick' : ''}${ep !== 'cpu' ? `-${ep}` : ''}.json\`.`,
+      `(${machine.loadAverageEnd.toFixed(2)} at its end, its own threads included). Raw numbers: \`bench/results/kcache-throughput${settings.quick ? '-quick' : ''}${suffix}.json\`.`,
   );
   parts.push(
     `KCache: N=${settings.topN}, ${settings.denseLayers} dense layers, ${settings.renormalize ? 'renormalised' : 'unnormalised'}; ` +
@@ -40,7 +48,10 @@ export function throughputMarkdown(run: ThroughputRun, settings: ThroughputSetti
   const at2048 = run.ratios.filter((r) => r.context === 2048).map((r) => `${r.model} ${r.throughputRatio.toFixed(2)}×`);
   parts.push(
     `**Summary.** Device-tier bytes per cached token, kcache ÷ full: ${byteRatios} (target ≤ 0.52). ` +
-      (at2048.length > 0 ? `Decode throughput at a fixed budget, kcache ÷ full, at context 2048: ${at2048.join(', ')} (target ≥ 1.6; the paper reports about 1.4).` : ''),
+      (at2048.length > 0 ? `Decode throughput at a fixed budget, kcache ÷ full, at context 2048: ${at2048.join(', ')} (target ≥ 1.6; the paper reports about 1.4). ` : '') +
+      `Crossover (the shortest measured context from which kcache stays at least as fast as full): ` +
+      [...new Set(run.ratios.map((r) => r.model))].map((model) => `${model} ${crossoverContext(run, model) ?? 'none measured'}`).join(', ') +
+      '.',
   );
   parts.push('### Throughput at a fixed device-tier budget');
   parts.push(
@@ -64,6 +75,18 @@ export function throughputMarkdown(run: ThroughputRun, settings: ThroughputSetti
       [false, true, true, true, true, true, true, true, true, true],
     ),
   );
+  const hostReads = run.rows.filter((r) => r.mode === 'kcache' && r.hostVBytesReadPerToken !== undefined);
+  if (hostReads.length > 0) {
+    parts.push('### Host-tier V read by KCache');
+    parts.push('TopN V rows a decode step reads from host memory (at most min(N, context + 1) per query head and TopN layer), per generated token, and that traffic over the measured step.');
+    parts.push(
+      markdownTable(
+        ['model', 'context', 'batch', 'KiB/token', 'GB/s'],
+        hostReads.map((r) => [r.model, r.context, r.numSequences, (r.hostVBytesReadPerToken / 1024).toFixed(0), r.hostVGBPerSecond.toFixed(2)]),
+        [false, true, true, true, true],
+      ),
+    );
+  }
   if (svgPath) parts.push(`![Decode throughput vs context at a fixed device-tier budget](${svgPath})`);
 
   parts.push('### Same batch, no budget');
@@ -109,6 +132,17 @@ export function throughputMarkdown(run: ThroughputRun, settings: ThroughputSetti
     );
   }
   return parts.join('\n\n') + '\n';
+}
+
+/** The shortest context from which every measured ratio is >= 1, or null when the longest one is below 1. */
+function crossoverContext(run: ThroughputRun, model: string): number | null {
+  const ratios = run.ratios.filter((r) => r.model === model).sort((a, b) => a.context - b.context);
+  let crossover: number | null = null;
+  for (const r of ratios) {
+    if (r.throughputRatio >= 1) crossover ??= r.context;
+    else crossover = null;
+  }
+  return crossover;
 }
 
 function rowsOf(run: ThroughputRun, model: string, context: number): [ModeRow, ModeRow] {

@@ -2,7 +2,8 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AttentionConfig, FULL_ATTENTION } from '@kcache-serve/kcache/dist/attention/attention-config';
-import { KvCacheManager, KvSequence } from '@kcache-serve/kcache/dist/memory/kv-cache-manager';
+import { KvCacheManager } from '@kcache-serve/kcache/dist/memory/kv-cache-manager';
+import { KvSequence } from '@kcache-serve/kcache/dist/memory/kv-cache-types';
 import { ModelWeights } from '@kcache-serve/kcache/dist/model/model-weights';
 import { buildDecodeGraph } from '@kcache-serve/kcache/dist/runtime/decode-graph';
 import { GraphVariant, graphVariantOf } from '@kcache-serve/kcache/dist/runtime/graph-variant';
@@ -10,7 +11,8 @@ import { GraphWeights } from '@kcache-serve/kcache/dist/runtime/layer-weights-la
 import { ExecutionProviderName } from '@kcache-serve/kcache/dist/runtime/execution-provider';
 import { ModelRunner } from '@kcache-serve/kcache/dist/runtime/model-runner';
 import { argmax } from '@kcache-serve/kcache/dist/sampling/sampler';
-import { admitAtBudget, fillUsedBlocks, fullAttentionBytes, kBytesPerSequence } from './kcache-fixed-budget';
+import { decodeStepBytes } from './hbm-roofline';
+import { admitAtBudget, FilledIds, fillUsedBlocks, fullAttentionBytes, kBytesPerSequence } from './kcache-fixed-budget';
 import { classifyGraphNodes, StepCategory, StepProfile, summarizeProfile } from './kcache-step-profile';
 
 export type Mode = 'full' | 'kcache';
@@ -42,6 +44,8 @@ export interface ThroughputOptions {
   readonly log: (line: string) => void;
   /** onnxruntime execution provider (default cpu). A GPU provider keeps the device tier resident (ModelRunner). */
   readonly executionProvider?: ExecutionProviderName;
+  /** Run through onnxruntime's C API (the native backend; default: on for cuda). */
+  readonly nativeBackend?: boolean;
 }
 
 export interface StepSplit {
@@ -73,6 +77,10 @@ export interface ModeRow {
   readonly hostBytesPerToken: number;
   /** K of every layer for one sequence: what KCache keeps in the device tier. */
   readonly kBytesPerSequence: number;
+  /** TopN V rows a decode step reads from the host tier per generated token (at most min(N, context) per query head and TopN layer), bytes. */
+  readonly hostVBytesReadPerToken: number;
+  /** Those bytes over the measured step: the host-tier read rate achieved, GB/s. */
+  readonly hostVGBPerSecond: number;
   readonly stepSplit: StepSplit | null;
 }
 
@@ -121,6 +129,8 @@ interface ModeState {
   readonly kv: KvCacheManager;
   readonly runner: ModelRunner;
   sequences: KvSequence[];
+  /** Ids whose blocks hold random K/V already (GPU runs fill each block once, not per context). */
+  readonly filled: FilledIds;
 }
 
 /**
@@ -179,8 +189,9 @@ async function benchModel(
       attention,
       variant: graphVariantOf(attention, config.numLayers),
       kv,
-      runner: new ModelRunner(weights, { blockSize: options.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: model.numThreads, executionProvider: options.executionProvider }),
+      runner: new ModelRunner(weights, { blockSize: options.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: model.numThreads, executionProvider: options.executionProvider, ...(options.nativeBackend === undefined ? {} : { nativeBackend: options.nativeBackend }) }),
       sequences: [],
+      filled: { kIds: 0, deviceVIds: 0, hostVIds: 0 },
     };
   });
   const [full, kcache] = states;
@@ -194,7 +205,8 @@ async function benchModel(
         for (const seq of state.sequences) state.kv.free(seq);
         state.sequences = admitAtBudget(state.kv, state.attention, context, options.maxNumSeqs);
         if (state.sequences.length === 0) throw new Error(`${model.name}: no ${state.mode} sequence of ${context} positions fits ${budgetBytes} bytes`);
-        fillUsedBlocks(state.runner.arenas, state.kv, context);
+        // On the CPU every context gets fresh values (as before); elsewhere new blocks only.
+        fillUsedBlocks(state.runner.arenas, state.kv, context, (options.executionProvider ?? 'cpu') === 'cpu' && !options.nativeBackend ? undefined : state.filled);
         await state.runner.reloadDeviceTier();
         await decodeSteps(state, state.sequences, startPosition, 1, options.topN); // compiles the session
       }
@@ -219,6 +231,8 @@ async function benchModel(
             ? await profileSteps(state, weights, graphWeights!, categoriesByGraph, { context, startPosition, numSteps: model.numProfiledSteps, topN: options.topN, profileDir, label: `${model.name.replace(/[^A-Za-z0-9]+/g, '_')}-${context}-${state.mode}`, numThreads: model.numThreads, blockSize: options.blockSize })
             : null;
         const tokensPerSecondPerRep = msPerRep[state.mode].map((ms) => (batchSize * numSteps * 1000) / ms);
+        const msPerStep = median(msPerRep[state.mode]) / numSteps;
+        const hostVBytesPerStep = decodeStepBytes(config, state.attention, context, batchSize).hostVBytes;
         rows.push({
           model: model.name,
           context,
@@ -228,12 +242,14 @@ async function benchModel(
           numSequences: batchSize,
           tokensPerSecond: median(tokensPerSecondPerRep),
           tokensPerSecondPerRep,
-          msPerStep: median(msPerRep[state.mode]) / numSteps,
+          msPerStep,
           deviceBytesPerSequence: usage.device.usedBytes / batchSize,
           hostBytesPerSequence: usage.host.usedBytes / batchSize,
           deviceBytesPerToken: perToken.deviceBytes,
           hostBytesPerToken: perToken.hostBytes,
           kBytesPerSequence: kBytesPerSequence(config, options.blockSize, context),
+          hostVBytesReadPerToken: hostVBytesPerStep / batchSize,
+          hostVGBPerSecond: hostVBytesPerStep / (msPerStep / 1000) / 1e9,
           stepSplit,
         });
       }
@@ -258,7 +274,8 @@ async function benchModel(
       options.log(
         `${model.name} ctx ${context}: full ${fullRow.numSequences} seqs ${fullRow.tokensPerSecond.toFixed(1)} tok/s, ` +
           `kcache ${kcacheRow.numSequences} seqs ${kcacheRow.tokensPerSecond.toFixed(1)} tok/s (×${(kcacheRow.tokensPerSecond / fullRow.tokensPerSecond).toFixed(2)}); ` +
-          `same batch ${full.sequences.length}: ${fullRow.msPerStep.toFixed(2)} vs ${kcacheSameBatchMs.toFixed(2)} ms/step`,
+          `same batch ${full.sequences.length}: ${fullRow.msPerStep.toFixed(2)} vs ${kcacheSameBatchMs.toFixed(2)} ms/step; ` +
+          `host-tier V read ${(kcacheRow.hostVBytesReadPerToken / 1024).toFixed(0)} KiB/token at ${kcacheRow.hostVGBPerSecond.toFixed(1)} GB/s`,
       );
     }
   } finally {

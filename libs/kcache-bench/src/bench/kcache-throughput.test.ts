@@ -64,6 +64,36 @@ describe('bench:kcache --quick', () => {
   });
 });
 
+/** The same on the native backend (what `--ep cuda` runs), on the CPU provider: each block filled once, the device tier reloaded. */
+describe('bench:kcache --quick --native-backend', () => {
+  let dir: string;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kcache-throughput-native-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('measures both modes at each context and reports the host-tier V bytes read per token and their rate', async () => {
+    const results = await benchKcacheThroughput({ quick: true, resultsDir: dir, nativeBackend: true, contexts: [96, 160] });
+    const saved: KcacheThroughputResults = JSON.parse(readFileSync(join(dir, 'kcache-throughput-quick-native-cpu.json'), 'utf8'));
+    assert.equal(saved.settings.nativeBackend, true);
+    assert.deepEqual(saved.ratios.map((r) => r.context), [96, 160]);
+    for (const row of results.rows) {
+      assert.ok(row.numSequences > 0 && row.tokensPerSecond > 0);
+      if (row.mode === 'kcache') {
+        // stories260K: 5 TopN layers, 8 query heads, min(64, context + 1) rows of 8 floats per token.
+        assert.equal(row.hostVBytesReadPerToken, 5 * 8 * 64 * 8 * 4);
+        assert.ok(row.hostVGBPerSecond > 0);
+      } else {
+        assert.equal(row.hostVBytesReadPerToken, 0);
+      }
+    }
+    assert.match(results.markdown, /--native-backend \(onnxruntime's cpu execution provider through its C API/);
+    assert.match(results.markdown, /Crossover \(the shortest measured context from which kcache stays at least as fast as full\): stories260K (96|160|none measured)\./);
+    assert.match(results.markdown, /### Host-tier V read by KCache[\s\S]*\| stories260K \| 96 \| \d+ \| 80 \|/);
+  });
+});
+
 describe('step profile classification', () => {
   it('puts V-arena gathers in vGather, TopK in attention and the projections in projectionsMlp', () => {
     const model = loadModel(stories260kDir());

@@ -9,7 +9,8 @@ import { ExecutionProviderName, parseExecutionProvider } from '@kcache-serve/kca
 import { flagValue } from './flag-value';
 
 /**
- * `npm run bench:kcache [-- --quick] [-- --no-docs] [-- --out DIR]`: decode throughput and memory of
+ * `npm run bench:kcache [-- --quick] [-- --no-docs] [-- --out DIR] [-- --ep cpu|webgpu|cuda] [-- --native-backend]
+ * [-- --contexts 2048,8192] [-- --budget-sequences N]`: decode throughput and memory of
  * KCache against full attention at a fixed device-tier budget (see kcache-throughput-run.ts).
  * Prints a Markdown report, writes bench/results/kcache-throughput[-quick].json and, for a full run,
  * the "KCache vs full" section of docs/benchmarks.md and docs/img/kcache-throughput.svg.
@@ -29,6 +30,12 @@ export interface KcacheThroughputOptions {
    * kcache-throughput-<provider>.json (never the docs).
    */
   readonly executionProvider?: ExecutionProviderName;
+  /** Run through onnxruntime's C API (the native backend; default: on for cuda). */
+  readonly nativeBackend?: boolean;
+  /** Contexts to measure instead of the defaults (e.g. 2048..32768 on a GPU). */
+  readonly contexts?: readonly number[];
+  /** The device budget: this many full-attention sequences at the model's reference context (GPU default 16 at 2048). */
+  readonly budgetSequences?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -48,19 +55,23 @@ export interface KcacheThroughputResults {
 export const THROUGHPUT_SECTION_TITLE = 'KCache vs full';
 const SVG_NAME = 'kcache-throughput.svg';
 
-function modelCases(quick: boolean, executionProvider: ExecutionProviderName): ThroughputModelCase[] {
+/** cuda's default contexts: where KCache should pay (the paper's long-context regime); the model's RoPE tables grow to cover them. */
+const CUDA_CONTEXTS = [2048, 4096, 8192, 16384, 32768];
+
+function modelCases(quick: boolean, executionProvider: ExecutionProviderName, contextsOverride?: readonly number[]): ThroughputModelCase[] {
+  const withContexts = (c: ThroughputModelCase): ThroughputModelCase => (contextsOverride ? { ...c, contexts: contextsOverride } : c);
   if (executionProvider !== 'cpu') {
-    const contexts = quick ? [512] : [512, 1024, 2048, 4096];
-    return [{ name: 'llama-110m (synthetic)', weights: loadModel('synthetic:llama-110m').weights, contexts, numFullSequencesAtReference: 16, referenceContext: 2048, numThreads: 0, numStepsPerRep: 4, numProfiledSteps: 0 }];
+    const contexts = quick ? [512] : executionProvider === 'cuda' ? CUDA_CONTEXTS : [512, 1024, 2048, 4096];
+    return [withContexts({ name: 'llama-110m (synthetic)', weights: loadModel('synthetic:llama-110m').weights, contexts, numFullSequencesAtReference: 16, referenceContext: 2048, numThreads: 0, numStepsPerRep: 4, numProfiledSteps: 0 })];
   }
   const stories = loadModel(stories260kDir()).weights;
   if (quick) {
-    return [{ name: 'stories260K', weights: stories, contexts: [128, 256], numFullSequencesAtReference: 4, referenceContext: 256, numThreads: 1, numStepsPerRep: 4, numProfiledSteps: 2 }];
+    return [withContexts({ name: 'stories260K', weights: stories, contexts: [128, 256], numFullSequencesAtReference: 4, referenceContext: 256, numThreads: 1, numStepsPerRep: 4, numProfiledSteps: 2 })];
   }
   return [
     { name: 'llama-110m (synthetic)', weights: loadModel('synthetic:llama-110m').weights, contexts: [512, 1024, 2048, 4096], numFullSequencesAtReference: 4, referenceContext: 2048, numThreads: 0, numStepsPerRep: 6, numProfiledSteps: 5 },
     { name: 'stories260K', weights: stories, contexts: [512, 1024, 2048], numFullSequencesAtReference: 4, referenceContext: 2048, numThreads: 1, numStepsPerRep: 48, numProfiledSteps: 8 },
-  ];
+  ].map(withContexts);
 }
 
 export async function benchKcacheThroughput(options: KcacheThroughputOptions): Promise<KcacheThroughputResults> {
@@ -69,9 +80,16 @@ export async function benchKcacheThroughput(options: KcacheThroughputOptions): P
   const machine = describeKcacheMachine();
   const date = new Date().toISOString();
   const executionProvider = options.executionProvider ?? 'cpu';
-  const onCpu = executionProvider === 'cpu';
-  const settings: ThroughputSettings = { quick: options.quick, topN: options.topN ?? 64, denseLayers: 0, renormalize: false, blockSize: 16, numReps: options.quick ? 2 : onCpu ? 7 : 3, maxNumSeqs: 256, executionProvider };
-  const run = await runThroughputBench({ models: modelCases(options.quick, executionProvider), numReps: settings.numReps, topN: settings.topN, blockSize: settings.blockSize, maxNumSeqs: settings.maxNumSeqs, log, executionProvider });
+  const nativeBackend = options.nativeBackend ?? executionProvider === 'cuda';
+  const onCpu = executionProvider === 'cpu' && !nativeBackend;
+  const settings: ThroughputSettings = { quick: options.quick, topN: options.topN ?? 64, denseLayers: 0, renormalize: false, blockSize: 16, numReps: options.quick ? 2 : onCpu ? 7 : 3, maxNumSeqs: 256, executionProvider, nativeBackend };
+  // The step profile runs a second onnxruntime-node runner over the arenas: not with the native backend.
+  const models = modelCases(options.quick, executionProvider, options.contexts).map((m) => ({
+    ...m,
+    ...(nativeBackend ? { numProfiledSteps: 0 } : {}),
+    ...(options.budgetSequences ? { numFullSequencesAtReference: options.budgetSequences } : {}),
+  }));
+  const run = await runThroughputBench({ models, numReps: settings.numReps, topN: settings.topN, blockSize: settings.blockSize, maxNumSeqs: settings.maxNumSeqs, log, executionProvider, nativeBackend });
   machine.loadAverageEnd = currentLoadAverage();
 
   const writeDocs = onCpu && (options.writeDocs ?? !options.quick);
@@ -89,7 +107,7 @@ export async function benchKcacheThroughput(options: KcacheThroughputOptions): P
     unconstrained: run.unconstrained,
     markdown,
   };
-  const name = (options.quick ? 'kcache-throughput-quick' : 'kcache-throughput') + (onCpu ? '' : `-${executionProvider}`);
+  const name = (options.quick ? 'kcache-throughput-quick' : 'kcache-throughput') + (onCpu ? '' : executionProvider === 'cpu' ? '-native-cpu' : `-${executionProvider}`);
   writeJsonResult(options.resultsDir ?? defaultResultsDir(), name, results);
   if (writeDocs) {
     mkdirSync(dirname(svgPath), { recursive: true });
@@ -97,6 +115,20 @@ export async function benchKcacheThroughput(options: KcacheThroughputOptions): P
     updateMarkdownSection(docPath, THROUGHPUT_SECTION_TITLE, markdown);
   }
   return results;
+}
+
+/** --contexts 2048,4096: positive integers. */
+function parseContexts(value: string): number[] {
+  const contexts = value.split(',').map(Number);
+  if (contexts.length === 0 || contexts.some((c) => !Number.isInteger(c) || c < 2)) throw new RangeError(`--contexts must be a comma-separated list of integers >= 2, got '${value}'`);
+  return contexts;
+}
+
+/** --budget-sequences 64: a positive integer. */
+function parseBudgetSequences(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`--budget-sequences must be a positive integer, got '${value}'`);
+  return n;
 }
 
 async function main(): Promise<void> {
@@ -109,6 +141,9 @@ async function main(): Promise<void> {
     writeDocs: args.includes('--no-docs') ? false : undefined,
     topN: topN === undefined ? undefined : Number(topN),
     executionProvider: parseExecutionProvider(flagValue(args, '--ep') ?? 'cpu', '--ep'),
+    ...(args.includes('--native-backend') ? { nativeBackend: true } : {}),
+    ...(flagValue(args, '--contexts') === undefined ? {} : { contexts: parseContexts(flagValue(args, '--contexts')!) }),
+    ...(flagValue(args, '--budget-sequences') === undefined ? {} : { budgetSequences: parseBudgetSequences(flagValue(args, '--budget-sequences')!) }),
     log: (line) => process.stderr.write(`  ${line}\n`),
   });
   process.stdout.write(results.markdown);

@@ -21,7 +21,7 @@ export async function greedyContinuations(engine: LlmEngine, prompts: readonly (
   const results = await Promise.all(
     prompts.map((promptTokenIds, i) =>
       generate(engine, {
-        requestId: `greedy-${attention.mode}-${attention.topN}-${attention.denseLayers}-${attention.renormalize}-${i}`,
+        requestId: `greedy-${attention.mode === 'kcache' ? `kcache-${attention.topN}-${attention.denseLayers}-${attention.renormalize}` : 'full'}-${i}`,
         promptTokenIds,
         maxNewTokens,
         sampling: GREEDY,

@@ -1,4 +1,4 @@
-import { AttentionConfig, FULL_ATTENTION } from '@kcache-serve/kcache/dist/attention/attention-config';
+import { AttentionConfig, FULL_ATTENTION, topNOf } from '@kcache-serve/kcache/dist/attention/attention-config';
 import { createEngine } from '@kcache-serve/kcache/dist/engine/create-engine';
 import { LoadedModel } from '@kcache-serve/kcache/dist/formats/model-source';
 import { graphVariantOf } from '@kcache-serve/kcache/dist/runtime/graph-variant';
@@ -156,7 +156,7 @@ class TextScorer {
   async scoreAll(texts: readonly EvalText[], attention: AttentionConfig): Promise<Float32Array[]> {
     const variant = graphVariantOf(attention, this.model.weights.config.numLayers);
     const out: Float32Array[] = [];
-    for (const text of texts) out.push(await this.runner.score(text.tokenIds, variant, attention.topN, 0));
+    for (const text of texts) out.push(await this.runner.score(text.tokenIds, variant, topNOf(attention), 0));
     return out;
   }
 

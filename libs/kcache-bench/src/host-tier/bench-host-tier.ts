@@ -13,11 +13,12 @@
  */
 import * as ort from 'onnxruntime-node';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { AttentionConfig } from '@kcache-serve/kcache/dist/attention/attention-config';
+import { KCacheAttention } from '@kcache-serve/kcache/dist/attention/attention-config';
 import { formatTable, saveBenchResults } from '../bench/bench-results';
 import { createEngine } from '@kcache-serve/kcache/dist/engine/create-engine';
 import { generate } from '@kcache-serve/kcache/dist/engine/generate';
-import { KvCacheManager, KvSequence } from '@kcache-serve/kcache/dist/memory/kv-cache-manager';
+import { KvCacheManager } from '@kcache-serve/kcache/dist/memory/kv-cache-manager';
+import { KvSequence } from '@kcache-serve/kcache/dist/memory/kv-cache-types';
 import { emptySequenceBlocks } from '@kcache-serve/kcache/dist/memory/sequence-blocks';
 import { headDimOf, kvDimOf } from '@kcache-serve/kcache/dist/model/model-config';
 import { loadModel, LoadedModel } from '@kcache-serve/kcache/dist/formats/model-source';
@@ -32,7 +33,7 @@ import { loadNativeShm } from '@kcache-serve/kcache/dist/host-tier/native-shm';
 import { SharedHostTier } from '@kcache-serve/kcache/dist/host-tier/shared-host-tier';
 import { SharedHostVBlocks } from '@kcache-serve/kcache/dist/host-tier/shared-host-v-blocks';
 
-const KCACHE_64: AttentionConfig = { mode: 'kcache', topN: 64, denseLayers: 0, renormalize: false };
+const KCACHE_64: KCacheAttention = { mode: 'kcache', topN: 64, denseLayers: 0, renormalize: false };
 const GIB = 2 ** 30;
 
 interface Row {

@@ -10,7 +10,7 @@ import { EXECUTION_PROVIDERS, ExecutionProviderName, isExecutionProvider } from 
 
 export const GENERATE_USAGE = `usage: kcache generate [--model <dir|file|synthetic:NAME>] --prompt <text> --max-new-tokens N
        [--temperature T --top-k K --top-p P --seed S]
-       [--attention full|kcache --top-n N --dense-layers K --renormalize] [--threads N] [--ep cpu|webgpu|cuda] [--json]`;
+       [--attention full|kcache --top-n N --dense-layers K --renormalize] [--threads N] [--ep cpu|webgpu|cuda] [--native-backend] [--json]`;
 
 /** `kcache generate`: one request through the engine, streamed to stdout (or one JSON object). */
 export async function generateCommand(argv: string[]): Promise<number> {
@@ -31,6 +31,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
       renormalize: { type: 'boolean', default: false },
       threads: { type: 'string' },
       ep: { type: 'string' },
+      'native-backend': { type: 'boolean' },
       logprobs: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
@@ -40,7 +41,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
   const executionProvider = parseExecutionProviderFlag(values.ep);
   const model = loadModel(await resolveModelSpec(values.model));
   const engine = await createEngine(
-    { model: model.name, numThreads: parseIntegerFlag('threads', values.threads, 0), defaultAttention: attention, executionProvider },
+    { model: model.name, numThreads: parseIntegerFlag('threads', values.threads, 0), defaultAttention: attention, executionProvider, ...(values['native-backend'] ? { nativeBackend: true } : {}) },
     model,
   );
   const request: GenerationRequest = {

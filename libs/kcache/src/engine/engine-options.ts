@@ -24,6 +24,13 @@ export interface EngineOptions {
   /** Where onnxruntime runs the graphs: cpu, webgpu or cuda (see docs/gpu.md). Default cpu. */
   readonly executionProvider?: ExecutionProviderName;
   /**
+   * Run the graphs through onnxruntime's C API (the kcache_ort addon) with the KV arenas bound in place:
+   * on cuda the device tier lives in GPU memory and host-tier V in pinned (or registered) host memory,
+   * one graph run per decode step. cpu + true runs the same path on the CPU provider (no GPU needed).
+   * Default: true for cuda, false otherwise; webgpu has no native backend.
+   */
+  readonly nativeBackend?: boolean;
+  /**
    * Where the host tier lives: { kind: 'process' } (this process's memory) or { kind: 'shared', ... }
    * (one tier for every worker process of the node; see host-tier/host-tier-options.ts). Default process.
    */
@@ -60,6 +67,7 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
     numThreads: options.numThreads ?? 0,
     defaultAttention: options.defaultAttention ?? FULL_ATTENTION,
     executionProvider: options.executionProvider ?? 'cpu',
+    nativeBackend: options.nativeBackend ?? options.executionProvider === 'cuda',
     hostTier: options.hostTier ?? DEFAULT_HOST_TIER,
     recompute: options.recompute ?? 'decode',
   };
@@ -73,6 +81,12 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
   }
   if (!isExecutionProvider(resolved.executionProvider)) {
     throw new InvalidRequestError('executionProvider', `must be one of ${EXECUTION_PROVIDERS.join(', ')}, got '${resolved.executionProvider}'`);
+  }
+  if (typeof resolved.nativeBackend !== 'boolean') {
+    throw new InvalidRequestError(`nativeBackend must be true or false, got ${JSON.stringify(resolved.nativeBackend)}`, 'nativeBackend');
+  }
+  if (resolved.nativeBackend && resolved.executionProvider === 'webgpu') {
+    throw new InvalidRequestError("nativeBackend runs onnxruntime's cpu or cuda provider; webgpu runs through onnxruntime-node only", 'nativeBackend');
   }
   if (resolved.recompute !== 'decode' && resolved.recompute !== 'prefill') {
     throw new InvalidRequestError('recompute', `must be decode or prefill, got '${resolved.recompute}'`);

@@ -65,6 +65,36 @@ describe('stories260K engine against the reference generations', () => {
     });
   }
 
+  for (const [name, attention] of [
+    ['full', FULL_ATTENTION],
+    ['kcache N=512', KCACHE_512],
+  ] as const) {
+    it(`native backend on the CPU provider (the CUDA path), ${name}: every oracle prompt, batched, gives the reference tokens`, async () => {
+      const engine = await createEngine({ model: stories260kDir(), defaultAttention: attention, numThreads: 1, nativeBackend: true }, model);
+      const results = await runAll(engine, attention, oracle);
+      results.forEach((result, i) => {
+        assertMatchesOracle(result.tokenIds, oracle[i]);
+        assert.equal(result.finish.reason, oracle[i].stop_reason === 'bos' ? 'eos' : 'length', oracle[i].id);
+      });
+      assert.equal(engine.stats().device.usedBytes, 0, 'every block returns to the pool');
+      await engine.close();
+    });
+  }
+
+  it('native backend: preemption by recompute, in a device tier too small for the batch, keeps the reference tokens', async () => {
+    for (const attention of [FULL_ATTENTION, KCACHE_512]) {
+      const engine = await createEngine(
+        { model: stories260kDir(), numThreads: 1, nativeBackend: true, deviceCapacityBytes: 48 * 10240 * (attention.mode === 'full' ? 2 : 1), hostCapacityBytes: 1 << 20 },
+        model,
+      );
+      const records = oracle.filter((r) => r.generated_token_ids.length > 150).slice(0, 4);
+      const results = await runAll(engine, attention, records);
+      assert.ok(engine.stats().numPreemptions > 0, `${attention.mode}: expected preemptions`);
+      results.forEach((result, i) => assertMatchesOracle(result.tokenIds, records[i]));
+      await engine.close();
+    }
+  });
+
   it('batch invariance: prompts alone, together, and joining mid-way give identical tokens', async () => {
     const engine = await createEngine({ model: stories260kDir(), numThreads: 1 }, model);
     const alone = [];

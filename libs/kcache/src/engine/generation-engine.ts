@@ -1,5 +1,5 @@
 import type { SharedHostVStats } from '../host-tier/shared-host-v-blocks';
-import type { TierUsage } from '../memory/kv-cache-manager';
+import type { TierUsage } from '../memory/kv-cache-types';
 import { GenerationListener, GenerationRequest } from './generation-request';
 
 /** A memory tier's occupancy as the engine reports it: the KV cache manager's TierUsage less its free bytes. */

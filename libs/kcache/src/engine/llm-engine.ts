@@ -1,26 +1,23 @@
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
-import { AttentionConfig } from '../attention/attention-config';
-import { SharedHostVBlocks, SharedHostVStats } from '../host-tier/shared-host-v-blocks';
+import { SharedHostVBlocks } from '../host-tier/shared-host-v-blocks';
 import { KvCacheManager } from '../memory/kv-cache-manager';
 import { LoadedModel } from '../formats/model-source';
 import { ModelConfig } from '../model/model-config';
-import { DecodeItem, ModelRunner } from '../runtime/model-runner';
-import { GraphVariant, graphVariantOf, hasTopNLayer } from '../runtime/graph-variant';
-import { KvArenas } from '../runtime/kv-arenas';
-import { sampleToken } from '../sampling/sampler';
-import { ScheduledChunk } from '../scheduler/scheduler-output';
+import { ModelRunner } from '../runtime/model-runner';
+import { graphVariantOf } from '../runtime/graph-variant';
 import { Scheduler } from '../scheduler/scheduler';
 import { Sequence } from '../scheduler/sequence';
-import { topLogprobs } from '../sampling/top-logprobs';
 import { Tokenizer } from '../tokenizer/tokenizer';
 import { checkAdmission } from './admission';
 import { DuplicateRequestIdError, EngineClosedError } from './engine-errors';
-import { automaticNumThreads, ResolvedEngineOptions } from './engine-options';
-import { EngineStats, GenerationEngine } from './generation-engine';
+import { ResolvedEngineOptions } from './engine-options';
+import { createEngineParts } from './engine-parts';
+import { GenerationEngine } from './generation-engine';
 import { GenerationListener, GenerationRequest } from './generation-request';
+import { planBatches } from './plan-batches';
 import { RequestState } from './request-state';
-
-const NO_SAMPLED_TOKENS: ReadonlyMap<string, number> = new Map();
+import { sampleStep, SampledTokens } from './sample-step';
+import { llmEngineStats, LlmEngineStats, StepStats } from './step-stats';
 
 /** How long a step that could schedule nothing (the shared host tier is full) waits before retrying. */
 const IDLE_WAIT_MS = 2;
@@ -33,11 +30,11 @@ const IDLE_WAIT_MS = 2;
 const YIELD_INTERVAL_MS = 1;
 
 /**
- * Continuous-batching KCache engine. Each step: schedule → run → commit.
- * The scheduler picks chunks under a token budget; the runner executes one graph run per group
- * of decodes that share a graph variant and TopN, and one per prefill chunk; sampled tokens are
- * committed and stop conditions checked. The loop yields to the event loop between steps, at
- * least every YIELD_INTERVAL_MS.
+ * Continuous-batching KCache engine. Each step: schedule → plan → execute → sample → commit.
+ * The scheduler picks chunks under a token budget; planBatches groups decodes that share a graph
+ * variant and TopN (one graph run each, one per prefill chunk); the runner executes the plan; the
+ * sampled tokens are committed to the scheduler, then stop conditions checked. The loop yields to
+ * the event loop between steps, at least every YIELD_INTERVAL_MS.
  */
 export class LlmEngine implements GenerationEngine {
   readonly modelConfig: ModelConfig;
@@ -50,12 +47,8 @@ export class LlmEngine implements GenerationEngine {
   private readonly eosTokenIds: readonly number[];
   private loop: Promise<void> | null = null;
   private closing = false;
-  private counters = { numGeneratedTokens: 0, numSteps: 0, numPreemptions: 0, lastBatchSize: 0 };
-  /** V rows the decode graphs gathered from the host tier (B · numHeads · min(N, T+1) per TopN layer) and the time of those runs. */
-  private gather = { numHostVRows: 0, decodeMs: 0 };
-  private numScheduledLastStep = 0;
+  private readonly stepStats = new StepStats();
   private lastYieldMs = 0;
-  private readonly decodeGroups = new WeakMap<AttentionConfig, { variant: GraphVariant; topN: number; groupKey: string }>();
 
   /** sharedHost: the node's shared host tier (createEngine opens it); the engine closes it. Default: in-process host tier. */
   constructor(
@@ -68,35 +61,7 @@ export class LlmEngine implements GenerationEngine {
     // The model's own stop tokens (Hugging Face generation config); llama2.c models end a story with
     // BOS, as the reference generator does (it never stops on EOS).
     this.eosTokenIds = model.stopTokenIds ?? [model.tokenizer.bosId];
-    this.kv = new KvCacheManager({
-      model: this.modelConfig,
-      blockSize: options.blockSize,
-      deviceCapacityBytes: options.deviceCapacityBytes,
-      hostCapacityBytes: options.hostCapacityBytes,
-      ...(sharedHost ? { externalHostTier: sharedHost } : {}),
-    });
-    this.scheduler = new Scheduler(
-      {
-        maxNumSeqs: options.maxNumSeqs,
-        maxNumBatchedTokens: options.maxNumBatchedTokens,
-        // The last sampled token needs no cache position (as in the reference generator).
-        maxModelLen: this.modelConfig.maxSeqLen + 1,
-        replayGeneratedByDecode: options.recompute === 'decode',
-      },
-      this.kv,
-    );
-    this.runner = new ModelRunner(model.weights, {
-      blockSize: options.blockSize,
-      arenaCapacity: this.kv.arenaCapacity(),
-      numThreads: options.numThreads || automaticNumThreads(this.modelConfig),
-      executionProvider: options.executionProvider,
-      ...(sharedHost
-        ? {
-            arenas: new KvArenas(this.modelConfig, options.blockSize, this.kv.arenaCapacity(), sharedHost.tier.v),
-            isHostVBlockReadOnly: (id: number) => sharedHost.isHostVBlockReadOnly(id),
-          }
-        : {}),
-    });
+    ({ kv: this.kv, scheduler: this.scheduler, runner: this.runner } = createEngineParts(model.weights, options, sharedHost));
   }
 
   /** Compiles the default attention's graphs so the first request does not pay for it. */
@@ -140,18 +105,8 @@ export class LlmEngine implements GenerationEngine {
   }
 
   /** host: node-wide for a shared host tier, whose own figures are in hostTier. */
-  stats(): EngineStats & { numHostVRowsGathered: number; hostVRowsPerSecond: number; hostTier?: SharedHostVStats } {
-    const usage = this.kv.usage();
-    return {
-      numRunning: this.scheduler.numRunning,
-      numWaiting: this.scheduler.numWaiting,
-      device: { usedBytes: usage.device.usedBytes, capacityBytes: usage.device.capacityBytes },
-      host: { usedBytes: usage.host.usedBytes, capacityBytes: usage.host.capacityBytes },
-      ...this.counters,
-      numHostVRowsGathered: this.gather.numHostVRows,
-      hostVRowsPerSecond: this.gather.decodeMs > 0 ? (this.gather.numHostVRows * 1000) / this.gather.decodeMs : 0,
-      ...(this.sharedHost ? { hostTier: this.sharedHost.stats() } : {}),
-    };
+  stats(): LlmEngineStats {
+    return llmEngineStats({ kv: this.kv, scheduler: this.scheduler, runner: this.runner }, this.stepStats, this.sharedHost);
   }
 
   async close(): Promise<void> {
@@ -186,8 +141,9 @@ export class LlmEngine implements GenerationEngine {
         this.failAll(error);
       }
       // Nothing could run: admissions wait for the node's shared host tier to free blocks.
-      if (this.numScheduledLastStep === 0 && this.sharedHost) await sleep(IDLE_WAIT_MS);
-      else if (this.numScheduledLastStep === 0 || performance.now() - this.lastYieldMs >= YIELD_INTERVAL_MS) await yieldToEventLoop();
+      const idle = this.stepStats.numScheduledLastStep === 0;
+      if (idle && this.sharedHost) await sleep(IDLE_WAIT_MS);
+      else if (idle || performance.now() - this.lastYieldMs >= YIELD_INTERVAL_MS) await yieldToEventLoop();
       else continue;
       this.lastYieldMs = performance.now();
     }
@@ -206,107 +162,30 @@ export class LlmEngine implements GenerationEngine {
     this.pendingCancels.clear();
   }
 
-  /** One schedule → run → commit step. */
+  /** One step: schedule → plan → execute → sample → commit, then stop conditions. */
   async step(): Promise<void> {
     const output = this.scheduler.schedule();
-    this.numScheduledLastStep = output.scheduled.length;
-    this.counters.numSteps++;
-    this.counters.numPreemptions += output.preempted.length;
+    this.stepStats.recordSchedule(output);
     for (const rejected of output.rejected) this.endRequest(rejected.requestId, 'cancelled', rejected.reason);
-    const toSample: Array<{ chunk: ScheduledChunk; logits: Float32Array }> = [];
+    const plan = planBatches(output, this.modelConfig.numLayers);
+    this.stepStats.recordPlan(plan);
+    const logits = await this.runner.execute(plan);
+    const sampled = sampleStep(logits, this.requests, this.pendingCancels);
+    this.scheduler.commit(output, sampled.tokenIds);
+    this.acceptSampled(sampled);
+  }
 
-    const decodeGroups = new Map<string, { variant: GraphVariant; topN: number; chunks: ScheduledChunk[] }>();
-    for (const chunk of output.scheduled) {
-      if (this.isDecode(chunk)) {
-        const { variant, topN, groupKey } = this.decodeGroupOf(chunk.sequence.attention);
-        const group = decodeGroups.get(groupKey);
-        if (group) group.chunks.push(chunk);
-        else decodeGroups.set(groupKey, { variant, topN, chunks: [chunk] });
-      } else {
-        const seq = chunk.sequence;
-        const end = chunk.startPosition + chunk.numNewTokens;
-        // A shared prefix whose K was spilled is copied back, not computed (never the last prompt token).
-        const start = this.sharedHost?.restorePrefix(seq.blocks, seq.attention, chunk.startPosition, end, this.runner.arenas) ?? chunk.startPosition;
-        if (start > chunk.startPosition) this.runner.noteCachedRowsWritten(seq.blocks, this.variantOf(seq.attention), chunk.startPosition, start);
-        if (start < end) {
-          const logits = await this.runner.prefill(
-            {
-              tokenIds: seq.tokenIds.slice(start, end),
-              startPosition: start,
-              numPromptTokens: seq.numPromptTokens,
-              blocks: seq.blocks,
-            },
-            this.variantOf(seq.attention),
-            seq.attention.topN,
-          );
-          if (chunk.isLastChunk) toSample.push({ chunk, logits });
-        }
-        this.sharedHost?.publishPrefix(seq.blocks, seq.attention, seq.numPromptTokens, end, this.runner.arenas);
-      }
-    }
-    let batchSize = 0;
-    for (const group of decodeGroups.values()) {
-      const items: DecodeItem[] = group.chunks.map((c) => ({
-        tokenId: c.sequence.tokenIds[c.startPosition],
-        position: c.startPosition,
-        blocks: c.sequence.blocks,
-      }));
-      const startMs = performance.now();
-      const logits = await this.runner.decode(items, group.variant, group.topN);
-      if (hasTopNLayer(group.variant)) {
-        const bs = this.options.blockSize;
-        const past = Math.ceil(Math.max(...items.map((i) => i.position)) / bs) * bs;
-        const numTopNLayers = group.variant.denseLayers.filter((dense) => !dense).length;
-        this.gather.numHostVRows += items.length * this.modelConfig.numHeads * Math.min(group.topN, past + 1) * numTopNLayers;
-        this.gather.decodeMs += performance.now() - startMs;
-      }
-      const vocab = this.modelConfig.vocabSize;
-      for (let b = 0; b < group.chunks.length; b++) {
-        const chunk = group.chunks[b];
-        // A replayed generated token (recompute after preemption or resume) only fills the cache.
-        if (chunk.isLastChunk) toSample.push({ chunk, logits: logits.length === vocab ? logits : logits.subarray(b * vocab, (b + 1) * vocab) });
-      }
-      batchSize += items.length;
-    }
-    this.counters.lastBatchSize = batchSize;
-
+  /** Emits the committed tokens and ends the requests a stop condition hit. */
+  private acceptSampled(sampled: SampledTokens): void {
     const ended: Array<{ requestId: string; reason: 'stop' | 'eos' | 'length' }> = [];
-    for (const { chunk, logits } of toSample) {
-      const seq = chunk.sequence;
-      const state = this.requests.get(seq.requestId);
-      if (!state || this.pendingCancels.has(seq.requestId)) continue;
-      const picked = sampleToken(logits, state.request.sampling, seq.numOutputTokens, state.request.logprobs);
-      seq.appendToken(picked.tokenId);
-      this.counters.numGeneratedTokens++;
-      const numTop = state.request.logprobs ? (state.request.topLogprobs ?? 0) : 0;
-      const decision = state.accept(picked.tokenId, picked.logprob, numTop > 0 ? topLogprobs(logits, numTop) : undefined);
-      if (decision) ended.push({ requestId: seq.requestId, reason: decision.reason });
+    for (const [requestId, tokenId] of sampled.tokenIds) {
+      const state = this.requests.get(requestId);
+      if (!state) continue;
+      this.stepStats.numGeneratedTokens++;
+      const decision = state.accept(tokenId, sampled.logprobs.get(requestId), sampled.topLogprobs.get(requestId));
+      if (decision) ended.push({ requestId, reason: decision.reason });
     }
-    // Tokens were appended above (the stop checks count them), so nothing is left for commit to add.
-    this.scheduler.commit(output, NO_SAMPLED_TOKENS);
     for (const { requestId, reason } of ended) this.endRequest(requestId, reason);
-  }
-
-  /** graphVariantOf, once per attention config (a request's config object is used every step). */
-  private variantOf(attention: AttentionConfig): GraphVariant {
-    return this.decodeGroupOf(attention).variant;
-  }
-
-  /** A decode's graph variant and TopN; decodes with the same groupKey run as one batch. */
-  private decodeGroupOf(attention: AttentionConfig): { variant: GraphVariant; topN: number; groupKey: string } {
-    let group = this.decodeGroups.get(attention);
-    if (!group) {
-      const variant = graphVariantOf(attention, this.modelConfig.numLayers);
-      const topN = attention.mode === 'kcache' ? attention.topN : 0;
-      group = { variant, topN, groupKey: `${variant.key}/${topN}` };
-      this.decodeGroups.set(attention, group);
-    }
-    return group;
-  }
-
-  /** A single new position after the prompt: same computation as the original decode step. */
-  private isDecode(chunk: ScheduledChunk): boolean {
-    return chunk.numNewTokens === 1 && chunk.startPosition >= chunk.sequence.numPromptTokens;
   }
 
   private endRequest(requestId: string, reason: 'stop' | 'eos' | 'length' | 'cancelled', error?: string): void {

@@ -20,7 +20,7 @@ function request(requestId: string, stopStrings: string[], maxNewTokens = 24, re
     sampling: { temperature: 0, topK: 0, topP: 1, seed: 0 },
     stopTokenIds: [],
     stopStrings,
-    attention: { mode: 'full', topN: 64, denseLayers: 0, renormalize: false },
+    attention: { mode: 'full' },
     priority: 0,
     logprobs: false,
     ...(resumeTokenIds === undefined ? {} : { resumeTokenIds }),

@@ -42,6 +42,17 @@ describe('ThreadedEngine (the engine on a thread of its own)', () => {
     assert.deepEqual(actual, expected);
   });
 
+  it('the native backend (the CUDA path, here on the CPU provider) runs on the engine thread too: the same streams', async () => {
+    const requests = oracle.slice(0, 4).map((r, i) => seeded(`native-${i}`, r.prompt_token_ids, 60, i));
+    const expected = await Promise.all(requests.map((r) => generate(threaded, r)));
+    const native = await ThreadedEngine.start({ model: stories260kDir(), numThreads: 1, deviceCapacityBytes: 8 << 20, nativeBackend: true });
+    try {
+      assert.deepEqual(await Promise.all(requests.map((r) => generate(native, r))), expected);
+    } finally {
+      await native.close();
+    }
+  });
+
   it('submit throws what LlmEngine.submit throws, at once, and queues nothing', () => {
     const good = seeded('checks', oracle[0].prompt_token_ids, 10, 1);
     assert.throws(() => threaded.submit({ ...good, maxNewTokens: 0 }, () => undefined), InvalidRequestError);

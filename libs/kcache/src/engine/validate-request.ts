@@ -60,11 +60,12 @@ export function validateGenerationRequest(request: GenerationRequest, model: Mod
 }
 
 function validateAttention(a: AttentionConfig, model: ModelConfig, fail: (field: string, reason: string) => never): void {
-  if (a.mode !== 'full' && a.mode !== 'kcache') fail('attention.mode', `unknown mode '${String(a.mode)}' (full or kcache)`);
+  if (a.mode !== 'full' && a.mode !== 'kcache') fail('attention.mode', `unknown mode '${String((a as { mode: unknown }).mode)}' (full or kcache)`);
   if (a.mode === 'kcache' && (!Number.isSafeInteger(a.topN) || a.topN <= 0)) fail('attention.top_n', `must be a positive integer, got ${a.topN}`);
-  // Whatever the mode: a request that names dense layers means them.
-  if (!Number.isSafeInteger(a.denseLayers) || a.denseLayers < 0 || a.denseLayers > model.numLayers) {
-    fail('attention.dense_layers', `must be in [0, ${model.numLayers}] (the model's layers), got ${a.denseLayers}`);
+  // Whatever the mode: a request that names dense layers means them (full attention's own config has none).
+  const { denseLayers } = a as { denseLayers?: number };
+  if (denseLayers !== undefined && (!Number.isSafeInteger(denseLayers) || denseLayers < 0 || denseLayers > model.numLayers)) {
+    fail('attention.dense_layers', `must be in [0, ${model.numLayers}] (the model's layers), got ${denseLayers}`);
   }
 }
 

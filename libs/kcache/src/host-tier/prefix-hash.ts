@@ -28,8 +28,9 @@ export function prefixNamespace(input: {
   readonly attention: AttentionConfig;
   readonly prefixKeys: 'spill' | 'recompute';
 }): Buffer {
-  const { mode, topN, denseLayers, renormalize } = input.attention;
-  const key = JSON.stringify({ v: 1, model: input.modelFingerprint, blockSize: input.blockSize, mode, topN, denseLayers, renormalize, keys: input.prefixKeys });
+  const a = input.attention;
+  const parameters = a.mode === 'kcache' ? { topN: a.topN, denseLayers: a.denseLayers, renormalize: a.renormalize } : {};
+  const key = JSON.stringify({ v: 1, model: input.modelFingerprint, blockSize: input.blockSize, mode: a.mode, ...parameters, keys: input.prefixKeys });
   return createHash('sha256').update(key).digest();
 }
 

@@ -7,6 +7,8 @@ import { OutOfBlocksError } from '../memory/memory-errors';
 import { emptySequenceBlocks } from '../memory/sequence-blocks';
 import { ModelConfig } from '../model/model-config';
 import { KvArenas } from '../runtime/kv-arenas';
+import { Scheduler } from '../scheduler/scheduler';
+import { Sequence } from '../scheduler/sequence';
 import { resolveSharedHostTierOptions } from './host-tier-options';
 import { SharedHostTier } from './shared-host-tier';
 import { SharedHostVBlocks } from './shared-host-v-blocks';
@@ -97,6 +99,41 @@ describe('SharedHostVBlocks under the KV cache manager', () => {
     kv.allocate(otherAttention, 10);
     assert.equal(host.restorePrefix(otherAttention.blocks, otherAttention.attention, 0, 10, arenas), 0, 'other attention parameters: other hashes, no hit');
     for (const s of [a, b, again, otherAttention]) kv.free(s);
+    assert.equal(host.tier.stats().usedBytes, 0);
+  });
+
+  it('through the scheduler (vLLM-style prefix cache): admission counts the hit blocks computed, allocation restores their K, commit publishes', () => {
+    const { kv, host, arenas } = setup(12);
+    const restored: Array<[number, number]> = [];
+    host.attachStorage({ arenas, rowsRestored: (_blocks, _attention, from, to) => restored.push([from, to]) });
+    const scheduler = new Scheduler({ maxNumSeqs: 4, maxNumBatchedTokens: 64, maxModelLen: 64 }, kv);
+    const prompt = [1, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+    const a = new Sequence({ requestId: 'a', promptTokenIds: prompt, maxNewTokens: 4, maxModelLen: 64, attention: KCACHE });
+    scheduler.addSequence(a);
+    const first = scheduler.schedule();
+    assert.deepEqual(first.scheduled.map((c) => [c.startPosition, c.numNewTokens]), [[0, 10]], 'nothing cached: the whole prompt is computed');
+    arenas.k[1].fill(4.25, a.blocks.kBlockIds[1] * FLOATS, (a.blocks.kBlockIds[1] + 1) * FLOATS);
+    scheduler.commit(first, new Map([['a', 20]]));
+    assert.equal(host.tier.stats().numCachedBlocks, 2, 'commit published the two full prompt blocks');
+
+    // Same first 8 tokens: 2 blocks hit; the first chunk starts after them.
+    const b = new Sequence({ requestId: 'b', promptTokenIds: [...prompt.slice(0, 8), 40, 41, 42], maxNewTokens: 4, maxModelLen: 64, attention: KCACHE });
+    scheduler.addSequence(b);
+    const second = scheduler.schedule();
+    const chunkOfB = second.scheduled.find((c) => c.sequence === b)!;
+    assert.deepEqual([chunkOfB.startPosition, chunkOfB.numNewTokens, b.numComputedTokens], [8, 3, 8]);
+    assert.equal(arenas.k[1][b.blocks.kBlockIds[1] * FLOATS + 3], 4.25, 'K came back from the tier');
+    assert.deepEqual(restored, [[0, 8]]);
+    assert.equal(host.stats().numRestoredTokens, 8);
+
+    // The whole prompt hits (8 tokens, 2 full blocks): the last prompt token is still computed.
+    const c = new Sequence({ requestId: 'c', promptTokenIds: prompt.slice(0, 8), maxNewTokens: 4, maxModelLen: 64, attention: KCACHE });
+    scheduler.addSequence(c);
+    const third = scheduler.schedule();
+    const chunkOfC = third.scheduled.find((chunk) => chunk.sequence === c)!;
+    assert.deepEqual([chunkOfC.startPosition, chunkOfC.numNewTokens, chunkOfC.isLastChunk], [7, 1, true]);
+    assert.deepEqual(c.blocks.hostVBlockIds, a.blocks.hostVBlockIds.slice(0, 2));
+    for (const id of ['a', 'b', 'c']) scheduler.finish(id);
     assert.equal(host.tier.stats().usedBytes, 0);
   });
 });

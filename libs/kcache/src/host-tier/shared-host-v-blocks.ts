@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { AttentionConfig } from '../attention/attention-config';
-import { ExternalHostTier, KvSequence } from '../memory/kv-cache-manager';
-import { numDenseLayers } from '../memory/tier-capacity';
+import { ExternalHostTier, KvSequence } from '../memory/kv-cache-types';
+import { numDenseLayers } from '../attention/attention-config';
 import { OutOfBlocksError } from '../memory/memory-errors';
 import { SequenceBlocks } from '../memory/sequence-blocks';
 import { KvArenas } from '../runtime/kv-arenas';
@@ -25,10 +25,21 @@ interface SequenceHostState {
   readonly pendingHitIds: number[];
   /** Leading blocks that came from the prefix index (K and V already there). */
   readonly numHitBlocks: number;
+  /** Positions restored instead of computed (spill mode): the hit blocks', less the last prompt token. */
+  readonly numCachedTokens: number;
   /** Leading blocks offered to the index already (hits included). */
   numPublishedBlocks: number;
   /** Hashes of its full prompt blocks. */
   readonly hashes: readonly BlockHash[];
+}
+
+/**
+ * This process's arenas, where prefix hits are restored and whence prompt blocks are published, and
+ * who must hear of restored rows (a device copy of the arenas).
+ */
+export interface PrefixStorage {
+  readonly arenas: KvArenas;
+  rowsRestored(blocks: SequenceBlocks, attention: AttentionConfig, from: number, to: number): void;
 }
 
 export interface SharedHostVStats extends SharedHostTierStats {
@@ -59,6 +70,7 @@ export class SharedHostVBlocks implements ExternalHostTier {
   private readonly failedAdmissions = new WeakMap<SequenceBlocks, number>();
   private readonly namespaces = new Map<string, Buffer>();
   private counters = { numRestoredBlocks: 0, numRestoredTokens: 0, numAdmissionWaits: 0 };
+  private storage: PrefixStorage | null = null;
 
   constructor(
     readonly tier: SharedHostTier,
@@ -67,6 +79,14 @@ export class SharedHostVBlocks implements ExternalHostTier {
     assert.equal(tier.layout.blockSize, options.blockSize);
     this.numBlocks = tier.numBlocks;
     this.blockBytes = tier.blockBytes;
+  }
+
+  /**
+   * Where prefix blocks are restored (at grow) and published from (noteComputed): the engine's
+   * arenas. Until attached, no position counts as cached and nothing is published.
+   */
+  attachStorage(storage: PrefixStorage): void {
+    this.storage = storage;
   }
 
   get prefixKeys(): 'spill' | 'recompute' {
@@ -94,12 +114,12 @@ export class SharedHostVBlocks implements ExternalHostTier {
     assert.equal(seq.blocks.hostVBlockIds.length, 0, 'host table without tier state');
     if (this.failedAdmissions.get(seq.blocks) === this.tier.epoch) return false;
     const hashes = this.promptHashes(seq);
-    // In spill mode the last prompt token is always computed (its logits are sampled).
+    // Every full prompt block may hit; in spill mode the last prompt token is still computed (its
+    // logits are sampled), as vLLM's prefix cache recomputes it when the whole prompt hits.
     const numPrompt = seq.numPromptTokens ?? 0;
-    const maxHits = this.tier.k ? Math.min(hashes.length, Math.floor(Math.max(0, numPrompt - 1) / this.options.blockSize)) : hashes.length;
     const numTokensMax = Math.max(seq.tokenIds?.length ?? 0, seq.maxTotalTokens ?? 0);
     const numBlocksMax = Math.max(numNewBlocks, Math.ceil(numTokensMax / this.options.blockSize));
-    const result = this.tier.reserve(numBlocksMax, hashes.slice(0, maxHits));
+    const result = this.tier.reserve(numBlocksMax, hashes);
     if ('failedAtEpoch' in result) {
       this.failedAdmissions.set(seq.blocks, result.failedAtEpoch);
       this.counters.numAdmissionWaits++;
@@ -110,6 +130,7 @@ export class SharedHostVBlocks implements ExternalHostTier {
       reserved: numBlocksMax - result.hitIds.length,
       pendingHitIds: result.hitIds,
       numHitBlocks: result.hitIds.length,
+      numCachedTokens: this.tier.k ? Math.min(result.hitIds.length * this.options.blockSize, Math.max(0, numPrompt - 1)) : 0,
       numPublishedBlocks: result.hitIds.length,
       hashes,
     });
@@ -125,7 +146,26 @@ export class SharedHostVBlocks implements ExternalHostTier {
     const numFresh = numNewBlocks - fromHits.length;
     const fresh = numFresh > 0 ? this.tier.allocate(numFresh) : [];
     state.reserved -= numFresh;
+    const numOld = seq.blocks.hostVBlockIds.length;
     seq.blocks.hostVBlockIds.push(...fromHits, ...fresh);
+    if (fromHits.length > 0 && this.storage) this.restoreGrown(seq, numOld * this.options.blockSize, seq.blocks.hostVBlockIds.length * this.options.blockSize);
+  }
+
+  /** Prefix hits whose K the tier holds (spill mode, storage attached): grow restores them. */
+  numCachedTokens(seq: KvSequence): number {
+    const state = this.states.get(seq.blocks);
+    return state && this.storage ? state.numCachedTokens : 0;
+  }
+
+  noteComputed(seq: KvSequence, numComputedTokens: number): void {
+    if (this.storage) this.publishPrefix(seq.blocks, seq.attention, seq.numPromptTokens ?? 0, numComputedTokens, this.storage.arenas);
+  }
+
+  /** Restores the prefix hits among positions [start, end) of seq's new blocks, and says so. */
+  private restoreGrown(seq: KvSequence, start: number, end: number): void {
+    const storage = this.storage!;
+    const resume = this.restorePrefix(seq.blocks, seq.attention, start, end, storage.arenas);
+    if (resume > start) storage.rowsRestored(seq.blocks, seq.attention, start, resume);
   }
 
   release(seq: KvSequence): void {
@@ -146,20 +186,20 @@ export class SharedHostVBlocks implements ExternalHostTier {
   }
 
   /**
-   * Before prefill of positions [start, end): with spilled K, copies the K (and dense-layer V) of
-   * the sequence's prefix hits in that range into the device arenas. Returns the first position
-   * prefill must compute (start when nothing was restored).
+   * With spilled K, copies the K (and dense-layer V) of the sequence's prefix hits among positions
+   * [start, end) into the device arenas (grow does, once storage is attached). Returns the first
+   * position prefill must compute (start when nothing was restored).
    */
   restorePrefix(blocks: SequenceBlocks, attention: AttentionConfig, start: number, end: number, arenas: KvArenas): number {
     const state = this.states.get(blocks);
     const tierK = this.tier.k;
-    if (!state || state.numHitBlocks === 0 || !tierK) return start;
+    if (!state || state.numCachedTokens === 0 || !tierK) return start;
     const bs = this.options.blockSize;
-    const cachedEnd = state.numHitBlocks * bs;
+    const cachedEnd = state.numCachedTokens;
     if (start >= cachedEnd) return start;
     const numDense = numDenseLayers(attention, this.options.numLayers);
     const floats = this.tier.layout.layerBlockFloats;
-    const lastBlock = Math.min(Math.ceil(end / bs), state.numHitBlocks);
+    const lastBlock = Math.min(Math.ceil(Math.min(end, cachedEnd) / bs), state.numHitBlocks);
     for (let b = Math.floor(start / bs); b < lastBlock; b++) {
       const hostId = blocks.hostVBlockIds[b];
       const from = hostId * floats;
@@ -175,7 +215,7 @@ export class SharedHostVBlocks implements ExternalHostTier {
   }
 
   /**
-   * After prefill has written positions below numComputedTokens: offers the sequence's full prompt
+   * After prefill has written positions below numComputedTokens (noteComputed): offers the sequence's full prompt
    * blocks not offered yet to the prefix index (spilling their K first), and points the table at
    * an equal block already there, if any.
    */

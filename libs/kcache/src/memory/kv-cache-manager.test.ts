@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
 import { ModelConfig } from '../model/model-config';
 import { KvCacheManager } from './kv-cache-manager';
-import { numDenseLayers } from './tier-capacity';
+import { numDenseLayers } from '../attention/attention-config';
 import { MemoryConfigError, OutOfBlocksError } from './memory-errors';
 import { SeededRandom } from '../sampling/seeded-random';
 import { emptySequenceBlocks } from './sequence-blocks';

@@ -3,6 +3,7 @@ import { AttentionConfig } from '../attention/attention-config';
 import { ModelConfig, kvDimOf } from '../model/model-config';
 import { BlockPool } from './block-pool';
 import { MemoryConfigError, OutOfBlocksError } from './memory-errors';
+import { BytesPerToken, ExternalHostTier, IdSpaceSizes, KvCacheUsage, KvSequence, TierUsage } from './kv-cache-types';
 import { SequenceBlocks } from './sequence-blocks';
 import { chargesPerBlock, fitsTierCapacity, TierCapacity } from './tier-capacity';
 
@@ -24,68 +25,7 @@ export interface KvCacheManagerOptions {
   readonly externalHostTier?: ExternalHostTier;
 }
 
-/**
- * A host tier that hands out host-V ids itself (e.g. shared by every worker of a node), counted
- * in whole blocks of blockBytes. It decides per sequence: admission may hold a reservation and
- * prefix hits for the sequence, so that later growth never fails.
- */
-export interface ExternalHostTier {
-  /** Ids are below numBlocks; the physical arenas span them all. */
-  readonly numBlocks: number;
-  /** Bytes of one host block (what usage() counts per block). */
-  readonly blockBytes: number;
-  /** Node-wide bytes of referenced blocks and capacity. */
-  usage(): { readonly usedBytes: number; readonly capacityBytes: number };
-  /** Host-V ids this process holds now. */
-  numIdsHeld(): number;
-  /**
-   * Could seq's host table grow by numNewBlocks now? For a sequence without blocks (admission) a
-   * true answer holds what the sequence needs (its reservation, its prefix hits) until grow or release.
-   */
-  canGrow(seq: KvSequence, numNewBlocks: number): boolean;
-  /** Appends numNewBlocks ids to seq.blocks.hostVBlockIds. Throws OutOfBlocksError when they do not fit. */
-  grow(seq: KvSequence, numNewBlocks: number): void;
-  /** Returns seq's host ids and anything held for it; empties its host table. */
-  release(seq: KvSequence): void;
-}
-
 export const DEFAULT_BLOCK_SIZE = 16;
-
-/** What a sequence's block tables need: its tables and its (fixed) attention config. */
-export interface KvSequence {
-  readonly blocks: SequenceBlocks;
-  readonly attention: AttentionConfig;
-  /** For an external host tier (prefix sharing, reservations); a scheduler Sequence has them. */
-  readonly tokenIds?: readonly number[];
-  readonly numPromptTokens?: number;
-  readonly maxTotalTokens?: number;
-}
-
-export interface TierUsage {
-  readonly usedBytes: number;
-  readonly freeBytes: number;
-  readonly capacityBytes: number;
-}
-
-export interface KvCacheUsage {
-  readonly device: TierUsage;
-  readonly host: TierUsage;
-  readonly numKBlockIds: number;
-  readonly numDeviceVBlockIds: number;
-  readonly numHostVBlockIds: number;
-}
-
-/** Per id space: a number of ids (ids are always below it). */
-export interface IdSpaceSizes {
-  readonly kIds: number;
-  readonly deviceVIds: number;
-  readonly hostVIds: number;
-}
-
-export interface BytesPerToken {
-  readonly deviceBytes: number;
-  readonly hostBytes: number;
-}
 
 /**
  * Block tables over two tiers. Per block of blockSize positions a sequence holds one K id
@@ -223,6 +163,20 @@ export class KvCacheManager {
       }
     }
     assert.ok(this.deviceUsedBytes() <= this.deviceCapacityBytes, 'device tier over budget');
+  }
+
+  /**
+   * Positions of seq (just admitted: canAllocate said yes, no blocks yet) that a prefix cache holds;
+   * allocate restores them into seq's blocks, and the scheduler counts them computed (vLLM's prefix cache).
+   */
+  numCachedTokens(seq: KvSequence): number {
+    if (seq.blocks.kBlockIds.length > 0) return 0;
+    return this.externalHost?.numCachedTokens?.(seq) ?? 0;
+  }
+
+  /** seq's positions below numComputedTokens are computed (a prefix cache may publish its prompt blocks). */
+  noteComputed(seq: KvSequence, numComputedTokens: number): void {
+    this.externalHost?.noteComputed?.(seq, numComputedTokens);
   }
 
   /** Returns every block of seq and empties its tables (in place). */

@@ -1,4 +1,4 @@
-import { AttentionConfig } from '../attention/attention-config';
+import { AttentionConfig, numDenseLayers } from '../attention/attention-config';
 
 /**
  * The sizes that decide whether a request could ever fit the memory tiers, whatever is in them now.
@@ -14,12 +14,6 @@ export interface TierCapacity {
   readonly hostCapacityBytes: number;
   /** Blocks of an external host tier (it counts whole blocks, whatever the layers); null for the engine's own. */
   readonly externalHostNumBlocks: number | null;
-}
-
-/** Layers whose V stays in the device tier: all in 'full' mode, the leading denseLayers in 'kcache'. */
-export function numDenseLayers(attention: AttentionConfig, numLayers: number): number {
-  if (attention.mode === 'full') return numLayers;
-  return Math.min(Math.max(attention.denseLayers, 0), numLayers);
 }
 
 /** Bytes one block of positions charges each store: K and device V (device tier), host V (host tier). */

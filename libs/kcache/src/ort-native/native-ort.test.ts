@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
@@ -118,6 +121,27 @@ describe('onnxruntime C API addon (CPU provider)', () => {
       for (const [name, expected] of Object.entries(run.outputs)) {
         assert.deepEqual(replayed[name].data, expected.data, `output ${name} differs`);
       }
+    }
+  });
+
+  it("writes onnxruntime's per-node profile when asked (profileFilePrefix, endProfiling)", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kcache-native-profile-'));
+    try {
+      const session = native.session(gatherMatMulScatterGraph(), { provider: 'cpu', intraOpNumThreads: 1, profileFilePrefix: join(dir, 'arena') });
+      const arena = arenaValues();
+      const arenaTensor = native.tensor(native.hostMemory(arena.buffer), 'float32', [8, 4]);
+      session.bind(
+        { arena: arenaTensor, index: native.hostTensor(BigInt64Array.of(1n, 6n), 'int64', [2]), w: native.hostTensor(w, 'float32', [4, 3]), at: native.hostTensor(BigInt64Array.of(3n), 'int64', [1, 1]), update: native.hostTensor(new Float32Array(4), 'float32', [1, 4]) },
+        { rows: native.hostTensor(new Float32Array(6), 'float32', [2, 3]), arena_out: arenaTensor },
+      );
+      session.run();
+      const file = session.endProfiling();
+      assert.ok(file.startsWith(join(dir, 'arena')), file);
+      const ops = (JSON.parse(readFileSync(file, 'utf8')) as Array<{ cat: string; args?: { op_name?: string } }>).filter((e) => e.cat === 'Node').map((e) => e.args?.op_name);
+      assert.ok(['Gather', 'MatMul', 'ScatterND'].every((op) => ops.includes(op)), ops.join(', '));
+      session.release();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

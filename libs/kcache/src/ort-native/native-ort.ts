@@ -45,6 +45,8 @@ export interface NativeSessionOptions {
   cudaOptions?: Readonly<Record<string, string>>;
   /** onnxruntime session config entries (AddSessionConfigEntry). */
   sessionConfig?: Readonly<Record<string, string>>;
+  /** onnxruntime's per-node profile (JSON), written under this file prefix when the session ends it (endProfiling). */
+  profileFilePrefix?: string;
 }
 
 export interface NativeSession {
@@ -60,6 +62,8 @@ export interface NativeSession {
   clear(): void;
   /** One run over the bound tensors; returns when the outputs are written. */
   run(): void;
+  /** Ends the profile of a session made with profileFilePrefix; returns the JSON file's path. */
+  endProfiling(): string;
   release(): void;
 }
 

@@ -60,8 +60,18 @@ export function buildDecodeGraph(
      * 4-6x faster than naming the fp32 Gather in the provider's forceCpuNodeNames; docs/gpu.md.)
      */
     hostVAsHalves?: boolean;
+    /**
+     * The graph writes every layer's new K and V rows into the arenas it reads (ScatterND whose output,
+     * IO.written(arena), the caller binds to the arena's own memory, so only the rows are written), and
+     * outputs only IO.logits. The row indices come in IO.kWrites, vWritesDevice and vWritesHost. For
+     * IO binding over arenas the caller owns (the native backend): one run per step, nothing comes back
+     * but the logits. The current position is masked in the past the graph reads, so writing it
+     * before or after the layer's gather gives the same result.
+     */
+    writeKvInPlace?: boolean;
   },
 ): Uint8Array {
+  if (options.writeKvInPlace && options.hostVAsHalves) throw new Error('writeKvInPlace writes fp32 host-V rows: it cannot read them as halves');
   const config = weights.config;
   const g = new GraphBuilder(`decode_${variant.key}`);
   const names = weights.addTo(g);
@@ -69,7 +79,7 @@ export function buildDecodeGraph(
   const numKv = config.numKvHeads;
 
   const numLayers = config.numLayers;
-  const denseLayers = variant.denseLayers.flatMap((dense, layer) => (dense ? [layer] : []));
+  const denseLayers = variant.isDenseLayer.flatMap((dense, layer) => (dense ? [layer] : []));
   const arenaGroups = options.arenaGroups ?? { k: Array.from({ length: numLayers }, () => 0), deviceV: Array.from({ length: numLayers }, () => 0) };
   const mask = g.input(IO.mask, 'float32', ['batch', 1, 1, 'columns']); // [B, 1, 1, T + 1]
   // Each layer's slice indices [B, Hkv, nb], split off the table (K of every layer, then device V of the exact layers).
@@ -120,7 +130,7 @@ export function buildDecodeGraph(
     config,
     names,
     (g, layer, q, k, v) => {
-      const dense = variant.denseLayers[layer];
+      const dense = variant.isDenseLayer[layer];
       const kArena = groupArena(IO.kArenaGroup(arenaGroups.k[layer]));
       const hostVArena = () =>
         options.hostVAsHalves ? g.input(IO.vArena(layer), 'uint16', [`v_arena_rows_${layer}`, 2 * d]) : g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
@@ -160,7 +170,47 @@ export function buildDecodeGraph(
       }
       return g.op('Reshape', [out, g.constInt([0, config.dim])]);
     },
-    { lastRowLogitsOnly: false, packOutputs: true },
+    options.writeKvInPlace
+      ? { lastRowLogitsOnly: false, writeNewKv: (newK, newV) => writeKvInPlace(g, variant, arenaGroups, newK, newV, { blockSize, d, numKv }) }
+      : { lastRowLogitsOnly: false, packOutputs: true },
   );
   return g.toBytes();
+}
+
+/**
+ * ScatterND of each arena the decode graph read, with this step's rows (see buildDecodeGraph's
+ * writeKvInPlace): one per K group, one per device-V group with exact layers, one per TopN layer's host V.
+ */
+function writeKvInPlace(
+  g: GraphBuilder,
+  variant: GraphVariant,
+  groups: DecodeArenaGroups,
+  newK: readonly string[],
+  newV: readonly string[],
+  shape: { blockSize: number; d: number; numKv: number },
+): void {
+  const numLayers = variant.isDenseLayer.length;
+  const denseLayers = variant.isDenseLayer.flatMap((dense, layer) => (dense ? [layer] : []));
+  const groupShape = (name: string) => [`${name}_slices`, shape.blockSize, shape.d];
+  // Layers sharing a group are consecutive (KvArenas), so their rows are one slice of the table's layer axis.
+  const scatterGroups = (table: string, layers: readonly number[], groupOf: readonly number[], rows: readonly string[], arenaName: (group: number) => string) => {
+    const writes = g.input(table, 'int64', ['batch', shape.numKv, layers.length, 2]);
+    for (const group of new Set(layers.map((layer) => groupOf[layer]))) {
+      const first = layers.findIndex((layer) => groupOf[layer] === group);
+      const count = layers.filter((layer) => groupOf[layer] === group).length;
+      const indices = g.op('Slice', [writes, g.constInt([first]), g.constInt([first + count]), g.constInt([2])]);
+      const values = count === 1 ? rows[layers[first]] : g.op('Concat', layers.slice(first, first + count).map((layer) => rows[layer]), { axis: 2 });
+      const arena = arenaName(group);
+      g.output(g.op('ScatterND', [arena, indices, values]), IO.written(arena), 'float32', groupShape(arena));
+    }
+  };
+  scatterGroups(IO.kWrites, Array.from({ length: numLayers }, (_, layer) => layer), groups.k, newK, IO.kArenaGroup);
+  if (denseLayers.length > 0) scatterGroups(IO.vWritesDevice, denseLayers, groups.deviceV, newV, IO.vArenaDeviceGroup);
+  if (denseLayers.length === numLayers) return;
+  const hostWrites = g.input(IO.vWritesHost, 'int64', ['batch', shape.numKv, 1, 1]);
+  variant.isDenseLayer.forEach((dense, layer) => {
+    if (dense) return;
+    const arena = IO.vArena(layer);
+    g.output(g.op('ScatterND', [arena, hostWrites, newV[layer]]), IO.written(arena), 'float32', [`v_arena_rows_${layer}`, shape.d]);
+  });
 }

@@ -31,7 +31,11 @@ describe('execution providers', () => {
     assert.ok(webgpu instanceof ExecutionProviderError);
     assert.match(webgpu.message, /'webgpu' could not start: no WebGPU adapter.*Vulkan.*No supported adapters/);
     const cuda = providerError('cuda', new Error('OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library'));
-    assert.match((cuda as Error).message, /--onnxruntime-node-install=cuda12/);
+    assert.match((cuda as Error).message, /--onnxruntime-node-install=cuda12.*CUDA 13 build of libonnxruntime_providers_cuda\.so/);
+    const hint = (detail: string) => (providerError('cuda', new Error(detail)) as Error).message;
+    assert.match(hint('no CUDA runtime: the CUDA runtime (libcudart.so.13 or .12) could not be opened'), /CUDA runtime libraries were not found: put CUDA's lib folder .* on LD_LIBRARY_PATH/);
+    assert.match(hint('cudaHostAlloc failed: CUDA driver version is insufficient for CUDA runtime version'), /no usable GPU or driver: nvidia-smi/);
+    assert.match(hint('the onnxruntime C API addon is not built (.../kcache_ort.node is missing)'), /build-native\.sh/);
     const cpuError = new Error('bad graph');
     assert.equal(providerError('cpu', cpuError), cpuError);
   });

@@ -7,7 +7,8 @@ import type { InferenceSession } from 'onnxruntime-node';
  *   needs a GPU driver with a Vulkan ICD and libvulkan.so.1 (see docs/gpu.md).
  * - cuda: not bundled; onnxruntime-node must be installed with its CUDA files
  *   (`npm install onnxruntime-node --onnxruntime-node-install=cuda12`, or ONNXRUNTIME_NODE_INSTALL=cuda12),
- *   plus CUDA 12 and cuDNN 9 on the library path.
+ *   plus CUDA 12 and cuDNN 9 on the library path (or the CUDA 13 provider files; docs/gpu.md). Runs
+ *   through the native backend (onnxruntime's C API, the kcache_ort addon) unless nativeBackend is false.
  */
 export const EXECUTION_PROVIDERS = ['cpu', 'webgpu', 'cuda'] as const;
 
@@ -72,8 +73,22 @@ function hintFor(provider: ExecutionProviderName, detail: string): string {
     return 'the WebGPU provider failed to create the session';
   }
   if (provider === 'cuda') {
-    if (/load|shared library|providers_shared|cannot open/i.test(detail)) {
-      return 'the CUDA provider files are not installed; reinstall onnxruntime-node with --onnxruntime-node-install=cuda12 (or ONNXRUNTIME_NODE_INSTALL=cuda12) and put CUDA 12 and cuDNN 9 on the library path';
+    if (/ERR_KCACHE_ORT_LOAD|addon .*(not built|does not load)|build-native/.test(detail)) {
+      return "the native backend's onnxruntime addon is missing: run `bash libs/kcache/scripts/build-native.sh` (needs g++ and onnxruntime's C API headers, ORT_INCLUDE_DIR)";
+    }
+    if (/libcudart|CUDA runtime .*could not be opened/i.test(detail)) {
+      return "the CUDA runtime libraries were not found: put CUDA's lib folder (libcudart.so.12 or .13, with cuBLAS and cuDNN 9) on LD_LIBRARY_PATH";
+    }
+    if (/driver|no CUDA-capable device|cudaErrorNoDevice/i.test(detail)) {
+      return 'no usable GPU or driver: nvidia-smi should list the card, and the driver must support the CUDA version of the provider (12 or 13)';
+    }
+    if (/load|shared library|providers_shared|providers_cuda|cannot open/i.test(detail)) {
+      return (
+        "onnxruntime's CUDA provider files are not installed: reinstall onnxruntime-node with --onnxruntime-node-install=cuda12 " +
+        '(or ONNXRUNTIME_NODE_INSTALL=cuda12) for CUDA 12, or put the CUDA 13 build of libonnxruntime_providers_cuda.so and ' +
+        "libonnxruntime_providers_shared.so of the same onnxruntime version next to onnxruntime-node's libonnxruntime.so.1 (docs/gpu.md), " +
+        'with the CUDA and cuDNN 9 libraries on LD_LIBRARY_PATH'
+      );
     }
     return 'the CUDA provider failed to create the session';
   }

@@ -31,6 +31,17 @@ export const IO = {
   topN: 'top_n',
   /** Prefill: [C] bool, true where the query row is a generated token (uses TopN like decode). */
   isApproximateQuery: 'is_approximate_query',
+  /**
+   * Decode with writeKvInPlace: where the new rows go, as ScatterND indices into the arenas the graph
+   * reads. K: [B, Hkv, numLayers, 2] (slice of the layer's K group viewed as [slices, blockSize, d], row
+   * in the block); device V: [B, Hkv, numExactLayers, 2] likewise; host V: [B, Hkv, 1, 1] (the row of
+   * each TopN layer's host-V arena, [rows, d]).
+   */
+  kWrites: 'k_writes',
+  vWritesDevice: 'v_writes_device',
+  vWritesHost: 'v_writes_host',
+  /** The output that is `arena` with the new rows written: bound to the arena's own memory, so only the rows are written. */
+  written: (arena: string) => `${arena}_written`,
   kArena: (layer: number) => `k_arena_${layer}`,
   vArena: (layer: number) => `v_arena_${layer}`,
   logits: 'logits',

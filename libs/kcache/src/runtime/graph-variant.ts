@@ -1,4 +1,4 @@
-import { AttentionConfig, isDenseLayer } from '../attention/attention-config';
+import { AttentionConfig, numDenseLayers } from '../attention/attention-config';
 
 /**
  * What a compiled graph bakes in: which layers use exact attention (V in the device tier)
@@ -7,22 +7,33 @@ import { AttentionConfig, isDenseLayer } from '../attention/attention-config';
 export interface GraphVariant {
   readonly key: string;
   /** Per layer: true = exact attention, V rows from the device tier; false = TopN, V from the host tier. */
-  readonly denseLayers: readonly boolean[];
+  readonly isDenseLayer: readonly boolean[];
   readonly renormalize: boolean;
 }
 
+/** graphVariantOf's results per config object (a request's config is used every step). */
+const variants = new WeakMap<AttentionConfig, GraphVariant>();
+
 export function graphVariantOf(attention: AttentionConfig, numLayers: number): GraphVariant {
-  const denseLayers = Array.from({ length: numLayers }, (_, l) => isDenseLayer(attention, l));
-  const renormalize = attention.mode === 'kcache' && attention.renormalize;
-  const numDense = denseLayers.filter(Boolean).length;
+  const known = variants.get(attention);
+  if (known && known.isDenseLayer.length === numLayers) return known;
+  const variant = deriveVariant(attention, numLayers);
+  variants.set(attention, variant);
+  return variant;
+}
+
+function deriveVariant(attention: AttentionConfig, numLayers: number): GraphVariant {
+  const numDense = numDenseLayers(attention, numLayers);
+  const isDenseLayer = Array.from({ length: numLayers }, (_, l) => l < numDense);
+  const renormalize = attention.mode === 'kcache' && attention.renormalize && numDense < numLayers;
   const key = numDense === numLayers ? 'full' : `kcache:d${numDense}:r${renormalize ? 1 : 0}`;
-  return { key, denseLayers, renormalize: renormalize && numDense < numLayers };
+  return { key, isDenseLayer, renormalize };
 }
 
 export function hasDenseLayer(v: GraphVariant): boolean {
-  return v.denseLayers.some(Boolean);
+  return v.isDenseLayer.some(Boolean);
 }
 
 export function hasTopNLayer(v: GraphVariant): boolean {
-  return v.denseLayers.some((dense) => !dense);
+  return v.isDenseLayer.some((dense) => !dense);
 }

@@ -1,5 +1,11 @@
 import { headDimOf, ModelConfig } from '../model/model-config';
 
+/** The three arena spaces: K (device tier), exact layers' V (device tier), TopN layers' V (host tier). */
+export type ArenaSpace = 'k' | 'deviceV' | 'hostV';
+
+/** Makes one zero-filled arena buffer of `floats` floats for a space. */
+export type ArenaAllocator = (floats: number, space: ArenaSpace) => Float32Array;
+
 /** Consecutive layers whose arenas lie in one buffer, layer after layer (each layer's arena is a view of it). */
 export interface ArenaGroup {
   readonly buffer: Float32Array;
@@ -40,15 +46,20 @@ export class KvArenas {
     hostV?: readonly Float32Array[],
     /** Most floats of one K or device-V buffer (layers past it start another group). Default: a typed array's limit. */
     maxBufferFloats = MAX_ARENA_FLOATS,
+    /**
+     * Makes each buffer, zero-filled (an execution backend may place them: pinned host memory a GPU reads
+     * in place, say). Default: a new Float32Array.
+     */
+    allocate: ArenaAllocator = (floats) => new Float32Array(floats),
   ) {
     this.headDim = headDimOf(config);
     this.rowsPerBlock = config.numKvHeads * blockSize;
     const floatsPerBlock = this.rowsPerBlock * this.headDim;
-    const arena = (ids: number) => new Float32Array(checkedLength(Math.max(ids, 1) * floatsPerBlock));
+    const arena = (ids: number) => allocate(checkedLength(Math.max(ids, 1) * floatsPerBlock), 'hostV');
     this.kIdsPerLayer = Math.max(capacity.kIds, 1);
     this.deviceVIdsPerLayer = Math.max(capacity.deviceVIds, 1);
-    [this.kGroups, this.k] = groupedArenas(config.numLayers, checkedLength(this.kIdsPerLayer * floatsPerBlock), maxBufferFloats);
-    [this.deviceVGroups, this.deviceV] = groupedArenas(config.numLayers, checkedLength(this.deviceVIdsPerLayer * floatsPerBlock), maxBufferFloats);
+    [this.kGroups, this.k] = groupedArenas(config.numLayers, checkedLength(this.kIdsPerLayer * floatsPerBlock), maxBufferFloats, (n) => allocate(n, 'k'));
+    [this.deviceVGroups, this.deviceV] = groupedArenas(config.numLayers, checkedLength(this.deviceVIdsPerLayer * floatsPerBlock), maxBufferFloats, (n) => allocate(n, 'deviceV'));
     if (hostV && (hostV.length !== config.numLayers || hostV.some((a) => a.length < capacity.hostVIds * floatsPerBlock))) {
       throw new RangeError(`given host-V arenas must be ${config.numLayers} of at least ${capacity.hostVIds * floatsPerBlock} floats`);
     }
@@ -91,13 +102,13 @@ export function placeInGroups(groups: readonly ArenaGroup[], layer: number): { g
 }
 
 /** numLayers arenas of floatsPerLayer each, as few buffers as fit: [groups, one view per layer]. */
-function groupedArenas(numLayers: number, floatsPerLayer: number, maxBufferFloats: number): [ArenaGroup[], Float32Array[]] {
+function groupedArenas(numLayers: number, floatsPerLayer: number, maxBufferFloats: number, allocate: (floats: number) => Float32Array): [ArenaGroup[], Float32Array[]] {
   const layersPerGroup = Math.max(1, Math.floor(Math.min(maxBufferFloats, MAX_ARENA_FLOATS) / floatsPerLayer));
   const groups: ArenaGroup[] = [];
   const views: Float32Array[] = [];
   for (let firstLayer = 0; firstLayer < numLayers; firstLayer += layersPerGroup) {
     const count = Math.min(layersPerGroup, numLayers - firstLayer);
-    const buffer = new Float32Array(count * floatsPerLayer);
+    const buffer = allocate(count * floatsPerLayer);
     groups.push({ buffer, firstLayer, numLayers: count });
     for (let i = 0; i < count; i++) views.push(buffer.subarray(i * floatsPerLayer, (i + 1) * floatsPerLayer));
   }

@@ -23,9 +23,18 @@ export function buildLlamaGraph(
   config: ModelConfig,
   names: ModelWeightNames,
   attention: LayerAttention,
-  options: { lastRowLogitsOnly: boolean; packOutputs?: boolean },
+  options: {
+    lastRowLogitsOnly: boolean;
+    packOutputs?: boolean;
+    /**
+     * Takes every layer's new K and V rows ([rows, Hkv, 1, d] each, layer by layer) instead of graph
+     * outputs: the graph writes them where they belong itself (buildDecodeGraph's writeKvInPlace), and its
+     * only other output is IO.logits of every row.
+     */
+    writeNewKv?: (newK: readonly string[], newV: readonly string[]) => void;
+  },
 ): void {
-  if (options.packOutputs && options.lastRowLogitsOnly) throw new Error('packOutputs needs the logits of every row');
+  if ((options.packOutputs || options.writeNewKv) && options.lastRowLogitsOnly) throw new Error('packOutputs and writeNewKv need the logits of every row');
   const d = headDimOf(config);
   const numKv = config.numKvHeads;
   const group = config.numHeads / numKv;
@@ -57,6 +66,12 @@ export function buildLlamaGraph(
       residual = g.op('Add', [ffn, afterAttention.sum]);
     }
   });
+  if (options.writeNewKv) {
+    options.writeNewKv(newK, newV);
+    const logits = linear(g, rmsNorm(g, residual, names.finalNorm, config.normEps), names.classifierT);
+    g.output(logits, IO.logits, 'float32', ['rows', config.vocabSize]);
+    return;
+  }
   if (options.packOutputs) {
     const logits = linear(g, rmsNorm(g, residual, names.finalNorm, config.normEps), names.classifierT);
     const newKv = g.op('Reshape', [g.op('Concat', [...newK, ...newV], { axis: 2 }), g.constInt([0, -1])]); // [rows, Hkv · 2L · d]

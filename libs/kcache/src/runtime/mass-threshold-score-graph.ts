@@ -53,7 +53,7 @@ export function buildMassThresholdScoreGraph(weights: GraphWeights, variant: Gra
       const vHeads = g.op('Transpose', [v], byHead); // [Hkv, 1, C, d]
 
       let w = p;
-      if (!variant.denseLayers[layer]) {
+      if (!variant.isDenseLayer[layer]) {
         const [sorted, index] = g.opMulti('TopK', [p, topN], 2, { axis: -1, largest: 1, sorted: 1 }); // [Hkv, G, C, n]
         const massBefore = g.op('Sub', [g.op('CumSum', [sorted, lastAxisScalar]), sorted]);
         // Masked (future) positions have p = 0 exactly: never kept, so counts are the rows really read.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
+import { AttentionConfig, FULL_ATTENTION, topNOf } from '../attention/attention-config';
 import { KvCacheManager } from '../memory/kv-cache-manager';
 import { emptySequenceBlocks } from '../memory/sequence-blocks';
 import { loadModel, LoadedModel } from '../formats/model-source';
@@ -24,12 +24,12 @@ async function maxTop5Error(attention: AttentionConfig, options: { appendCurrent
     const seq = { blocks: emptySequenceBlocks(), attention };
     kv.allocate(seq, config.maxSeqLen);
     const prompt = record.prompt_token_ids;
-    let logits = await runner.prefill({ tokenIds: prompt, startPosition: 0, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, attention.topN);
+    let logits = await runner.prefill({ tokenIds: prompt, startPosition: 0, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, topNOf(attention));
     for (const step of record.steps) {
       for (const [id, expected] of step.top5) maxError = Math.max(maxError, Math.abs(logits[id] - expected));
       if (!record.near_ties.includes(step.pos)) assert.equal(argmax(logits), step.token, `${record.id} pos ${step.pos}`);
       if (step.pos + 1 >= config.maxSeqLen || step.token === 1) break;
-      logits = await runner.decode([{ tokenId: step.token, position: step.pos + 1, blocks: seq.blocks }], variant, attention.topN);
+      logits = await runner.decode([{ tokenId: step.token, position: step.pos + 1, blocks: seq.blocks }], variant, topNOf(attention));
     }
     kv.free(seq);
   }
@@ -74,10 +74,10 @@ describe('model runner logits against the reference top-5', () => {
     const seq = { blocks: emptySequenceBlocks(), attention };
     kv.allocate(seq, 80);
     const prompt = record.prompt_token_ids;
-    const logits = await Promise.all(runners.map((r) => r.prefill({ tokenIds: prompt, startPosition: 0, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, attention.topN)));
+    const logits = await Promise.all(runners.map((r) => r.prefill({ tokenIds: prompt, startPosition: 0, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, topNOf(attention))));
     let token = argmax(logits[0]);
     for (let position = prompt.length; position < 60; position++) {
-      const [a, b] = [await runners[0].decode([{ tokenId: token, position, blocks: seq.blocks }], variant, attention.topN), await runners[1].decode([{ tokenId: token, position, blocks: seq.blocks }], variant, attention.topN)];
+      const [a, b] = [await runners[0].decode([{ tokenId: token, position, blocks: seq.blocks }], variant, topNOf(attention)), await runners[1].decode([{ tokenId: token, position, blocks: seq.blocks }], variant, topNOf(attention))];
       assert.deepEqual(Array.from(b), Array.from(a), `position ${position}`);
       token = argmax(a);
     }
@@ -100,13 +100,13 @@ describe('model runner logits against the reference top-5', () => {
       });
       for (const { seq, tokens } of seqs) {
         const prompt = tokens.slice(0, -1);
-        await runner.prefill({ tokenIds: prompt, startPosition: 0, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, attention.topN);
+        await runner.prefill({ tokenIds: prompt, startPosition: 0, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, topNOf(attention));
       }
       const items = seqs.map(({ seq, tokens }) => ({ tokenId: tokens.at(-1)!, position: tokens.length - 1, blocks: seq.blocks }));
       const vocab = config.vocabSize;
-      const batched = await runner.decode(items, variant, attention.topN);
+      const batched = await runner.decode(items, variant, topNOf(attention));
       for (const i of [0, 7, 39]) {
-        const alone = await runner.decode([items[i]], variant, attention.topN);
+        const alone = await runner.decode([items[i]], variant, topNOf(attention));
         assert.deepEqual(Array.from(alone), Array.from(batched.subarray(i * vocab, (i + 1) * vocab)), `${attention.mode}: sequence ${i}`);
       }
       await runner.release();

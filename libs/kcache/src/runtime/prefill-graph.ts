@@ -49,7 +49,7 @@ export function buildPrefillGraph(
     (g, layer, q, k, v) => {
       const kArena = g.input(IO.kArena(layer), 'float32', ['k_arena_slices', blockSize * d]);
       const vArena = g.input(IO.vArena(layer), 'float32', [`v_arena_slices_${layer}`, blockSize * d]);
-      const dense = variant.denseLayers[layer];
+      const dense = variant.isDenseLayer[layer];
       // q: [C, Hkv, G, d]; k, v: [C, Hkv, 1, d]
       const byHead = { perm: [1, 2, 0, 3] };
       const qHeads = g.op('Transpose', [q], byHead); // [Hkv, G, C, d]

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
+import { AttentionConfig, FULL_ATTENTION, topNOf } from '../attention/attention-config';
 import { KvCacheManager } from '../memory/kv-cache-manager';
 import { emptySequenceBlocks, SequenceBlocks } from '../memory/sequence-blocks';
 import { loadModel, LoadedModel } from '../formats/model-source';
@@ -57,16 +57,16 @@ async function generateOnBoth(pair: Pair, attention: AttentionConfig, steps: num
     const split = Math.ceil(prompt.length / 2);
     const logits: Float32Array[] = [];
     for (const runner of [pair.plain, pair.resident]) {
-      await runner.prefill({ tokenIds: prompt.slice(0, split), startPosition: 0, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, attention.topN);
-      logits.push(await runner.prefill({ tokenIds: prompt.slice(split), startPosition: split, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, attention.topN));
+      await runner.prefill({ tokenIds: prompt.slice(0, split), startPosition: 0, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, topNOf(attention));
+      logits.push(await runner.prefill({ tokenIds: prompt.slice(split), startPosition: split, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, topNOf(attention)));
     }
     assertSameLogits(logits[1], logits[0], 'prefill logits');
     next.push(argmax(logits[0]));
   }
   for (let step = 0; step < steps; step++) {
     const items = seqs.map(({ seq, prompt }, b) => ({ tokenId: next[b], position: prompt.length + step, blocks: seq.blocks }));
-    const plain = await pair.plain.decode(items, variant, attention.topN);
-    const resident = await pair.resident.decode(items, variant, attention.topN);
+    const plain = await pair.plain.decode(items, variant, topNOf(attention));
+    const resident = await pair.resident.decode(items, variant, topNOf(attention));
     assertSameLogits(resident, plain, `${attention.mode} step ${step}`);
     items.forEach((_, b) => (next[b] = argmax(plain.subarray(b * config.vocabSize, (b + 1) * config.vocabSize))));
     if (step === 0) afterFirstStep?.(seqs.map((s) => s.seq.blocks));

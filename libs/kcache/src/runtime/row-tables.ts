@@ -154,3 +154,13 @@ export function fillSliceTable(
     for (let j = 0; j < numBlocks; j++) table.set(row + j, firstSlice + blockIds[j] * numKvHeads + h);
   }
 }
+
+/** An int64 tensor over a builder's values. */
+export function int64Tensor(builder: Int64Builder, dims: readonly number[]): ort.Tensor {
+  return new ort.Tensor('int64', builder.values, dims);
+}
+
+/** A one-element int64 tensor ([1]). */
+export function scalarInt64Tensor(value: number): ort.Tensor {
+  return new ort.Tensor('int64', BigInt64Array.of(BigInt(value)), [1]);
+}

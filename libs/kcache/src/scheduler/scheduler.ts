@@ -26,8 +26,9 @@ export interface SchedulerOptions {
  * getting min(numTokens - numComputedTokens, budget left) new tokens; a running sequence that
  * cannot get blocks preempts (by recompute) the last running sequence in scheduling order, itself
  * included. Then, unless something was preempted this step, waiting sequences are admitted in
- * scheduling order while the budget, maxNumSeqs and blocks for their first chunk allow.
- * The engine calls commit() after running the step and finish() when a stop condition hits.
+ * scheduling order while the budget, maxNumSeqs and blocks for their first chunk allow; positions a
+ * prefix cache holds for an admitted sequence count as computed. The engine runs the step, samples,
+ * calls commit() with the sampled tokens, and finish() when a stop condition hits.
  */
 export class Scheduler {
   private readonly opts: SchedulerOptions;
@@ -141,12 +142,14 @@ export class Scheduler {
         continue;
       }
       if (!this.kv.canAllocate(seq, numTokensTotal)) break;
-      this.kv.allocate(seq, numTokensTotal);
+      const chunkSize = this.admitCachedPrefix(seq, numNewTokens, budget);
+      if (chunkSize === 0) break;
+      this.kv.allocate(seq, seq.numComputedTokens + chunkSize);
       this.waiting.shift();
       seq.status = 'running';
       insertSorted(this.running, seq);
-      scheduled.push(this.chunk(seq, numNewTokens));
-      budget -= numNewTokens;
+      scheduled.push(this.chunk(seq, chunkSize));
+      budget -= chunkSize;
     }
 
     const numBatchedTokens = this.opts.maxNumBatchedTokens - budget;
@@ -156,8 +159,9 @@ export class Scheduler {
 
   /**
    * Applies a step's results: each still-running scheduled sequence advances numComputedTokens by
-   * numNewTokens, and a last chunk appends its sampled token. The engine may omit from
-   * sampledTokenIds a request it has just finished or cancelled.
+   * numNewTokens (a prompt chunk tells the KV cache manager, for prefix caching), and a last chunk
+   * appends its sampled token. The engine may omit from sampledTokenIds a request it has just
+   * finished or cancelled.
    */
   commit(output: SchedulerOutput, sampledTokenIds: ReadonlyMap<string, number>): void {
     for (const item of output.scheduled) {
@@ -167,10 +171,26 @@ export class Scheduler {
       seq.numComputedTokens += item.numNewTokens;
       assert.ok(seq.numComputedTokens <= seq.numTokens);
       assert.ok(seq.numComputedTokens <= seq.blocks.kBlockIds.length * this.kv.blockSize);
+      if (item.startPosition < seq.numPromptTokens) this.kv.noteComputed(seq, seq.numComputedTokens);
       if (!item.isLastChunk) continue;
       const tokenId = sampledTokenIds.get(seq.requestId);
       if (tokenId !== undefined) seq.appendToken(tokenId);
     }
+  }
+
+  /**
+   * Prefix caching at admission (vLLM's): the positions a prefix cache holds for seq (canAllocate
+   * reserved them) count as computed, allocate restores them, and the first chunk starts after them.
+   * Returns the first chunk's size, or 0 when the blocks for it do not fit now.
+   */
+  private admitCachedPrefix(seq: Sequence, numNewTokens: number, budget: number): number {
+    const numCached = this.kv.numCachedTokens(seq);
+    if (numCached === 0) return numNewTokens;
+    seq.numComputedTokens = numCached;
+    const chunkSize = this.numNewTokens(seq, budget);
+    if (this.kv.canAllocate(seq, numCached + chunkSize)) return chunkSize;
+    seq.numComputedTokens = 0;
+    return 0;
   }
 
   /** Frees seq's blocks and marks it finished (a stop condition hit). null when unknown. */

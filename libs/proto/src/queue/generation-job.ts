@@ -22,7 +22,19 @@ export type JobFinishReason = FinishReason;
  * (GenerateRequest.messages) is tokenized by the gateway, which holds the model's tokenizer and chat
  * template; only token ids travel, so a job names no messages.
  */
-export type GenerationJobRequest = Omit<GenerationRequest, 'resumeTokenIds'>;
+export type GenerationJobRequest = Omit<GenerationRequest, 'resumeTokenIds' | 'attention'> & { readonly attention: JobAttention };
+
+/**
+ * The engine's AttentionConfig as a job carries it: every field whatever the mode, as the gateway resolved
+ * them from the request and its defaults (the engine reads topN, denseLayers and renormalize in 'kcache'
+ * mode only, and checks a named denseLayers in any mode). It is assignable to AttentionConfig.
+ */
+export interface JobAttention {
+  readonly mode: JobAttentionMode;
+  readonly topN: number;
+  readonly denseLayers: number;
+  readonly renormalize: boolean;
+}
 
 /** The most alternatives per position a job may ask for (the engine's MAX_TOP_LOGPROBS). */
 export const MAX_JOB_TOP_LOGPROBS = 20;

@@ -1,11 +1,11 @@
 import * as ort from 'onnxruntime-node';
-import { SequenceBlocks } from '../memory/sequence-blocks';
-import { ExecutionProviderName, providerSessionOptions } from './execution-provider';
-import { GraphBuilder } from './graph-builder';
-import { IO } from './graph-io';
-import { GraphSession } from './graph-session';
-import { ArenaGroup, KvArenas, placeInGroups } from './kv-arenas';
-import { Int64Builder } from './row-tables';
+import { SequenceBlocks } from '../../memory/sequence-blocks';
+import { ExecutionProviderName, providerSessionOptions } from '../execution-provider';
+import { GraphBuilder } from '../graph-builder';
+import { IO } from '../graph-io';
+import { GraphSession } from '../graph-session';
+import { ArenaGroup, KvArenas, placeInGroups } from '../kv-arenas';
+import { Int64Builder } from '../row-tables';
 
 /** The device-tier arenas: K of every layer and V of the exact layers. */
 type DeviceArenaKind = 'k' | 'deviceV';
@@ -76,12 +76,12 @@ export class DeviceArenaMirror {
 
   /**
    * Notes that `position` of a sequence was written in the host arenas: K of every layer and device
-   * V of the exact ones (denseLayers), every KV head.
+   * V of the exact ones (isDenseLayer), every KV head.
    */
-  recordPosition(blocks: SequenceBlocks, denseLayers: readonly boolean[], position: number): void {
+  recordPosition(blocks: SequenceBlocks, isDenseLayer: readonly boolean[], position: number): void {
     const kRow = this.arenas.rowOf(blocks.kBlockIds, position);
-    const vRow = denseLayers.some((dense) => dense) ? this.arenas.rowOf(blocks.deviceVBlockIds, position) : 0;
-    denseLayers.forEach((dense, layer) => {
+    const vRow = isDenseLayer.some((dense) => dense) ? this.arenas.rowOf(blocks.deviceVBlockIds, position) : 0;
+    isDenseLayer.forEach((dense, layer) => {
       this.recordRow('k', layer, kRow);
       if (dense) this.recordRow('deviceV', layer, vRow);
     });

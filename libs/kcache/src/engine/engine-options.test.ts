@@ -1,0 +1,24 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { InvalidRequestError } from '../request/invalid-request-error';
+import { resolveEngineOptions } from './engine-options';
+
+describe('engine options: execution provider and native backend', () => {
+  it('cuda runs the native backend unless told otherwise; cpu and webgpu do not', () => {
+    assert.equal(resolveEngineOptions({ model: 'm', executionProvider: 'cuda' }).nativeBackend, true);
+    assert.equal(resolveEngineOptions({ model: 'm', executionProvider: 'cuda', nativeBackend: false }).nativeBackend, false);
+    assert.equal(resolveEngineOptions({ model: 'm' }).nativeBackend, false);
+    assert.equal(resolveEngineOptions({ model: 'm', nativeBackend: true }).nativeBackend, true);
+    assert.equal(resolveEngineOptions({ model: 'm', executionProvider: 'webgpu' }).nativeBackend, false);
+  });
+
+  it('refuses a native backend for webgpu, and a non-boolean, naming the field', () => {
+    const refused = (options: object, message: RegExp) =>
+      assert.throws(
+        () => resolveEngineOptions({ model: 'm', ...options }),
+        (error: unknown) => error instanceof InvalidRequestError && error.field === 'nativeBackend' && message.test(error.message),
+      );
+    refused({ executionProvider: 'webgpu', nativeBackend: true }, /webgpu runs through onnxruntime-node only/);
+    refused({ nativeBackend: 'yes' }, /nativeBackend must be true or false, got "yes"/);
+  });
+});

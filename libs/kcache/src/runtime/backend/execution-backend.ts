@@ -1,0 +1,95 @@
+import type * as ort from 'onnxruntime-node';
+import { SequenceBlocks } from '../../memory/sequence-blocks';
+import { ExecutionProviderName } from '../execution-provider';
+import { GraphVariant } from '../graph-variant';
+import { KvArenas } from '../kv-arenas';
+import { KvWriteTarget } from './kv-write-back';
+
+/** The graphs a runner compiles per variant (see GraphSessions). */
+export type GraphKind = 'decode' | 'decodeByCopy' | 'prefill' | 'score';
+
+/**
+ * A run's small input tables by graph input name (IO), built by the runner in host memory: tokens,
+ * positions, mask, block or slice tables, row tables, topN. The backend adds the arena inputs.
+ */
+export type GraphInputs = Record<string, ort.Tensor>;
+
+/** A graph compiled by a backend; only the backend that compiled it runs it. */
+export interface CompiledGraph {
+  endProfiling(): void;
+  release(): Promise<void>;
+}
+
+/** How the graphs must be built to run on a backend (passed to the graph builders). */
+export interface BackendGraphOptions {
+  /** Decode reads the TopN layers' host-tier V as uint16 halves (see buildDecodeGraph's hostVAsHalves). */
+  readonly hostVAsHalves: boolean;
+  /**
+   * Decode writes its new K/V rows into the arenas it reads (see buildDecodeGraph's writeKvInPlace) and
+   * outputs only IO.logits; the backend supplies the row indices (from runDecode's rows). Default false.
+   */
+  readonly writeKvInPlace?: boolean;
+}
+
+/**
+ * A decode run's logits: row b's vocab logits start at logits[b · rowStride]. They may lie in a buffer the
+ * backend reuses (NativeBackend's pinned one): valid until its next run, so the runner copies them out.
+ */
+export interface DecodeLogits {
+  readonly logits: Float32Array;
+  readonly rowStride: number;
+}
+
+/** A prefill chunk's place: rows [0, numRows) of the run are positions startPosition + row of blocks' sequence. */
+export interface PrefillChunk {
+  readonly blocks: SequenceBlocks;
+  readonly startPosition: number;
+  readonly numRows: number;
+  /** Blocks of past before the chunk, ceil(startPosition / blockSize): the inputs' block tables have this many. */
+  readonly numPastBlocks: number;
+}
+
+/**
+ * Where the KV arenas live and how a graph runs over them. The runner builds graphs and their small
+ * input tables; a backend
+ * - allocates the arenas (`arenas`: the host view, which the node's host tier, preemption and
+ *   benchmarks read and write; a backend may keep the device tier in its own memory besides),
+ * - compiles graphs (compile) and runs them with the arena inputs bound over memory it owns,
+ * - writes each run's new K/V rows at the positions it is given (KV write-back), after the run or
+ *   inside it.
+ * cpu: arenas in JavaScript memory fed to onnxruntime in place (createExecutionBackend picks it for the
+ * cpu provider). resident device tier: a copy of the device tier in the provider's memory, updated
+ * a row at a time (webgpu, and cuda through onnxruntime-node).
+ */
+export interface ExecutionBackend {
+  readonly provider: ExecutionProviderName;
+  readonly arenas: KvArenas;
+  readonly graphOptions: BackendGraphOptions;
+  /** True when the device tier is kept in the provider's memory between steps. */
+  readonly hasResidentDeviceTier: boolean;
+
+  compile(graph: Uint8Array, kind: GraphKind): Promise<CompiledGraph>;
+
+  /** One decode run of a batch; run row b's new K/V go to rows[b]. */
+  runDecode(graph: CompiledGraph, inputs: GraphInputs, variant: GraphVariant, rows: readonly KvWriteTarget[]): Promise<DecodeLogits>;
+
+  /**
+   * One prefill chunk: inputs hold block tables over the whole arenas (numPastBlocks entries), which a
+   * backend may replace (feeding only the sequence's own past). Returns the last row's logits [1, vocab].
+   */
+  runPrefill(graph: CompiledGraph, inputs: GraphInputs, variant: GraphVariant, chunk: PrefillChunk): Promise<Float32Array>;
+
+  /** A score run (teacher-forced, nothing cached, nothing written): every row's logits. */
+  runScore(graph: CompiledGraph, inputs: GraphInputs, variant: GraphVariant): Promise<Float32Array>;
+
+  /**
+   * Positions [from, to) of a sequence were written into the host arenas by someone else (the node's
+   * host tier restoring a shared prefix): a device copy must take them before the next run.
+   */
+  cachedRowsWritten(blocks: SequenceBlocks, variant: GraphVariant, from: number, to: number): void;
+
+  /** The host arenas were rewritten wholesale (benchmarks fill them): copy them to the device again. */
+  reload(): Promise<void>;
+
+  release(): Promise<void>;
+}

@@ -1,0 +1,345 @@
+import type * as ort from 'onnxruntime-node';
+import { ModelConfig } from '../../model/model-config';
+import { SequenceBlocks } from '../../memory/sequence-blocks';
+import { NativeDtype, NativeMemory, NativeOrt, NativeSession, NativeTensor } from '../../ort-native/native-ort';
+import { ExecutionProviderError } from '../execution-provider';
+import { IO } from '../graph-io';
+import { GraphVariant, hasTopNLayer } from '../graph-variant';
+import { KvArenas, placeInGroups } from '../kv-arenas';
+import { Int64Builder } from '../row-tables';
+import { BackendGraphOptions, CompiledGraph, DecodeLogits, ExecutionBackend, GraphInputs, GraphKind, PrefillChunk } from './execution-backend';
+import { KvWriteBack, KvWriteTarget, separateNewKv } from './kv-write-back';
+import { NativeKvMemory, NativeProvider } from './native-kv-memory';
+
+export interface NativeBackendOptions {
+  readonly provider: NativeProvider;
+  readonly blockSize: number;
+  readonly arenaCapacity: { kIds: number; deviceVIds: number; hostVIds: number };
+  /** onnxruntime intra-op threads (the CPU provider's; CUDA kernels ignore it); 0 lets onnxruntime choose. */
+  readonly numThreads: number;
+  /** Arenas made elsewhere: a second runner over the same cache. */
+  readonly arenas?: KvArenas;
+  /** Host-V arenas living elsewhere (the node's shared host tier: a mapping), registered with the GPU on cuda. */
+  readonly hostVArenas?: readonly Float32Array[];
+  readonly isHostVBlockReadOnly?: (blockId: number) => boolean;
+  /** The GPU (cuda). Default 0. */
+  readonly deviceId?: number;
+  /** Further CUDA provider options, as onnxruntime takes them (e.g. enable_cuda_graph). */
+  readonly cudaOptions?: Readonly<Record<string, string>>;
+  /** Writes onnxruntime's per-node profile (JSON) with this file prefix (and the graph kind). */
+  readonly profileFilePrefix?: string;
+  /** cpu, for tests: keep K and device V apart from the host view as on a GPU (see NativeKvMemory.create). */
+  readonly deviceCopyOnHost?: boolean;
+}
+
+/** A graph this backend compiled: an addon session. */
+class NativeGraph implements CompiledGraph {
+  constructor(
+    readonly session: NativeSession,
+    private readonly profiled: boolean,
+  ) {}
+
+  endProfiling(): void {
+    if (this.profiled) this.session.endProfiling();
+  }
+
+  async release(): Promise<void> {
+    this.session.release();
+  }
+}
+
+/**
+ * The native backend: onnxruntime's C API (the kcache_ort addon, ort-native/) with IO binding over
+ * arenas in native memory (NativeKvMemory). On cuda the device tier (K, exact layers' V) lives in GPU
+ * memory and host-tier V in pinned (or registered) host memory that the provider's Gather reads in
+ * place; on cpu the same code binds the host arenas themselves (tests, CI).
+ *
+ * A decode step is one run: the small tables go up, the graph gathers the past from the bound arenas,
+ * writes the step's new K and V rows into them itself (buildDecodeGraph's writeKvInPlace: ScatterND
+ * whose output is bound to the arena it reads) and returns only the logits. Prefill and score read
+ * the bound arenas in place too; prefill's new rows come back (few next to its compute), go into the
+ * host view (where the node's host tier publishes prompt blocks from) and up to the device a block
+ * at a time.
+ */
+export class NativeBackend implements ExecutionBackend {
+  readonly graphOptions: BackendGraphOptions = { hostVAsHalves: false, writeKvInPlace: true };
+  readonly hasResidentDeviceTier = true;
+  readonly arenas: KvArenas;
+  private readonly memory: NativeKvMemory;
+  private readonly writeBack: KvWriteBack;
+  /** Per variant: the arena tensors of decode (K/device-V groups, host-V rows) and of prefill/score (per layer). */
+  private readonly arenaTensors = new Map<string, Record<string, NativeTensor>>();
+  /** The runner's kept input tensors (FeedBuffers) as addon tensors over the same memory: read (or, on cuda, copied at bind) every run. */
+  private readonly hostTensors = new WeakMap<ort.Tensor, NativeTensor>();
+  private readonly layouts = new Map<string, { kFirstSlice: number[]; denseFirstSlice: number[] }>();
+  private logits: { memory: NativeMemory; view: Float32Array; pinned: NativeMemory | null } | null = null;
+
+  private constructor(
+    private readonly config: ModelConfig,
+    private readonly native: NativeOrt,
+    private readonly options: NativeBackendOptions,
+  ) {
+    try {
+      this.memory = NativeKvMemory.create(native, options.provider, config, options.blockSize, options.arenaCapacity, {
+        ...(options.arenas ? { arenas: options.arenas } : {}),
+        ...(options.hostVArenas ? { hostVArenas: options.hostVArenas } : {}),
+        deviceId: options.deviceId ?? 0,
+        deviceCopyOnHost: options.deviceCopyOnHost ?? false,
+      });
+    } catch (error) {
+      throw asProviderError(options.provider, error);
+    }
+    this.arenas = this.memory.arenas;
+    this.writeBack = new KvWriteBack(this.arenas, options.isHostVBlockReadOnly);
+  }
+
+  /** Loads the addon (NativeOrtError, as an ExecutionProviderError on cuda, says how to build or install what is missing). */
+  static create(config: ModelConfig, options: NativeBackendOptions): NativeBackend {
+    let native: NativeOrt;
+    try {
+      native = NativeOrt.load();
+    } catch (error) {
+      throw asProviderError(options.provider, error);
+    }
+    return new NativeBackend(config, native, options);
+  }
+
+  get provider(): NativeProvider {
+    return this.options.provider;
+  }
+
+  async compile(graph: Uint8Array, kind: GraphKind): Promise<CompiledGraph> {
+    const prefix = this.options.profileFilePrefix;
+    try {
+      return new NativeGraph(
+        this.native.session(graph, {
+          provider: this.options.provider,
+          deviceId: this.options.deviceId ?? 0,
+          intraOpNumThreads: this.options.numThreads,
+          graphOptimizationLevel: 'all',
+          logSeverityLevel: 3,
+          ...(this.options.cudaOptions ? { cudaOptions: this.options.cudaOptions } : {}),
+          ...(prefix ? { profileFilePrefix: `${prefix}_${kind}` } : {}),
+        }),
+        prefix !== undefined,
+      );
+    } catch (error) {
+      throw asProviderError(this.options.provider, error);
+    }
+  }
+
+  async runDecode(graph: CompiledGraph, inputs: GraphInputs, variant: GraphVariant, rows: readonly KvWriteTarget[]): Promise<DecodeLogits> {
+    const bound = this.bindHost(inputs);
+    Object.assign(bound, this.writeTables(variant, rows));
+    const outputs: Record<string, NativeTensor> = {};
+    for (const [name, tensor] of Object.entries(this.decodeArenaTensors(variant))) {
+      bound[name] = tensor;
+      outputs[IO.written(name)] = tensor;
+    }
+    const vocab = this.config.vocabSize;
+    const batch = rows.length;
+    const logits = this.logitsBuffer(batch * vocab);
+    outputs[IO.logits] = this.native.tensor(logits.memory, 'float32', [batch, vocab]);
+    run(graph, bound, outputs);
+    // The buffer is the next run's too: the runner copies a batch's rows out, and a single row is handed over as a copy.
+    return { logits: batch === 1 ? logits.view.slice(0, vocab) : logits.view.subarray(0, batch * vocab), rowStride: vocab };
+  }
+
+  /**
+   * Decode's logits land in one buffer kept from run to run (grown as needed): on cuda pinned host memory,
+   * bound as host memory, so onnxruntime's copy from the GPU is one DMA instead of a staged pageable copy.
+   */
+  private logitsBuffer(floats: number): { memory: NativeMemory; view: Float32Array } {
+    if (!this.logits || this.logits.view.length < floats) {
+      const length = Math.max(floats, 2 * (this.logits?.view.length ?? 0));
+      this.logits?.pinned?.release();
+      const pinned = this.options.provider === 'cuda' ? this.native.pinnedMemory(length * 4) : null;
+      const view = pinned ? new Float32Array(pinned.buffer!, 0, length) : new Float32Array(length);
+      this.logits = { memory: this.native.hostMemory(view.buffer as ArrayBuffer), view, pinned };
+    }
+    return this.logits;
+  }
+
+  async runPrefill(graph: CompiledGraph, inputs: GraphInputs, variant: GraphVariant, chunk: PrefillChunk): Promise<Float32Array> {
+    const { logits, newK, newV } = this.runPrefillGraph(graph, inputs, variant, chunk.numRows, 1);
+    const newKv = separateNewKv(newK, newV, this.config, this.arenas.headDim);
+    for (let i = 0; i < chunk.numRows; i++) this.writeBack.write(newKv, variant, chunk.blocks, chunk.startPosition + i, i);
+    this.upload(chunk.blocks, variant, chunk.startPosition, chunk.startPosition + chunk.numRows);
+    return logits;
+  }
+
+  async runScore(graph: CompiledGraph, inputs: GraphInputs, variant: GraphVariant): Promise<Float32Array> {
+    const numRows = inputs[IO.tokens].dims[0];
+    return this.runPrefillGraph(graph, inputs, variant, numRows, numRows).logits;
+  }
+
+  cachedRowsWritten(blocks: SequenceBlocks, variant: GraphVariant, from: number, to: number): void {
+    this.upload(blocks, variant, from, to);
+  }
+
+  async reload(): Promise<void> {
+    this.memory.reload();
+  }
+
+  async release(): Promise<void> {
+    this.arenaTensors.clear();
+    this.logits = null;
+    this.memory.release();
+  }
+
+  private runPrefillGraph(graph: CompiledGraph, inputs: GraphInputs, variant: GraphVariant, numRows: number, numLogitRows: number): { logits: Float32Array; newK: Float32Array; newV: Float32Array } {
+    const c = this.config;
+    const n = this.native;
+    const bound = { ...this.bindHost(inputs), ...this.prefillArenaTensors(variant) };
+    const logits = new Float32Array(numLogitRows * c.vocabSize);
+    const newK = new Float32Array(numRows * c.numKvHeads * c.numLayers * this.arenas.headDim);
+    const newV = new Float32Array(newK.length);
+    const kvDims = [numRows, c.numKvHeads, c.numLayers, this.arenas.headDim];
+    run(graph, bound, {
+      [IO.logits]: n.hostTensor(logits, 'float32', [numLogitRows, c.vocabSize]),
+      [IO.newK]: n.hostTensor(newK, 'float32', kvDims),
+      [IO.newV]: n.hostTensor(newV, 'float32', kvDims),
+    });
+    return { logits, newK, newV };
+  }
+
+  /** The runner's host tables as addon tensors over the same memory (cached per tensor object). */
+  private bindHost(inputs: GraphInputs): Record<string, NativeTensor> {
+    const bound: Record<string, NativeTensor> = {};
+    for (const [name, tensor] of Object.entries(inputs)) {
+      let native = this.hostTensors.get(tensor);
+      if (!native) {
+        native = this.native.hostTensor(tensor.data as ArrayBufferView, tensor.type as NativeDtype, tensor.dims);
+        this.hostTensors.set(tensor, native);
+      }
+      bound[name] = native;
+    }
+    return bound;
+  }
+
+  /**
+   * Where a decode run writes its rows (buildDecodeGraph's writeKvInPlace): per sequence and KV head,
+   * K of every layer and V of the exact layers as (slice of the group, row in the block), host V as a row.
+   */
+  private writeTables(variant: GraphVariant, rows: readonly KvWriteTarget[]): Record<string, NativeTensor> {
+    const a = this.arenas;
+    const numKv = this.config.numKvHeads;
+    const numLayers = this.config.numLayers;
+    const layout = this.layout(variant);
+    const numDense = layout.denseFirstSlice.length;
+    const batch = rows.length;
+    const kWrites = new Int64Builder(batch * numKv * numLayers * 2);
+    const vWritesDevice = new Int64Builder(batch * numKv * numDense * 2);
+    const vWritesHost = hasTopNLayer(variant) ? new Int64Builder(batch * numKv) : null;
+    for (let b = 0; b < batch; b++) {
+      const { blocks, position } = rows[b];
+      const block = Math.floor(position / a.blockSize);
+      const inBlock = position % a.blockSize;
+      for (let h = 0; h < numKv; h++) {
+        for (let l = 0; l < numLayers; l++) {
+          const at = ((b * numKv + h) * numLayers + l) * 2;
+          kWrites.set(at, layout.kFirstSlice[l] + blocks.kBlockIds[block] * numKv + h);
+          kWrites.set(at + 1, inBlock);
+        }
+        for (let i = 0; i < numDense; i++) {
+          const at = ((b * numKv + h) * numDense + i) * 2;
+          vWritesDevice.set(at, layout.denseFirstSlice[i] + blocks.deviceVBlockIds[block] * numKv + h);
+          vWritesDevice.set(at + 1, inBlock);
+        }
+      }
+      if (vWritesHost) {
+        const hostId = blocks.hostVBlockIds[block];
+        // Decode positions lie past the prompt, never in a sealed shared prefix block: the graph cannot skip a row.
+        if (this.options.isHostVBlockReadOnly?.(hostId)) throw new Error(`decode would write position ${position} into the read-only host-V block ${hostId}`);
+        const row = a.rowOf(blocks.hostVBlockIds, position);
+        for (let h = 0; h < numKv; h++) vWritesHost.set(b * numKv + h, row + h * a.blockSize);
+      }
+    }
+    const n = this.native;
+    const tables: Record<string, NativeTensor> = { [IO.kWrites]: n.hostTensor(kWrites.values, 'int64', [batch, numKv, numLayers, 2]) };
+    if (numDense > 0) tables[IO.vWritesDevice] = n.hostTensor(vWritesDevice.values, 'int64', [batch, numKv, numDense, 2]);
+    if (vWritesHost) tables[IO.vWritesHost] = n.hostTensor(vWritesHost.values, 'int64', [batch, numKv, 1, 1]);
+    return tables;
+  }
+
+  /** Copies positions [from, to) of K (and exact-layer V) from the host view to the device. */
+  private upload(blocks: SequenceBlocks, variant: GraphVariant, from: number, to: number): void {
+    if (!this.memory.hasDeviceCopy || to <= from) return;
+    variant.isDenseLayer.forEach((dense, layer) => {
+      this.memory.uploadPositions('k', layer, blocks.kBlockIds, from, to);
+      if (dense) this.memory.uploadPositions('deviceV', layer, blocks.deviceVBlockIds, from, to);
+    });
+  }
+
+  /** Decode's arena inputs (each also the target of its ScatterND output): K and device-V groups [slices, blockSize, d], TopN layers' host V [rows, d]. */
+  private decodeArenaTensors(variant: GraphVariant): Record<string, NativeTensor> {
+    const key = `${variant.key}/decode`;
+    let tensors = this.arenaTensors.get(key);
+    if (!tensors) {
+      const a = this.arenas;
+      const m = this.memory;
+      const d = a.headDim;
+      const blocksView = (place: { floats: number }) => [place.floats / (a.blockSize * d), a.blockSize, d];
+      const made: Record<string, NativeTensor> = {};
+      a.kGroups.forEach((_, i) => (made[IO.kArenaGroup(i)] = m.tensor(this.native, m.kGroup(i), blocksView(m.kGroup(i)))));
+      const denseGroups = new Set(variant.isDenseLayer.flatMap((dense, layer) => (dense ? [placeInGroups(a.deviceVGroups, layer).group] : [])));
+      for (const i of denseGroups) made[IO.vArenaDeviceGroup(i)] = m.tensor(this.native, m.deviceVGroup(i), blocksView(m.deviceVGroup(i)));
+      variant.isDenseLayer.forEach((dense, layer) => {
+        if (!dense) made[IO.vArena(layer)] = m.tensor(this.native, m.hostV(layer), [a.hostV[layer].length / d, d]);
+      });
+      tensors = made;
+      this.arenaTensors.set(key, tensors);
+    }
+    return tensors;
+  }
+
+  /** Prefill's (and score's) arena inputs, one per layer, [ids · Hkv, blockSize · d]: read in place. */
+  private prefillArenaTensors(variant: GraphVariant): Record<string, NativeTensor> {
+    const key = `${variant.key}/prefill`;
+    let tensors = this.arenaTensors.get(key);
+    if (!tensors) {
+      const a = this.arenas;
+      const m = this.memory;
+      const slice = a.blockSize * a.headDim;
+      const view = (place: { floats: number }) => [Math.floor(place.floats / slice), slice];
+      const made: Record<string, NativeTensor> = {};
+      variant.isDenseLayer.forEach((dense, layer) => {
+        const k = m.layerArena('k', layer);
+        const v = dense ? m.layerArena('deviceV', layer) : m.hostV(layer);
+        made[IO.kArena(layer)] = m.tensor(this.native, k, view(k));
+        made[IO.vArena(layer)] = m.tensor(this.native, v, view(v));
+      });
+      tensors = made;
+      this.arenaTensors.set(key, tensors);
+    }
+    return tensors;
+  }
+
+  /** The first arena slice of each layer's K and each exact layer's device V in its group (as the runner's slice tables). */
+  private layout(variant: GraphVariant): { kFirstSlice: number[]; denseFirstSlice: number[] } {
+    let layout = this.layouts.get(variant.key);
+    if (!layout) {
+      const a = this.arenas;
+      const numKv = this.config.numKvHeads;
+      layout = {
+        kFirstSlice: variant.isDenseLayer.map((_, layer) => placeInGroups(a.kGroups, layer).indexInGroup * a.kIdsPerLayer * numKv),
+        denseFirstSlice: variant.isDenseLayer.flatMap((dense, layer) => (dense ? [placeInGroups(a.deviceVGroups, layer).indexInGroup * a.deviceVIdsPerLayer * numKv] : [])),
+      };
+      this.layouts.set(variant.key, layout);
+    }
+    return layout;
+  }
+}
+
+function run(graph: CompiledGraph, inputs: Record<string, NativeTensor>, outputs: Record<string, NativeTensor>): void {
+  if (!(graph instanceof NativeGraph)) throw new TypeError('the graph was compiled by another execution backend');
+  graph.session.clear();
+  graph.session.bind(inputs, outputs);
+  graph.session.run();
+}
+
+/** A cuda failure as the ExecutionProviderError the engine reports (its message says what to install); cpu errors pass unchanged. */
+function asProviderError(provider: NativeProvider, error: unknown): unknown {
+  if (provider === 'cpu' || error instanceof ExecutionProviderError) return error;
+  return new ExecutionProviderError('cuda', error instanceof Error ? error.message : String(error));
+}

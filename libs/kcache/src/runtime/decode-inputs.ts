@@ -1,0 +1,105 @@
+import { ModelConfig } from '../model/model-config';
+import { GraphInputs } from './backend/execution-backend';
+import { IO } from './graph-io';
+import { GraphVariant, hasTopNLayer } from './graph-variant';
+import { ArenaGroup, KvArenas, placeInGroups } from './kv-arenas';
+import { FeedBuffers, fillRowTable, fillSliceTable, scalarInt64Tensor } from './row-tables';
+import { DecodeItem } from './run-items';
+
+/** Where decode's slice tables point: the first arena slice of each layer (K) and each exact layer (device V) in its group's buffer. */
+interface DecodeLayout {
+  readonly kFirstSlice: readonly number[];
+  readonly denseFirstSlice: readonly number[];
+}
+
+/**
+ * A decode batch's small input tables (tokens, positions, mask, arena slice tables, host-V row
+ * tables, topN), in typed arrays kept from step to step (FeedBuffers). The backend adds the arenas.
+ */
+export class DecodeInputs {
+  private readonly kept = new FeedBuffers();
+  private keptInUse = false;
+  private readonly layouts = new Map<string, DecodeLayout>();
+
+  constructor(
+    private readonly config: ModelConfig,
+    private readonly arenas: KvArenas,
+  ) {}
+
+  /**
+   * Buffers for one decode's inputs, held until release(): the kept ones, unless another decode is
+   * between filling them and its run (then new ones).
+   */
+  acquire(): FeedBuffers {
+    if (this.keptInUse) return new FeedBuffers();
+    this.keptInUse = true;
+    return this.kept;
+  }
+
+  release(buffers: FeedBuffers): void {
+    if (buffers === this.kept) this.keptInUse = false;
+  }
+
+  /** The inputs in `buffers` (from acquire). */
+  build(buffers: FeedBuffers, items: readonly DecodeItem[], variant: GraphVariant, topN: number): GraphInputs {
+    const batch = items.length;
+    const blockSize = this.arenas.blockSize;
+    let numBlocks = 0;
+    for (const item of items) numBlocks = Math.max(numBlocks, Math.ceil(item.position / blockSize));
+    const past = numBlocks * blockSize;
+    const numKv = this.config.numKvHeads;
+    const layout = this.layout(variant);
+    const numLayers = layout.kFirstSlice.length;
+    const numDense = layout.denseFirstSlice.length;
+    const tokens = buffers.int64(IO.tokens, [batch]);
+    const positions = buffers.int64(IO.positions, [batch]);
+    const mask = buffers.float32(IO.mask, [batch, 1, 1, past + 1]);
+    const slices = buffers.int32(IO.kvSlices, [numLayers + numDense, batch, numKv, numBlocks]);
+    const vRowsHost = hasTopNLayer(variant) ? buffers.int64(IO.vRowsHost, [batch, past]) : null;
+    for (let b = 0; b < batch; b++) {
+      const item = items[b];
+      tokens.table.set(b, item.tokenId);
+      positions.table.set(b, item.position);
+      mask.values.fill(-Infinity, b * (past + 1) + item.position, b * (past + 1) + past);
+      const numItemBlocks = Math.ceil(item.position / blockSize);
+      // Table t of sequence b starts at (t · batch + b) · Hkv · numBlocks.
+      for (let l = 0; l < numLayers; l++) {
+        fillSliceTable(slices.table, (l * batch + b) * numKv * numBlocks, item.blocks.kBlockIds, numItemBlocks, numKv, numBlocks, layout.kFirstSlice[l]);
+      }
+      for (let i = 0; i < numDense; i++) {
+        const at = ((numLayers + i) * batch + b) * numKv * numBlocks;
+        fillSliceTable(slices.table, at, item.blocks.deviceVBlockIds, numItemBlocks, numKv, numBlocks, layout.denseFirstSlice[i]);
+      }
+      if (vRowsHost) fillRowTable(vRowsHost.table, b * past, this.arenas, item.blocks.hostVBlockIds, item.position);
+    }
+    const inputs: GraphInputs = {
+      [IO.tokens]: tokens.tensor,
+      [IO.positions]: positions.tensor,
+      [IO.mask]: mask.tensor,
+      [IO.kvSlices]: slices.tensor,
+    };
+    if (vRowsHost) {
+      inputs[IO.vRowsHost] = vRowsHost.tensor;
+      inputs[IO.topN] = scalarInt64Tensor(Math.min(topN, past + 1));
+      const offsets = buffers.int64(IO.rowTableOffsets, [batch]);
+      for (let b = 0; b < batch; b++) offsets.table.set(b, b * past);
+      inputs[IO.rowTableOffsets] = offsets.tensor;
+    }
+    return inputs;
+  }
+
+  private layout(variant: GraphVariant): DecodeLayout {
+    let layout = this.layouts.get(variant.key);
+    if (!layout) {
+      const a = this.arenas;
+      const numKv = this.config.numKvHeads;
+      const firstSlice = (groups: readonly ArenaGroup[], idsPerLayer: number, layer: number) => placeInGroups(groups, layer).indexInGroup * idsPerLayer * numKv;
+      layout = {
+        kFirstSlice: variant.isDenseLayer.map((_, layer) => firstSlice(a.kGroups, a.kIdsPerLayer, layer)),
+        denseFirstSlice: variant.isDenseLayer.flatMap((dense, layer) => (dense ? [firstSlice(a.deviceVGroups, a.deviceVIdsPerLayer, layer)] : [])),
+      };
+      this.layouts.set(variant.key, layout);
+    }
+    return layout;
+  }
+}
