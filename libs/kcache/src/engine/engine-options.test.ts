@@ -19,6 +19,6 @@ describe('engine options: execution provider and native backend', () => {
         (error: unknown) => error instanceof InvalidRequestError && error.field === 'nativeBackend' && message.test(error.message),
       );
     refused({ executionProvider: 'webgpu', nativeBackend: true }, /webgpu runs through onnxruntime-node only/);
-    refused({ nativeBackend: 'yes' }, /nativeBackend must be true or false, got "yes"/);
+    refused({ nativeBackend: 'yes' }, /must be true or false, got "yes"/);
   });
 });

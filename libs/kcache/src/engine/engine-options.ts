@@ -83,10 +83,10 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
     throw new InvalidRequestError('executionProvider', `must be one of ${EXECUTION_PROVIDERS.join(', ')}, got '${resolved.executionProvider}'`);
   }
   if (typeof resolved.nativeBackend !== 'boolean') {
-    throw new InvalidRequestError(`nativeBackend must be true or false, got ${JSON.stringify(resolved.nativeBackend)}`, 'nativeBackend');
+    throw new InvalidRequestError('nativeBackend', `must be true or false, got ${JSON.stringify(resolved.nativeBackend)}`);
   }
   if (resolved.nativeBackend && resolved.executionProvider === 'webgpu') {
-    throw new InvalidRequestError("nativeBackend runs onnxruntime's cpu or cuda provider; webgpu runs through onnxruntime-node only", 'nativeBackend');
+    throw new InvalidRequestError('nativeBackend', "runs onnxruntime's cpu or cuda provider; webgpu runs through onnxruntime-node only");
   }
   if (resolved.recompute !== 'decode' && resolved.recompute !== 'prefill') {
     throw new InvalidRequestError('recompute', `must be decode or prefill, got '${resolved.recompute}'`);
