@@ -31,6 +31,7 @@ npx tsc -b libs/kcache libs/kcache-bench
 bash libs/kcache/scripts/build-native.sh
 rm -rf .gpu-bundle && mkdir .gpu-bundle
 xz -T0 -6 -c "$(readlink -f "$(command -v node)")" >.gpu-bundle/node.xz
+git rev-parse --short HEAD >.gpu-bundle/commit.txt   # the app carries no git history: results name this commit
 # @kcache-serve/kcache is the workspace link (a symlink to libs/kcache) the benchmarks import the engine through.
 modules=(onnxruntime-node onnxruntime-common onnx-proto protobufjs long @protobufjs @huggingface/tokenizers @huggingface/jinja @kcache-serve/kcache)
 tar -c -I 'xz -T0 -6' -f .gpu-bundle/app.tar.xz \

@@ -42,6 +42,7 @@ with tarfile.open(os.path.join(bundle, 'app.tar.xz'), 'r:xz') as tar:
     tar.extractall(app)
 PY
   cp .gpu-bundle/cuda-provider.txt "$stage_dir/"
+  cp .gpu-bundle/commit.txt "$stage_dir/" 2>/dev/null || true
   echo "unpacked the app: $(ls "$app")"
 fi
 for part in .gpu-bundle/part.* .gpu-chunk*/part.*; do [ -f "$part" ] && cp "$part" "$stage_dir/parts/" && echo "stored $part"; done
@@ -67,6 +68,7 @@ fi
 nvidia=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
 export LD_LIBRARY_PATH="$nvidia/cu13/lib:$nvidia/cudnn/lib:${LD_LIBRARY_PATH:-}"
 export PATH="$app/bin:$PATH" KCACHE_SHARED_DIR="$app/shared"
+[ -f "$stage_dir/commit.txt" ] && export KCACHE_COMMIT=$(cat "$stage_dir/commit.txt")
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; echo "cores: $(nproc)"; echo "node: $(node --version)"; } 2>&1 | tee "$OUT/machine.txt"
 status=0
 for stage in "$@"; do

@@ -10,6 +10,7 @@ import { formatTable, saveBenchResults } from './bench-results';
 import { benchDecode } from './decode-bench';
 import { flagValue } from './flag-value';
 import { decodeStepBytes, gpuMemoryBytesPerSecond, rooflineFraction } from './hbm-roofline';
+import { describeMachine } from './machine-info';
 
 /**
  * `npm run bench:engine`: decode throughput of the engine on this machine.
@@ -113,6 +114,8 @@ async function main(): Promise<void> {
     ]),
   );
   process.stdout.write(table + '\n');
+  const machine = describeMachine();
+  process.stdout.write(`on ${machine.gpu ? `${machine.gpu} (${executionProvider}), ` : ''}${machine.cpuModel}, ${machine.numCores} cores, commit ${machine.commit ?? 'unknown'}\n`);
   const name = (quick ? 'engine-quick' : 'engine') + (executionProvider === 'cpu' ? (nativeBackend ? '-native-cpu' : '') : `-${executionProvider}`);
   const settings = { numThreads, quick, kcacheTopN: 64, blockSize: 16, executionProvider, ...(nativeBackend ? { nativeBackend } : {}), ...(bandwidth ? { hbmBytesPerSecond: bandwidth } : {}), ...(only ? { only } : {}) };
   const path = saveBenchResults(name, settings, rows);

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { repoRoot } from '@kcache-serve/kcache/testing';
+import { describeGpu } from './machine-info';
 
 export interface KcacheMachine {
   /** "model name" of /proc/cpuinfo (os.cpus() where there is none). */
@@ -12,6 +13,8 @@ export interface KcacheMachine {
   readonly node: string;
   readonly onnxruntime: string;
   readonly gitCommit: string | null;
+  /** The GPU and its driver, or null where there is none. */
+  readonly gpu: string | null;
   /** Uncommitted changes in the working tree when the run started. */
   readonly gitDirty: boolean | null;
   /** 1-minute load average at the start and the end of the run: other work on the machine skews timings. */
@@ -27,7 +30,8 @@ export function describeKcacheMachine(): KcacheMachine {
     memoryBytes: totalmem(),
     node: process.version,
     onnxruntime: onnxruntimeVersion(),
-    gitCommit: git(['rev-parse', 'HEAD']),
+    gitCommit: process.env.KCACHE_COMMIT || git(['rev-parse', 'HEAD']),
+    gpu: describeGpu(),
     gitDirty: ((status) => (status === null ? null : status.length > 0))(git(['status', '--porcelain'])),
     loadAverageStart: loadavg()[0],
     loadAverageEnd: loadavg()[0],

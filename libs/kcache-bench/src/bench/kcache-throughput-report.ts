@@ -29,7 +29,7 @@ export function throughputMarkdown(run: ThroughputRun, settings: ThroughputSetti
       : '';
   const suffix = settings.nativeBackend && ep === 'cpu' ? '-native-cpu' : ep !== 'cpu' ? `-${ep}` : '';
   parts.push(
-    `Measured by \`npm run bench:kcache\`${settings.quick ? ' --quick' : ''}${how} on ${date.slice(0, 10)}: ${machine.cpuModel}, ${machine.numCores} cores, ` +
+    `Measured by \`npm run bench:kcache\`${settings.quick ? ' --quick' : ''}${how} on ${date.slice(0, 10)}: ${machine.gpu ? `${machine.gpu}; ` : ''}${machine.cpuModel}, ${machine.numCores} cores, ` +
       `${(machine.memoryBytes / 2 ** 30).toFixed(0)} GiB, onnxruntime ${machine.onnxruntime}, commit ${machine.gitCommit?.slice(0, 10) ?? 'unknown'}` +
       `${machine.gitDirty ? ' (with uncommitted changes)' : ''}; 1-min load average ${machine.loadAverageStart.toFixed(2)} before the run ` +
       `(${machine.loadAverageEnd.toFixed(2)} at its end, its own threads included). Raw numbers: \`bench/results/kcache-throughput${settings.quick ? '-quick' : ''}${suffix}.json\`.`,

@@ -9,13 +9,16 @@ export interface MachineInfo {
   readonly node: string;
   readonly onnxruntime: string;
   readonly commit: string | null;
+  /** The GPU and its driver (nvidia-smi), or null where there is none. */
+  readonly gpu: string | null;
 }
 
 /** What a benchmark result must state about where it ran. */
 export function describeMachine(): MachineInfo {
-  let commit: string | null = null;
+  // A copy of the app without git history (the GPU machine's bundle) is told its commit by KCACHE_COMMIT.
+  let commit: string | null = process.env.KCACHE_COMMIT || null;
   try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    commit ??= execFileSync('git', ['rev-parse', '--short', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
   } catch {
     commit = null;
   }
@@ -32,5 +35,20 @@ export function describeMachine(): MachineInfo {
     node: process.version,
     onnxruntime,
     commit,
+    gpu: describeGpu(),
   };
+}
+
+/** The first GPU's name and driver as nvidia-smi reports them, or null where there is none. */
+export function describeGpu(): string | null {
+  try {
+    const line = execFileSync('nvidia-smi', ['--query-gpu=name,driver_version', '--format=csv,noheader'], { stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 })
+      .toString()
+      .split('\n')[0]
+      .trim();
+    const [name, driver] = line.split(',').map((part) => part.trim());
+    return name ? `${name}, driver ${driver}` : null;
+  } catch {
+    return null;
+  }
 }
