@@ -12,6 +12,14 @@ import { validateGenerationRequest } from './validate-request';
  */
 export function checkAdmission(request: GenerationRequest, modelConfig: ModelConfig, capacity: TierCapacity): number {
   validateGenerationRequest(request, modelConfig);
+  return admittedLength(request, modelConfig, capacity);
+}
+
+/**
+ * The capacity half of checkAdmission, for a request whose fields were already validated (by the caller
+ * on the other side of the engine thread): the most positions it can reach, or CapacityError.
+ */
+export function admittedLength(request: GenerationRequest, modelConfig: ModelConfig, capacity: TierCapacity): number {
   const maxTotalTokens = Math.min(request.promptTokenIds.length + request.maxNewTokens, modelConfig.maxSeqLen + 1);
   if (!fitsTierCapacity(capacity, request.attention, Math.min(maxTotalTokens, modelConfig.maxSeqLen))) {
     throw new CapacityError(`request '${request.requestId}' needs up to ${maxTotalTokens} tokens of KV cache, more than the memory tiers hold`);

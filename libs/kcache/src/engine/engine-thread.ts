@@ -57,9 +57,10 @@ function serve(engine: LlmEngine): void {
     switch (message.type) {
       case 'submit':
         try {
-          engine.submit(message.request, onEvent);
+          engine.submitValidated(message.request, onEvent);
         } catch (error) {
-          // The caller ran the same admission checks; whatever still fails here ends the request.
+          // ThreadedEngine.submit validated the fields and ran the same capacity check; whatever still fails here
+          // ends the request.
           const { requestId, promptTokenIds } = message.request;
           const reason = error instanceof Error ? error.message : String(error);
           onEvent({ type: 'finish', requestId, reason: 'cancelled', promptTokens: promptTokenIds.length, completionTokens: 0, error: reason });

@@ -8,7 +8,7 @@ import { graphVariantOf } from '../runtime/graph-variant';
 import { Scheduler } from '../scheduler/scheduler';
 import { Sequence } from '../scheduler/sequence';
 import { Tokenizer } from '../tokenizer/tokenizer';
-import { checkAdmission } from './admission';
+import { admittedLength, checkAdmission } from './admission';
 import { DuplicateRequestIdError, EngineClosedError } from './engine-errors';
 import { ResolvedEngineOptions } from './engine-options';
 import { createEngineParts } from './engine-parts';
@@ -71,7 +71,16 @@ export class LlmEngine implements GenerationEngine {
 
   submit(request: GenerationRequest, listener: GenerationListener): void {
     if (this.closing) throw new EngineClosedError();
-    const maxTotalTokens = checkAdmission(request, this.modelConfig, this.kv.capacity);
+    this.enqueue(request, listener, checkAdmission(request, this.modelConfig, this.kv.capacity));
+  }
+
+  /** submit for a request whose fields the caller already validated (ThreadedEngine, before posting it here). */
+  submitValidated(request: GenerationRequest, listener: GenerationListener): void {
+    if (this.closing) throw new EngineClosedError();
+    this.enqueue(request, listener, admittedLength(request, this.modelConfig, this.kv.capacity));
+  }
+
+  private enqueue(request: GenerationRequest, listener: GenerationListener, maxTotalTokens: number): void {
     if (this.requests.has(request.requestId)) throw new DuplicateRequestIdError(request.requestId);
     const sequence = new Sequence({
       requestId: request.requestId,
