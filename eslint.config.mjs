@@ -60,13 +60,13 @@ const moduleBoundaries = [
  * entry points (index.ts, light.ts) sit above every folder.
  */
 const ENGINE_LAYERS = [
-  ['request', 'attention', 'model'],
+  ['request', 'attention', 'model', 'ort-native'],
   ['sampling', 'tokenizer'],
   ['hf'],
   ['gguf'],
   ['formats', 'memory'],
   ['runtime', 'scheduler'],
-  ['ort-native', 'host-tier'],
+  ['host-tier'],
   ['engine'],
   ['cli'],
   ['testing'],
@@ -91,7 +91,8 @@ function layerRules(root, layers, { bannedPaths = [], pathsAllowedIn = [] } = {}
     const above = layers.slice(i + 1).flat();
     const patterns = above.length === 0 ? [] : [
       {
-        group: above.flatMap((folder) => [`../${folder}`, `../${folder}/*`]),
+        // From a folder and from one nested in it (runtime/backend/).
+        group: above.flatMap((folder) => [`../${folder}`, `../${folder}/*`, `../../${folder}`, `../../${folder}/*`]),
         message: `${root} is layered (eslint.config.mjs): ${layer.join(', ')} may not import a layer above it.`,
       },
     ];

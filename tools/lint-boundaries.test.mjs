@@ -104,12 +104,15 @@ describe('folder layers (no import runs back up)', () => {
       ['libs/kcache/src/memory/__lint_fixture__.ts', '../runtime/model-runner'],
       ['libs/kcache/src/engine/__lint_fixture__.ts', '../testing/reference-data'],
       ['libs/kcache/src/host-tier/__lint_fixture__.ts', '../engine/create-engine'],
+      ['libs/kcache/src/ort-native/__lint_fixture__.ts', '../runtime/graph-session'],
+      ['libs/kcache/src/runtime/backend/__lint_fixture__.ts', '../../engine/llm-engine'],
     ]) {
       const messages = await layerMessages(file, importOf(path));
       assert.equal(messages.length, 1, `${file} importing ${path}: ${JSON.stringify(messages)}`);
       assert.equal(messages[0].severity, 2);
     }
     assert.deepEqual(await layerMessages('libs/kcache/src/engine/__lint_fixture__.ts', importOf('../runtime/model-runner')), []);
+    assert.deepEqual(await layerMessages('libs/kcache/src/runtime/backend/__lint_fixture__.ts', importOf('../../ort-native/native-ort')), []);
     assert.deepEqual(await layerMessages('libs/kcache/src/engine/__lint_fixture__.test.ts', importOf('../testing/reference-data')), [], 'tests may import testing/');
   });
 

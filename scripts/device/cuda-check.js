@@ -22,7 +22,7 @@ const dist = path.resolve(appRoot, 'libs/kcache/dist');
 const k = require(dist);
 const testing = require(path.join(dist, 'testing'));
 const { NativeOrt } = require(path.join(dist, 'ort-native/native-ort.js'));
-const { recordGraphRuns, replayOnNative } = require(path.join(dist, 'ort-native/recorded-runs.js'));
+const { recordGraphRuns, replayOnNative } = require(path.join(dist, 'testing/recorded-runs.js'));
 const { onnx } = require(path.resolve(appRoot, 'node_modules/onnx-proto'));
 const log = (...args) => process.stdout.write(args.join(' ') + '\n');
 const results = {};

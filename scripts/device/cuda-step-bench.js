@@ -25,7 +25,7 @@ const dist = path.resolve(appRoot, 'libs/kcache/dist');
 const k = require(dist);
 const { benchDecode } = require(path.join(dist, '../../kcache-bench/dist/bench/decode-bench.js'));
 const { NativeOrt } = require(path.join(dist, 'ort-native/native-ort.js'));
-const { recordGraphRuns } = require(path.join(dist, 'ort-native/recorded-runs.js'));
+const { recordGraphRuns } = require(path.join(dist, 'testing/recorded-runs.js'));
 const { onnx } = require(path.resolve(appRoot, 'node_modules/onnx-proto'));
 const log = (...args) => process.stdout.write(args.join(' ') + '\n');
 /** The card's HBM bandwidth, by name (H200 4.8 TB/s, H100 SXM 3.35 TB/s). */

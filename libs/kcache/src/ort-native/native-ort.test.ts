@@ -12,7 +12,7 @@ import { GREEDY } from '../sampling/sampling-params';
 import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
 import { NativeOrt } from './native-ort';
 import { NativeOrtError } from './native-ort-error';
-import { recordGraphRuns, replayOnNative } from './recorded-runs';
+import { recordGraphRuns, replayOnNative } from '../testing/recorded-runs';
 
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const INT64 = onnx.TensorProto.DataType.INT64;

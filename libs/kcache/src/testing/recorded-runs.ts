@@ -1,6 +1,6 @@
 import type * as ort from 'onnxruntime-node';
 import { GraphSession } from '../runtime/graph-session';
-import type { NativeDtype, NativeOrt, NativeSessionOptions } from './native-ort';
+import type { NativeDtype, NativeOrt, NativeSessionOptions } from '../ort-native/native-ort';
 
 /** One graph run as the engine made it: the graph's bytes, its feeds and what it returned (host copies). */
 export interface RecordedRun {
