@@ -6,7 +6,8 @@
 //        schemaErrors: [] when the schema accepts the object, else one message per error, naming the field
 //        ("/spec/template/spec/containers/0/ports/0/containerPort must be integer").
 // The schemas check types, required fields, enums and formats (quantities, durations). They do not reject
-// unknown fields: Kubernetes' OpenAPI objects are open, so a misspelt field passes here.
+// unknown fields: Kubernetes' OpenAPI objects are open, so a misspelt field passes here
+// (tools/k8s-unknown-fields.mjs checks those).
 
 /** npm packages with the models of each CRD API group; every other group is in kubernetes-models. */
 const CRD_PACKAGES = {
@@ -22,17 +23,19 @@ export class UnknownKindError extends Error {
 }
 
 /** The module that exports the models of one group/version: "apps/v1" -> kubernetes-models/apps/v1, "v1" -> kubernetes-models/v1. */
-function moduleFor(apiVersion) {
+export function modelModuleFor(apiVersion, kind = '(any kind)') {
+  if (typeof apiVersion !== 'string') throw new UnknownKindError(String(apiVersion), kind);
   const slash = apiVersion.indexOf('/');
   const group = slash < 0 ? '' : apiVersion.slice(0, slash);
   return `${CRD_PACKAGES[group] ?? 'kubernetes-models'}/${apiVersion}`;
 }
 
 export async function modelClassFor({ apiVersion, kind }) {
-  if (typeof apiVersion !== 'string' || typeof kind !== 'string') throw new UnknownKindError(String(apiVersion), String(kind));
+  if (typeof kind !== 'string') throw new UnknownKindError(String(apiVersion), String(kind));
+  const path = modelModuleFor(apiVersion, kind);
   let models;
   try {
-    models = await import(moduleFor(apiVersion));
+    models = await import(path);
   } catch (err) {
     throw new UnknownKindError(apiVersion, kind, err);
   }

@@ -1,7 +1,8 @@
 // Every object of every overlay under deploy/k8s/overlays passes its published schema, offline
 // (tools/k8s-schema-models.mjs: kubernetes-models for Kubernetes' own kinds, @kubernetes-models/keda for the
-// ScaledObject, @kubernetes-models/prometheus-operator for the ServiceMonitor). A kind without a schema fails
-// the test, and for every rendered kind a broken copy of a real object is refused, so the check is seen to bite.
+// ScaledObject, @kubernetes-models/prometheus-operator for the ServiceMonitor), and has no field that its kind
+// lacks (tools/k8s-unknown-fields.mjs, as `kubectl apply`'s strict field validation). A kind without a schema
+// fails the test, and for every rendered kind broken copies of a real object are refused, so both checks bite.
 //   in:  deploy/k8s (rendered with kustomize, kubectl kustomize or tools/kustomize-lite.mjs)
 //   out: node:test results.
 import assert from 'node:assert/strict';
@@ -10,10 +11,13 @@ import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { UnknownKindError, modelClassFor, schemaErrors } from './k8s-schema-models.mjs';
+import { UnknownFieldChecker } from './k8s-unknown-fields.mjs';
 import { renderOverlay, rendererName } from './kustomize-lite.mjs';
 
 const overlaysDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'deploy/k8s/overlays');
 const overlays = readdirSync(overlaysDir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+const rendered = new Map(overlays.map((overlay) => [overlay, renderOverlay(join(overlaysDir, overlay))]));
+const unknownFields = new UnknownFieldChecker([...rendered.values()].flat());
 const nameOf = (o) => `${o.kind}/${o.metadata?.name}`;
 const firstContainer = (o) => o.spec.template.spec.containers[0];
 
@@ -49,6 +53,27 @@ const BROKEN = {
   ServiceMonitor: [['a scrape interval that is not a duration', (o) => { o.spec.endpoints[0].interval = 'often'; return '/spec/endpoints/0/interval must match pattern'; }]],
 };
 
+/** Per kind, misspelt fields (which the schemas let through) that the unknown-field check must name. */
+const MISSPELT = {
+  Namespace: [(o) => { o.metadata.label = { tier: 'a' }; return '/metadata/label'; }],
+  ConfigMap: [(o) => { o.datta = { PORT: '50051' }; return '/datta'; }],
+  Service: [(o) => { o.spec.ports[0].targetport = 'http'; return '/spec/ports/0/targetport'; }],
+  PersistentVolumeClaim: [(o) => { o.spec.resources.request = { storage: '1Gi' }; return '/spec/resources/request'; }],
+  Deployment: [
+    (o) => { o.spec.replica = 2; return '/spec/replica'; },
+    (o) => { o.spec.template.spec.topologySpreadConstraint = []; return '/spec/template/spec/topologySpreadConstraint'; },
+    (o) => { firstContainer(o).securityContext.capabilities.dorp = ['ALL']; return '/spec/template/spec/containers/0/securityContext/capabilities/dorp'; },
+  ],
+  StatefulSet: [(o) => { o.spec.volumeClaimTemplates[0].spec.storageClass = 'fast'; return '/spec/volumeClaimTemplates/0/spec/storageClass'; }],
+  PodDisruptionBudget: [(o) => { o.spec.minAvailble = 1; return '/spec/minAvailble'; }],
+  HorizontalPodAutoscaler: [(o) => { o.spec.metrics[0].external.metric.nam = 'x'; return '/spec/metrics/0/external/metric/nam'; }],
+  ScaledObject: [
+    (o) => { o.spec.trigers = []; return '/spec/trigers'; },
+    (o) => { o.spec.triggers[0].metdata = {}; return '/spec/triggers/0/metdata'; },
+  ],
+  ServiceMonitor: [(o) => { o.spec.endpoints[0].intervall = '15s'; return '/spec/endpoints/0/intervall'; }],
+};
+
 describe('the schema lookup', () => {
   const noSchema = {
     'a CRD group without a models package': { apiVersion: 'example.com/v1', kind: 'Widget' },
@@ -65,6 +90,11 @@ describe('the schema lookup', () => {
     });
   }
 
+  it('the unknown-field check fails on a kind without a type as well', () => {
+    assert.throws(() => new UnknownFieldChecker([noSchema['a CRD group without a models package']]), UnknownKindError);
+    assert.throws(() => new UnknownFieldChecker([noSchema['an unknown kind of a known group']]), UnknownKindError);
+  });
+
   it('finds the KEDA and Prometheus Operator kinds', async () => {
     assert.equal((await modelClassFor({ apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledObject' })).kind, 'ScaledObject');
     assert.equal((await modelClassFor({ apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor' })).kind, 'ServiceMonitor');
@@ -73,17 +103,19 @@ describe('the schema lookup', () => {
 
 for (const overlay of overlays) {
   describe(`k8s overlay ${overlay} (${rendererName}) against the published schemas`, () => {
-    const objects = renderOverlay(join(overlaysDir, overlay));
+    const objects = rendered.get(overlay);
 
     for (const object of objects) {
-      it(`${nameOf(object)} (${object.apiVersion}) passes its schema`, async () => {
+      it(`${nameOf(object)} (${object.apiVersion}) passes its schema and has no unknown field`, async () => {
         assert.deepEqual(await schemaErrors(object), []);
+        assert.deepEqual(unknownFields.check(object), []);
       });
     }
 
-    it('every rendered kind has mistakes that its schema must refuse', () => {
+    it('every rendered kind has mistakes that the checks must refuse', () => {
       const kinds = [...new Set(objects.map((o) => o.kind))];
       assert.deepEqual(kinds.filter((kind) => !BROKEN[kind]), [], 'add cases to BROKEN');
+      assert.deepEqual(kinds.filter((kind) => !MISSPELT[kind]), [], 'add cases to MISSPELT');
     });
 
     for (const object of objects) {
@@ -93,6 +125,15 @@ for (const overlay of overlays) {
           const expected = breakIt(broken);
           const errors = await schemaErrors(broken);
           assert.ok(errors.some((e) => e.startsWith(expected)), `expected "${expected}", got ${JSON.stringify(errors)}`);
+        });
+      }
+      for (const misspell of MISSPELT[object.kind] ?? []) {
+        const broken = structuredClone(object);
+        const field = misspell(broken);
+        it(`${nameOf(object)} with the unknown field ${field} is refused, though its schema passes it`, async () => {
+          assert.deepEqual(await schemaErrors(broken), [], 'the schemas are open: unknown fields pass them');
+          const found = unknownFields.check(broken);
+          assert.ok(found.some((e) => e.startsWith(`${field} is not a field of `)), `expected ${field}, got ${JSON.stringify(found)}`);
         });
       }
     }
