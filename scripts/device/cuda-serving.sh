@@ -23,7 +23,7 @@ requests=${KCACHE_SERVING_REQUESTS:-128}
 tokens=${KCACHE_SERVING_TOKENS:-128}
 attention=${KCACHE_SERVING_ATTENTION:-full}
 model=${KCACHE_SERVING_MODEL:-$app/shared/models/stories260K}
-oracle=$app/shared/oracle/stories260K-greedy.json
+oracle=${KCACHE_SERVING_ORACLE:-$app/shared/oracle/stories260K-greedy.json}
 log() { echo "serving: $*"; }
 fail() { echo "serving: $*" >&2; exit 1; }
 

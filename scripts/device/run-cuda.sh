@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the lent GPU machine (no Node, no network there), after `bash scripts/device/pack-gpu.sh --cuda` here.
+# On the lent GPU machine (no Node, no network there), after `bash scripts/device/pack-gpu.sh --cuda [--serving]` here.
 # The CUDA provider is larger than one run's carry, so it goes over in parts, one run each, back to back
 # (the machine keeps /tmp while it is warm, 30 s between runs):
 #   run(command: "bash scripts/device/run-cuda.sh", carry: [".gpu-bundle"])        Node, the app and part 0
