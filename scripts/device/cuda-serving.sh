@@ -2,7 +2,8 @@
 # The serving run (scripts/device/run-cuda.sh's `serving` stage): Redis, the gateway and one worker on this
 # machine, driven by a gRPC client that shares no code with the project (serving-client.py, Python grpcio),
 # beside the same worker's engine driven directly in one process (serving-direct.js).
-#   bash scripts/device/cuda-serving.sh <appRoot> <outDir> [cuda|cpu]
+#   bash scripts/device/cuda-serving.sh <appRoot> <outDir> [cuda|cpu|native-cpu]
+# (native-cpu: EXECUTION_PROVIDER=cpu with NATIVE_BACKEND=true, the CUDA worker's code path on the CPU provider)
 # <appRoot> is the unpacked bundle of `pack-gpu.sh --serving` (bin/node, apps/, libs/, node_modules/, redis/,
 # shared/). Steps: 1. direct: the worker's engine alone on the machine; 2. Redis, gateway (API key auth, a key
 # made up for the run), worker (EXECUTION_PROVIDER=<provider>), until /readyz answers 200; 3. the client:
@@ -63,7 +64,12 @@ cleanup() {
 trap cleanup EXIT
 
 # 1. The worker's engine driven directly, alone on the machine (same environment as the worker below).
-worker_env=(EXECUTION_PROVIDER="$ep" MODEL="$model" LOG_LEVEL=warn)
+case $ep in
+  cuda | cpu) worker_env=(EXECUTION_PROVIDER="$ep") ;;
+  native-cpu) worker_env=(EXECUTION_PROVIDER=cpu NATIVE_BACKEND=true) ;;
+  *) fail "provider $ep: expected cuda, cpu or native-cpu" ;;
+esac
+worker_env+=(MODEL="$model" LOG_LEVEL=warn)
 [ -n "${NUM_THREADS:-}" ] && worker_env+=(NUM_THREADS="$NUM_THREADS")
 log "direct: the worker's engine on $ep, $concurrency streams, $requests requests x $tokens tokens"
 env "${worker_env[@]}" timeout 300 node "$here/serving-direct.js" "$app" "$out/serving-direct-$ep.json" \

@@ -24,7 +24,8 @@
 #   serving       scripts/device/cuda-serving.sh (needs `pack-gpu.sh --cuda --serving`): Redis, the gateway and one
 #                 worker on EXECUTION_PROVIDER=cuda; a Python grpcio client checks the 12 stories260K oracle prompts
 #                 (full and kcache N=512) and runs 32 streams x 128 tokens; beside it the worker's engine driven
-#                 directly. KCACHE_SERVING_EP=cpu runs it on the CPU provider (no CUDA provider needed);
+#                 directly. KCACHE_SERVING_EP=cpu (onnxruntime-node) or native-cpu (the native backend, the
+#                 CUDA worker's code path) runs it on the CPU provider (no CUDA provider needed);
 #                 KCACHE_SERVING_* (see the script) change the load.
 # Results under $OUT: machine.txt, <stage>.log and the stages' JSON.
 # KCACHE_STAGE_DIR (default /tmp/kcache-cuda) is where the app is unpacked and the parts are kept.

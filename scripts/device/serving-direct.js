@@ -64,6 +64,7 @@ async function main() {
     const report = {
       path: 'direct',
       executionProvider: config.engine.executionProvider,
+      nativeBackend: config.engine.nativeBackend ?? config.engine.executionProvider === 'cuda',
       engineThread: config.isEngineThreaded,
       numThreads: config.engine.numThreads ?? null,
       model: config.model ?? 'stories260K',
@@ -75,7 +76,7 @@ async function main() {
     fs.mkdirSync(path.dirname(path.resolve(outFile)), { recursive: true });
     fs.writeFileSync(outFile, JSON.stringify(report, null, 2) + '\n');
     console.log(
-      `direct  ${config.engine.executionProvider} c=${concurrency} ${numRequests} requests x ${maxNewTokens} tokens: ` +
+      `direct  ${config.engine.executionProvider}${config.engine.nativeBackend ? ' (native backend)' : ''} c=${concurrency} ${numRequests} requests x ${maxNewTokens} tokens: ` +
         `${level.tokensPerSecond.toFixed(0)} tok/s, TTFT p50 ${level.ttftMs.p50.toFixed(1)} ms, ITL p50 ${level.interTokenMs.p50.toFixed(2)} ms, errors ${level.numErrors}`,
     );
   } finally {
