@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The serving run (scripts/device/run-cuda.sh's `serving` stage): Redis, the gateway and one worker on this
-# machine, driven by a gRPC client that shares no code with the project (serving-client.py, Python grpcio),
+# machine, driven by a gRPC client that shares no code with the project (serving-client.py, Python grpcio; where
+# no python3 imports grpc, serving-client.js on the bundle's @grpc/grpc-js),
 # beside the same worker's engine driven directly in one process (serving-direct.js).
 #   bash scripts/device/cuda-serving.sh <appRoot> <outDir> [cuda|cpu|native-cpu]
 # (native-cpu: EXECUTION_PROVIDER=cpu with NATIVE_BACKEND=true, the CUDA worker's code path on the CPU provider)
@@ -10,7 +11,8 @@
 # schema through reflection, the 12 stories260K oracle prompts in full and kcache N=512 (exact tokens), then
 # the load run. Environment (defaults): KCACHE_SERVING_CONCURRENCY (32), KCACHE_SERVING_REQUESTS (128),
 # KCACHE_SERVING_TOKENS (128), KCACHE_SERVING_ATTENTION (full), KCACHE_SERVING_MODEL (the bundle's
-# stories260K; the oracle check needs it), KCACHE_PYTHON (a python3 that imports grpc), KCACHE_REDIS_PORT,
+# stories260K; the oracle check needs it), KCACHE_PYTHON (a python3 that imports grpc; KCACHE_PYTHON=none
+# forces the Node client), KCACHE_SERVING_ORACLE (another oracle file), KCACHE_REDIS_PORT,
 # NUM_THREADS (worker and direct engine; unset: the engine's choice).
 # Writes <outDir>/serving-<provider>.json (client, direct, ratio), serving-direct-<provider>.json,
 # serving-client-<provider>.json and the processes' logs (serving-<provider>-*.log). Exits 1 if a check fails.
@@ -35,11 +37,21 @@ command -v node >/dev/null || export PATH="$app/bin:$PATH"
 
 # A python3 that imports grpc: the image's torch venv, then whatever python3 is on PATH.
 python=
-for candidate in ${KCACHE_PYTHON:-} /opt/torch/.venv/bin/python3 /opt/torch/.venv/bin/python python3 /usr/bin/python3 /usr/local/bin/python3 python3.12 python3.11; do
+candidates=(/opt/torch/.venv/bin/python3 /opt/torch/.venv/bin/python python3 /usr/bin/python3 /usr/local/bin/python3 python3.12 python3.11)
+[ -n "${KCACHE_PYTHON:-}" ] && candidates=("$KCACHE_PYTHON" "${candidates[@]}")
+[ "${KCACHE_PYTHON:-}" = none ] && candidates=()
+for candidate in "${candidates[@]}"; do
   if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import grpc, grpc.aio' 2>/dev/null; then python=$(command -v "$candidate"); break; fi
 done
-[ -n "$python" ] || fail "no python3 here imports grpc (tried KCACHE_PYTHON, /opt/torch/.venv/bin/python3, python3 on PATH, /usr/bin/python3): install grpcio or name one in KCACHE_PYTHON"
-log "client python: $python (grpcio $("$python" -c 'import grpc; print(grpc.__version__)'))"
+if [ -n "$python" ]; then
+  log "client: serving-client.py on $python (grpcio $("$python" -c 'import grpc; print(grpc.__version__)'))"
+  client=("$python" "$here/serving-client.py")
+else
+  log "client: no python3 here imports grpc (tried KCACHE_PYTHON, /opt/torch/.venv/bin/python3, python3 on PATH, /usr/bin/python3);" \
+    "falling back to serving-client.js (@grpc/grpc-js from the bundle, the gateway's own gRPC library)"
+  client=(node "$here/serving-client.js" --app "$app")
+  python=$(command -v python3) || fail "no python3 here (the stage's helpers need one)"
+fi
 free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # Redis: the bundle's Debian build. Libraries the image lacks are taken from redis/lib, and only those, so
@@ -105,7 +117,7 @@ $ready || { tail -n 20 "$out"/serving-"$ep"-*.log; fail "the gateway's /readyz d
 log "ready: redis :$redis_port, gateway gRPC :$grpc_port (HTTP :$http_port), worker on $ep (metrics :$metrics_port)"
 
 # 3. The client.
-timeout 420 "$python" "$here/serving-client.py" --target "127.0.0.1:$grpc_port" --api-key "$api_key" --oracle "$oracle" \
+timeout 420 "${client[@]}" --target "127.0.0.1:$grpc_port" --api-key "$api_key" --oracle "$oracle" \
   --out "$out/serving-client-$ep.json" --concurrency "$concurrency" --requests "$requests" --max-new-tokens "$tokens" --attention "$attention" \
   2>&1 | tee "$out/serving-$ep-client.log"
 status=${PIPESTATUS[0]}
