@@ -11,14 +11,27 @@
 #   npm package com.github.asus4.onnxruntime.linux-x64-gpu (npm pack, cached in .cache/), split in parts
 #   that fit one run's carry each: .gpu-bundle/part.0 (beside the app), .gpu-chunk1 … .gpu-chunk3, and
 #   .gpu-bundle/cuda-provider.txt (name, sha256, parts): four runs stage everything.
+#   --serving: also .gpu-bundle/serving.tar.xz, what the gateway and the worker need at run time beside the
+#   app (apps/gateway/dist, apps/worker/dist, libs/proto/dist and its .proto files, the rest of the runtime
+#   node_modules: scripts/device/runtime-modules.js, without docs, tests, maps and type declarations) and
+#   redis/: Debian's redis-server (from the redis-server and redis-tools packages, cached in .cache/redis)
+#   with the shared libraries it needs beyond glibc and libstdc++ (redis/lib; the serving stage uses only those
+#   the device image lacks). With --cuda the provider's parts shrink to fit: still four runs.
 # The folders are git-ignored (.gitignore); name them in the runs' `carry` (scripts/device/run-cuda.sh).
-# Usage: bash scripts/device/pack-gpu.sh [--cuda]   (KCACHE_SHARED_DIR overrides ../shared)
+# Usage: bash scripts/device/pack-gpu.sh [--cuda] [--serving]   (KCACHE_SHARED_DIR overrides ../shared)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 shared=$(cd "${KCACHE_SHARED_DIR:-$root/../shared}" && pwd)
 cuda=false
-[ "${1:-}" = --cuda ] && cuda=true
+serving=false
+for arg in "$@"; do
+  case $arg in
+    --cuda) cuda=true ;;
+    --serving) serving=true ;;
+    *) echo "pack-gpu: unknown argument $arg (expected --cuda, --serving)" >&2; exit 2 ;;
+  esac
+done
 
 if ! $cuda && ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
   mkdir -p .gl /tmp/amd64/partial
@@ -27,7 +40,7 @@ if ! $cuda && ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
   (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
 fi
 
-npx tsc -b libs/kcache libs/kcache-bench
+if $serving; then npx tsc -b libs/kcache libs/kcache-bench libs/proto apps/gateway apps/worker; else npx tsc -b libs/kcache libs/kcache-bench; fi
 bash libs/kcache/scripts/build-native.sh
 rm -rf .gpu-bundle && mkdir .gpu-bundle
 xz -T0 -6 -c "$(readlink -f "$(command -v node)")" >.gpu-bundle/node.xz
@@ -43,6 +56,7 @@ tar -c -I 'xz -T0 -6' -f .gpu-bundle/app.tar.xz \
   libs/kcache/native/build/Release/kcache_shm.node \
   libs/kcache/native/build/Release/kcache_ort.node "${modules[@]/#/node_modules/}" \
   -C "$(dirname "$shared")" "$(basename "$shared")/models/stories260K" "$(basename "$shared")/oracle"
+if $serving; then bash scripts/device/pack-serving.sh .gpu-bundle/serving.tar.xz "${modules[@]/#/node_modules/}"; fi
 if $cuda; then
   provider=com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9   # onnxruntime 1.29.0's CUDA 13 provider, as onnxruntime-node 1.29.0
   mkdir -p .cache/cuda-provider

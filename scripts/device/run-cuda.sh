@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the lent GPU machine (no Node, no network there), after `bash scripts/device/pack-gpu.sh --cuda` here.
+# On the lent GPU machine (no Node, no network there), after `bash scripts/device/pack-gpu.sh --cuda [--serving]` here.
 # The CUDA provider is larger than one run's carry, so it goes over in parts, one run each, back to back
 # (the machine keeps /tmp while it is warm, 30 s between runs):
 #   run(command: "bash scripts/device/run-cuda.sh", carry: [".gpu-bundle"])        Node, the app and part 0
@@ -21,12 +21,19 @@
 #                 full-attention sequences of 2048 positions, default 16)
 #   profile       scripts/device/cuda-step-profile.js: onnxruntime's per-node profile of the ~110M decode step on the
 #                 native CUDA backend (context 512, batch 32): kernels per step and time by operator
+#   serving       scripts/device/cuda-serving.sh (needs `pack-gpu.sh --cuda --serving`): Redis, the gateway and one
+#                 worker on EXECUTION_PROVIDER=cuda; a Python grpcio client checks the 12 stories260K oracle prompts
+#                 (full and kcache N=512) and runs 32 streams x 128 tokens; beside it the worker's engine driven
+#                 directly. KCACHE_SERVING_EP=cpu (onnxruntime-node) or native-cpu (the native backend, the
+#                 CUDA worker's code path) runs it on the CPU provider (no CUDA provider needed);
+#                 KCACHE_SERVING_* (see the script) change the load.
 # Results under $OUT: machine.txt, <stage>.log and the stages' JSON.
+# KCACHE_STAGE_DIR (default /tmp/kcache-cuda) is where the app is unpacked and the parts are kept.
 set -uo pipefail
 repo=$PWD
 OUT=${OUT:-/tmp/kcache-cuda-out}
 mkdir -p "$OUT"
-stage_dir=/tmp/kcache-cuda
+stage_dir=${KCACHE_STAGE_DIR:-/tmp/kcache-cuda}
 app=$stage_dir/app
 mkdir -p "$stage_dir/parts"
 
@@ -38,8 +45,10 @@ bundle, app = sys.argv[1], sys.argv[2]
 with lzma.open(os.path.join(bundle, 'node.xz')) as src, open(os.path.join(app, 'bin', 'node'), 'wb') as dst:
     shutil.copyfileobj(src, dst)
 os.chmod(os.path.join(app, 'bin', 'node'), 0o755)
-with tarfile.open(os.path.join(bundle, 'app.tar.xz'), 'r:xz') as tar:
-    tar.extractall(app)
+for name in ('app.tar.xz', 'serving.tar.xz'):  # serving.tar.xz: only from `pack-gpu.sh --serving`
+    if os.path.exists(os.path.join(bundle, name)):
+        with tarfile.open(os.path.join(bundle, name), 'r:xz') as tar:
+            tar.extractall(app)
 PY
   cp .gpu-bundle/cuda-provider.txt "$stage_dir/"
   cp .gpu-bundle/commit.txt "$stage_dir/" 2>/dev/null || true
@@ -64,7 +73,10 @@ if [ ! -f "$ort_dir/libonnxruntime_providers_cuda.so" ] && [ -f "$stage_dir/cuda
 fi
 
 [ $# -gt 0 ] || exit 0
-[ -f "$ort_dir/libonnxruntime_providers_cuda.so" ] || { echo "the CUDA provider is not staged yet"; exit 1; }
+serving_ep=${KCACHE_SERVING_EP:-cuda}
+if [ "$*" != serving ] || [ "$serving_ep" = cuda ]; then
+  [ -f "$ort_dir/libonnxruntime_providers_cuda.so" ] || { echo "the CUDA provider is not staged yet"; exit 1; }
+fi
 nvidia=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
 export LD_LIBRARY_PATH="$nvidia/cu13/lib:$nvidia/cudnn/lib:${LD_LIBRARY_PATH:-}"
 export PATH="$app/bin:$PATH" KCACHE_SHARED_DIR="$app/shared"
@@ -96,6 +108,9 @@ for stage in "$@"; do
     bench-kcache)
       timeout 480 node "$app/libs/kcache-bench/dist/bench/kcache-throughput.js" --ep cuda --out "$OUT" \
         --contexts "${KCACHE_KCACHE_CONTEXTS:-2048,4096,8192,16384,32768}" --budget-sequences "${KCACHE_BUDGET_SEQUENCES:-16}" 2>&1 | tee "$OUT/bench-kcache.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+    serving)
+      timeout 560 bash scripts/device/cuda-serving.sh "$app" "$OUT" "$serving_ep" 2>&1 | tee "$OUT/serving.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     *) echo "unknown stage $stage"; status=2 ;;
   esac

@@ -5,6 +5,7 @@
 const ENV_NAME_OF_OPTION: ReadonlyArray<readonly [string, string]> = [
   ['hostTier.capacityBytes', 'HOST_TIER_CAPACITY_BYTES'],
   ["hostTier: { kind: 'process' }", 'HOST_TIER=process'],
+  ['nativeBackend', 'NATIVE_BACKEND'],
 ];
 
 /** Rewrites the messages of error and its causes in place, and returns it. */

@@ -52,6 +52,8 @@ const workerEnvSchema = z.object({
   NUM_THREADS: optionalInt(1),
   /** Where onnxruntime runs the graphs (docs/gpu.md). A provider that cannot start stops the worker with its reason. */
   EXECUTION_PROVIDER: z.enum(['cpu', 'webgpu', 'cuda']).default('cpu'),
+  /** The engine's native backend (onnxruntime's C API, arenas bound in place): on with cuda, off otherwise unless set; cpu + true runs cuda's code path on the CPU. */
+  NATIVE_BACKEND: z.enum(['true', 'false']).optional(),
   /** The engine's decode loop on a thread of its own (on), so a long step never holds up relaying, jobs and heartbeats; or on the main thread (off). */
   ENGINE_THREAD: z.enum(['on', 'off']).default('on'),
   /** Generated tokens of a resumed or preempted request: replayed by decode (bit-exact) or recomputed by prefill (faster). */
@@ -97,6 +99,7 @@ export interface WorkerConfig {
     readonly maxNumBatchedTokens?: number;
     readonly numThreads?: number;
     readonly executionProvider: 'cpu' | 'webgpu' | 'cuda';
+    readonly nativeBackend?: boolean;
     readonly recompute: 'decode' | 'prefill';
     readonly hostTier: HostTierOptions;
   };
@@ -158,6 +161,7 @@ export function parseWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
       maxNumBatchedTokens: e.MAX_NUM_BATCHED_TOKENS,
       numThreads: e.NUM_THREADS,
       executionProvider: e.EXECUTION_PROVIDER,
+      nativeBackend: e.NATIVE_BACKEND === undefined ? undefined : e.NATIVE_BACKEND === 'true',
       recompute: e.RECOMPUTE,
       hostTier:
         e.HOST_TIER === 'process'

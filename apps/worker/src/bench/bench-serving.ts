@@ -8,7 +8,6 @@ import {
   createEngine,
   FULL_ATTENTION,
   GenerationRequest,
-  LlmEngine,
   loadModel,
   resolveModelSpec,
 } from '@kcache-serve/kcache';
@@ -17,6 +16,7 @@ import { repoRoot, stories260kDir } from '@kcache-serve/kcache/testing';
 import { AttentionMode, GenerateRequest } from '@kcache-serve/proto';
 import { collectStream, fetchMetric, ServingCluster } from '@kcache-serve/proto/dist/testing';
 import { parseWorkerConfig } from '../worker-config';
+import { directLevel } from './direct-level';
 import { LevelResult, runClosedLoop } from './latency-levels';
 
 /**
@@ -133,21 +133,6 @@ function servingLevel(cluster: ServingCluster, concurrency: number, numRequests:
   return runClosedLoop(concurrency, numRequests, async (i, onToken) => {
     const result = await collectStream(client, request(i), undefined, onToken);
     return { numTokens: result.tokens.length, isError: result.error !== null };
-  });
-}
-
-/** The same workload submitted straight to an engine in this process, configured as a worker's (same env). */
-function directLevel(engine: LlmEngine, concurrency: number, numRequests: number, request: (i: number) => GenerationRequest): Promise<LevelResult> {
-  return runClosedLoop(concurrency, numRequests, (i, onToken) => {
-    return new Promise((resolve) => {
-      let numTokens = 0;
-      engine.submit(request(i), (event) => {
-        if (event.type === 'token') {
-          numTokens++;
-          onToken();
-        } else resolve({ numTokens, isError: false });
-      });
-    });
   });
 }
 
