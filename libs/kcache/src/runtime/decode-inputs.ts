@@ -24,6 +24,8 @@ export class DecodeInputs {
   constructor(
     private readonly config: ModelConfig,
     private readonly arenas: KvArenas,
+    /** One slice table for K and one for device V, without layer offsets (BackendGraphOptions.layerArenaViews). */
+    private readonly layerArenaViews = false,
   ) {}
 
   /**
@@ -54,7 +56,9 @@ export class DecodeInputs {
     const tokens = buffers.int64(IO.tokens, [batch]);
     const positions = buffers.int64(IO.positions, [batch]);
     const mask = buffers.float32(IO.mask, [batch, 1, 1, past + 1]);
-    const slices = buffers.int32(IO.kvSlices, [numLayers + numDense, batch, numKv, numBlocks]);
+    const views = this.layerArenaViews;
+    const slices = views ? buffers.int32(IO.kSlices, [batch, numKv, numBlocks]) : buffers.int32(IO.kvSlices, [numLayers + numDense, batch, numKv, numBlocks]);
+    const vSlicesDevice = views && numDense > 0 ? buffers.int32(IO.vSlicesDevice, [batch, numKv, numBlocks]) : null;
     const vRowsHost = hasTopNLayer(variant) ? buffers.int64(IO.vRowsHost, [batch, past]) : null;
     for (let b = 0; b < batch; b++) {
       const item = items[b];
@@ -62,11 +66,15 @@ export class DecodeInputs {
       positions.table.set(b, item.position);
       mask.values.fill(-Infinity, b * (past + 1) + item.position, b * (past + 1) + past);
       const numItemBlocks = Math.ceil(item.position / blockSize);
+      if (views) {
+        fillSliceTable(slices.table, b * numKv * numBlocks, item.blocks.kBlockIds, numItemBlocks, numKv, numBlocks, 0);
+        if (vSlicesDevice) fillSliceTable(vSlicesDevice.table, b * numKv * numBlocks, item.blocks.deviceVBlockIds, numItemBlocks, numKv, numBlocks, 0);
+      }
       // Table t of sequence b starts at (t · batch + b) · Hkv · numBlocks.
-      for (let l = 0; l < numLayers; l++) {
+      for (let l = 0; l < (views ? 0 : numLayers); l++) {
         fillSliceTable(slices.table, (l * batch + b) * numKv * numBlocks, item.blocks.kBlockIds, numItemBlocks, numKv, numBlocks, layout.kFirstSlice[l]);
       }
-      for (let i = 0; i < numDense; i++) {
+      for (let i = 0; i < (views ? 0 : numDense); i++) {
         const at = ((numLayers + i) * batch + b) * numKv * numBlocks;
         fillSliceTable(slices.table, at, item.blocks.deviceVBlockIds, numItemBlocks, numKv, numBlocks, layout.denseFirstSlice[i]);
       }
@@ -76,8 +84,9 @@ export class DecodeInputs {
       [IO.tokens]: tokens.tensor,
       [IO.positions]: positions.tensor,
       [IO.mask]: mask.tensor,
-      [IO.kvSlices]: slices.tensor,
+      [views ? IO.kSlices : IO.kvSlices]: slices.tensor,
     };
+    if (vSlicesDevice) inputs[IO.vSlicesDevice] = vSlicesDevice.tensor;
     if (vRowsHost) {
       inputs[IO.vRowsHost] = vRowsHost.tensor;
       inputs[IO.topN] = scalarInt64Tensor(Math.min(topN, past + 1));

@@ -20,6 +20,12 @@ export const IO = {
    * them, so the graph has no index arithmetic.
    */
   kvSlices: 'kv_slices',
+  /**
+   * Decode with layerArenaViews: the slices of K (device V) as in kvSlices but in a layer's own arena
+   * (no layer offset), one table shared by every layer: [B, Hkv, numBlocks] int32.
+   */
+  kSlices: 'k_slices',
+  vSlicesDevice: 'v_slices_device',
   /** Decode: the K (device V) arenas of a group of layers, one buffer ([slices, blockSize · d]). */
   kArenaGroup: (group: number) => `k_arena_group_${group}`,
   vArenaDeviceGroup: (group: number) => `v_arena_device_group_${group}`,

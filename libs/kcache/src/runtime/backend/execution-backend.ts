@@ -29,6 +29,12 @@ export interface BackendGraphOptions {
    * outputs only IO.logits; the backend supplies the row indices (from runDecode's rows). Default false.
    */
   readonly writeKvInPlace?: boolean;
+  /**
+   * Decode reads each layer's K and device V through its own arena view (IO.kArena(layer), IO.vArena(layer))
+   * indexed by one slice table for K and one for device V (IO.kSlices, IO.vSlicesDevice), instead of a
+   * table per layer split off IO.kvSlices (see buildDecodeGraph's layerArenaViews). Default false.
+   */
+  readonly layerArenaViews?: boolean;
 }
 
 /**

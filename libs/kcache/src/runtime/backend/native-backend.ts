@@ -9,7 +9,7 @@ import { KvArenas, placeInGroups } from '../kv-arenas';
 import { Int64Builder } from '../row-tables';
 import { BackendGraphOptions, CompiledGraph, DecodeLogits, ExecutionBackend, GraphInputs, GraphKind, PrefillChunk } from './execution-backend';
 import { KvWriteBack, KvWriteTarget, separateNewKv } from './kv-write-back';
-import { NativeKvMemory, NativeProvider } from './native-kv-memory';
+import { ArenaPlace, NativeKvMemory, NativeProvider } from './native-kv-memory';
 
 export interface NativeBackendOptions {
   readonly provider: NativeProvider;
@@ -62,13 +62,15 @@ class NativeGraph implements CompiledGraph {
  * at a time.
  */
 export class NativeBackend implements ExecutionBackend {
-  readonly graphOptions: BackendGraphOptions = { hostVAsHalves: false, writeKvInPlace: true };
+  readonly graphOptions: BackendGraphOptions = { hostVAsHalves: false, writeKvInPlace: true, layerArenaViews: true };
   readonly hasResidentDeviceTier = true;
   readonly arenas: KvArenas;
   private readonly memory: NativeKvMemory;
   private readonly writeBack: KvWriteBack;
   /** Per variant: the arena tensors of decode (K/device-V groups, host-V rows) and of prefill/score (per layer). */
   private readonly arenaTensors = new Map<string, Record<string, NativeTensor>>();
+  /** Per variant: decode's per-layer views of K and device V (read only: the writes go to the groups). */
+  private readonly layerViews = new Map<string, Record<string, NativeTensor>>();
   /** The runner's kept input tensors (FeedBuffers) as addon tensors over the same memory: read (or, on cuda, copied at bind) every run. */
   private readonly hostTensors = new WeakMap<ort.Tensor, NativeTensor>();
   private readonly layouts = new Map<string, { kFirstSlice: number[]; denseFirstSlice: number[] }>();
@@ -136,6 +138,7 @@ export class NativeBackend implements ExecutionBackend {
       bound[name] = tensor;
       outputs[IO.written(name)] = tensor;
     }
+    Object.assign(bound, this.decodeLayerViews(variant));
     const vocab = this.config.vocabSize;
     const batch = rows.length;
     const logits = this.logitsBuffer(batch * vocab);
@@ -183,6 +186,7 @@ export class NativeBackend implements ExecutionBackend {
 
   async release(): Promise<void> {
     this.arenaTensors.clear();
+    this.layerViews.clear();
     this.logits = null;
     this.memory.release();
   }
@@ -291,6 +295,24 @@ export class NativeBackend implements ExecutionBackend {
       this.arenaTensors.set(key, tensors);
     }
     return tensors;
+  }
+
+  /** Decode's per-layer views (graphOptions.layerArenaViews): K of every layer and device V of the exact layers, [slices, blockSize, d]. */
+  private decodeLayerViews(variant: GraphVariant): Record<string, NativeTensor> {
+    let views = this.layerViews.get(variant.key);
+    if (!views) {
+      const a = this.arenas;
+      const m = this.memory;
+      const view = (place: ArenaPlace) => m.tensor(this.native, place, [Math.floor(place.floats / (a.blockSize * a.headDim)), a.blockSize, a.headDim]);
+      const made: Record<string, NativeTensor> = {};
+      variant.isDenseLayer.forEach((dense, layer) => {
+        made[IO.kArena(layer)] = view(m.layerArena('k', layer));
+        if (dense) made[IO.vArena(layer)] = view(m.layerArena('deviceV', layer));
+      });
+      views = made;
+      this.layerViews.set(variant.key, views);
+    }
+    return views;
   }
 
   /** Prefill's (and score's) arena inputs, one per layer, [ids · Hkv, blockSize · d]: read in place. */
