@@ -2,6 +2,7 @@ import { headDimOf } from '../model/model-config';
 import { float32FromHalves } from './float32-from-halves';
 import { GraphBuilder } from './graph-builder';
 import { IO } from './graph-io';
+import { inArenaAttention } from './in-arena-attention';
 
 import { GraphVariant, hasTopNLayer } from './graph-variant';
 import { GraphWeights } from './layer-weights-layout';
@@ -78,8 +79,14 @@ export function buildDecodeGraph(
      * targets of the writes).
      */
     layerArenaViews?: boolean;
+    /**
+     * Each layer writes its new rows into its arena views before it gathers the past, which then holds
+     * the current position (inArenaAttention; BackendGraphOptions.currentRowInArena). Needs layerArenaViews.
+     */
+    currentRowInArena?: boolean;
   },
 ): Uint8Array {
+  if (options.currentRowInArena && !options.layerArenaViews) throw new Error('currentRowInArena needs layerArenaViews');
   if (options.layerArenaViews && !options.writeKvInPlace) throw new Error('layerArenaViews needs writeKvInPlace');
   if (options.writeKvInPlace && options.hostVAsHalves) throw new Error('writeKvInPlace writes fp32 host-V rows: it cannot read them as halves');
   const config = weights.config;
@@ -87,6 +94,11 @@ export function buildDecodeGraph(
   const names = weights.addTo(g);
   const d = headDimOf(config);
   const numKv = config.numKvHeads;
+  if (options.currentRowInArena) {
+    const attention = inArenaAttention(g, variant, { blockSize, d, numKv, dim: config.dim });
+    buildLlamaGraph(g, config, names, attention, { lastRowLogitsOnly: false, writeNewKv: () => undefined });
+    return g.toBytes();
+  }
 
   const numLayers = config.numLayers;
   const denseLayers = variant.isDenseLayer.flatMap((dense, layer) => (dense ? [layer] : []));

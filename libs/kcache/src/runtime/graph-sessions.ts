@@ -60,6 +60,7 @@ export class GraphSessions {
         hostVAsHalves: this.backend.graphOptions.hostVAsHalves,
         writeKvInPlace: this.backend.graphOptions.writeKvInPlace ?? false,
         layerArenaViews: this.backend.graphOptions.layerArenaViews ?? false,
+        currentRowInArena: this.backend.graphOptions.currentRowInArena ?? false,
       });
     }
     return buildPrefillGraph(this.weights, variant, this.blockSize, { allLogits: kind === 'score' });

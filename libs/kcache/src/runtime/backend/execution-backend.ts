@@ -35,6 +35,13 @@ export interface BackendGraphOptions {
    * table per layer split off IO.kvSlices (see buildDecodeGraph's layerArenaViews). Default false.
    */
   readonly layerArenaViews?: boolean;
+  /**
+   * Decode writes each layer's new K and V rows into the layer's arena before it gathers the past, so the
+   * current position is one more column of the past (mask [B, 1, 1, T], T covering position t_b): no
+   * separate score and value terms for it (see buildDecodeGraph's currentRowInArena). Same math, other
+   * rounding (the softmax and P·V sum the current column in another place). Needs layerArenaViews. Default false.
+   */
+  readonly currentRowInArena?: boolean;
 }
 
 /**

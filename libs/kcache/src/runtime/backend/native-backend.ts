@@ -30,6 +30,12 @@ export interface NativeBackendOptions {
   readonly profileFilePrefix?: string;
   /** cpu, for tests: keep K and device V apart from the host view as on a GPU (see NativeKvMemory.create). */
   readonly deviceCopyOnHost?: boolean;
+  /**
+   * Decode writes each layer's new rows before it reads the past (BackendGraphOptions.currentRowInArena):
+   * fewer nodes a step, same math, other rounding than the onnxruntime-node runner. Default: on cuda only
+   * (on cpu the native backend stays bit-identical with that runner).
+   */
+  readonly currentRowInArena?: boolean;
 }
 
 /** A graph this backend compiled: an addon session. */
@@ -62,7 +68,7 @@ class NativeGraph implements CompiledGraph {
  * at a time.
  */
 export class NativeBackend implements ExecutionBackend {
-  readonly graphOptions: BackendGraphOptions = { hostVAsHalves: false, writeKvInPlace: true, layerArenaViews: true };
+  readonly graphOptions: BackendGraphOptions;
   readonly hasResidentDeviceTier = true;
   readonly arenas: KvArenas;
   private readonly memory: NativeKvMemory;
@@ -91,6 +97,7 @@ export class NativeBackend implements ExecutionBackend {
     } catch (error) {
       throw asProviderError(options.provider, error);
     }
+    this.graphOptions = { hostVAsHalves: false, writeKvInPlace: true, layerArenaViews: true, currentRowInArena: options.currentRowInArena ?? options.provider === 'cuda' };
     this.arenas = this.memory.arenas;
     this.writeBack = new KvWriteBack(this.arenas, options.isHostVBlockReadOnly);
   }
@@ -134,11 +141,14 @@ export class NativeBackend implements ExecutionBackend {
     const bound = this.bindHost(inputs);
     Object.assign(bound, this.writeTables(variant, rows));
     const outputs: Record<string, NativeTensor> = {};
-    for (const [name, tensor] of Object.entries(this.decodeArenaTensors(variant))) {
+    const inArena = this.graphOptions.currentRowInArena === true;
+    // Written arenas: K/device-V groups and host V, or (current row in the arena) every layer's views and host V.
+    const written = inArena ? { ...this.decodeLayerViews(variant), ...this.hostVTensors(variant) } : this.decodeArenaTensors(variant);
+    for (const [name, tensor] of Object.entries(written)) {
       bound[name] = tensor;
       outputs[IO.written(name)] = tensor;
     }
-    Object.assign(bound, this.decodeLayerViews(variant));
+    if (!inArena) Object.assign(bound, this.decodeLayerViews(variant));
     const vocab = this.config.vocabSize;
     const batch = rows.length;
     const logits = this.logitsBuffer(batch * vocab);
@@ -229,25 +239,29 @@ export class NativeBackend implements ExecutionBackend {
     const a = this.arenas;
     const numKv = this.config.numKvHeads;
     const numLayers = this.config.numLayers;
+    const inArena = this.graphOptions.currentRowInArena === true;
     const layout = this.layout(variant);
     const numDense = layout.denseFirstSlice.length;
+    // In the arena: one write per sequence and KV head, the same slice of every layer's own arena (no layer offsets).
+    const kLayers = inArena ? 1 : numLayers;
+    const denseTables = inArena ? Math.min(numDense, 1) : numDense;
     const batch = rows.length;
-    const kWrites = new Int64Builder(batch * numKv * numLayers * 2);
-    const vWritesDevice = new Int64Builder(batch * numKv * numDense * 2);
+    const kWrites = new Int64Builder(batch * numKv * kLayers * 2);
+    const vWritesDevice = new Int64Builder(batch * numKv * denseTables * 2);
     const vWritesHost = hasTopNLayer(variant) ? new Int64Builder(batch * numKv) : null;
     for (let b = 0; b < batch; b++) {
       const { blocks, position } = rows[b];
       const block = Math.floor(position / a.blockSize);
       const inBlock = position % a.blockSize;
       for (let h = 0; h < numKv; h++) {
-        for (let l = 0; l < numLayers; l++) {
-          const at = ((b * numKv + h) * numLayers + l) * 2;
-          kWrites.set(at, layout.kFirstSlice[l] + blocks.kBlockIds[block] * numKv + h);
+        for (let l = 0; l < kLayers; l++) {
+          const at = ((b * numKv + h) * kLayers + l) * 2;
+          kWrites.set(at, (inArena ? 0 : layout.kFirstSlice[l]) + blocks.kBlockIds[block] * numKv + h);
           kWrites.set(at + 1, inBlock);
         }
-        for (let i = 0; i < numDense; i++) {
-          const at = ((b * numKv + h) * numDense + i) * 2;
-          vWritesDevice.set(at, layout.denseFirstSlice[i] + blocks.deviceVBlockIds[block] * numKv + h);
+        for (let i = 0; i < denseTables; i++) {
+          const at = ((b * numKv + h) * denseTables + i) * 2;
+          vWritesDevice.set(at, (inArena ? 0 : layout.denseFirstSlice[i]) + blocks.deviceVBlockIds[block] * numKv + h);
           vWritesDevice.set(at + 1, inBlock);
         }
       }
@@ -260,8 +274,8 @@ export class NativeBackend implements ExecutionBackend {
       }
     }
     const n = this.native;
-    const tables: Record<string, NativeTensor> = { [IO.kWrites]: n.hostTensor(kWrites.values, 'int64', [batch, numKv, numLayers, 2]) };
-    if (numDense > 0) tables[IO.vWritesDevice] = n.hostTensor(vWritesDevice.values, 'int64', [batch, numKv, numDense, 2]);
+    const tables: Record<string, NativeTensor> = { [IO.kWrites]: n.hostTensor(kWrites.values, 'int64', [batch, numKv, kLayers, 2]) };
+    if (denseTables > 0) tables[IO.vWritesDevice] = n.hostTensor(vWritesDevice.values, 'int64', [batch, numKv, denseTables, 2]);
     if (vWritesHost) tables[IO.vWritesHost] = n.hostTensor(vWritesHost.values, 'int64', [batch, numKv, 1, 1]);
     return tables;
   }
@@ -295,6 +309,12 @@ export class NativeBackend implements ExecutionBackend {
       this.arenaTensors.set(key, tensors);
     }
     return tensors;
+  }
+
+  /** The TopN layers' host-V arenas, [rows, d] (decode reads and writes them in place). */
+  private hostVTensors(variant: GraphVariant): Record<string, NativeTensor> {
+    const tensors = this.decodeArenaTensors(variant);
+    return Object.fromEntries(variant.isDenseLayer.flatMap((dense, layer) => (dense ? [] : [[IO.vArena(layer), tensors[IO.vArena(layer)]]])));
   }
 
   /** Decode's per-layer views (graphOptions.layerArenaViews): K of every layer and device V of the exact layers, [slices, blockSize, d]. */
