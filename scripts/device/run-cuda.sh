@@ -21,6 +21,8 @@
 #                 full-attention sequences of 2048 positions, default 16)
 #   profile       scripts/device/cuda-step-profile.js: onnxruntime's per-node profile of the ~110M decode step on the
 #                 native CUDA backend (context 512, batch 32): kernels per step and time by operator
+#   profile-ab    the same profile twice on this machine: the decode graph that writes the current row into the
+#                 arena before it reads the past (cuda's default) and the one that keeps it apart
 # Results under $OUT: machine.txt, <stage>.log and the stages' JSON.
 set -uo pipefail
 repo=$PWD
@@ -86,6 +88,11 @@ for stage in "$@"; do
     profile)
       timeout 300 node scripts/device/cuda-step-profile.js "$app" "$OUT" cuda 2>&1 | tee "$OUT/profile.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+    profile-ab)
+      for graph in in-arena apart; do
+        timeout 240 node scripts/device/cuda-step-profile.js "$app" "$OUT" cuda synthetic:llama-110m 512 32 "$graph" 2>&1 | tee "$OUT/profile-$graph.log"
+        [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      done ;;
     bench-engine | bench-cpu)
       ep=cuda && [ "$stage" = bench-cpu ] && ep=cpu
       rm -f "$app/bench/results/engine-$ep.json" "$app/bench/results/engine.json"

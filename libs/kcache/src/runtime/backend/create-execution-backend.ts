@@ -32,6 +32,8 @@ export interface ExecutionBackendOptions {
    * (tests, CI). Default: true for cuda, false otherwise (webgpu has none).
    */
   readonly nativeBackend?: boolean;
+  /** The native backend's decode writes the current row before it reads the past (NativeBackendOptions.currentRowInArena). Default: on cuda only. */
+  readonly currentRowInArena?: boolean;
 }
 
 /**
@@ -55,6 +57,7 @@ export function createExecutionBackend(config: ModelConfig, options: ExecutionBa
       ...(options.hostVArenas ? { hostVArenas: options.hostVArenas } : {}),
       ...(options.isHostVBlockReadOnly ? { isHostVBlockReadOnly: options.isHostVBlockReadOnly } : {}),
       ...(options.profileFilePrefix ? { profileFilePrefix: options.profileFilePrefix } : {}),
+      ...(options.currentRowInArena === undefined ? {} : { currentRowInArena: options.currentRowInArena }),
     });
   }
   const arenas = options.arenas ?? new KvArenas(config, options.blockSize, options.arenaCapacity, options.hostVArenas);
