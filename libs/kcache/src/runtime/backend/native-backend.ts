@@ -6,7 +6,7 @@ import { ExecutionProviderError } from '../execution-provider';
 import { IO } from '../graph-io';
 import { GraphVariant, hasTopNLayer } from '../graph-variant';
 import { KvArenas, placeInGroups } from '../kv-arenas';
-import { Int64Builder } from '../row-tables';
+import { FeedBuffers } from '../row-tables';
 import { BackendGraphOptions, CompiledGraph, DecodeLogits, ExecutionBackend, GraphInputs, GraphKind, PrefillChunk } from './execution-backend';
 import { KvWriteBack, KvWriteTarget, separateNewKv } from './kv-write-back';
 import { ArenaPlace, NativeKvMemory, NativeProvider } from './native-kv-memory';
@@ -80,6 +80,8 @@ export class NativeBackend implements ExecutionBackend {
   /** The runner's kept input tensors (FeedBuffers) as addon tensors over the same memory: read (or, on cuda, copied at bind) every run. */
   private readonly hostTensors = new WeakMap<ort.Tensor, NativeTensor>();
   private readonly layouts = new Map<string, { kFirstSlice: number[]; denseFirstSlice: number[] }>();
+  /** The write tables of decode, kept from step to step (and their addon tensors, through hostTensors): filled just before the run, which is synchronous. */
+  private readonly writeBuffers = new FeedBuffers();
   private logits: { memory: NativeMemory; view: Float32Array; pinned: NativeMemory | null } | null = null;
 
   private constructor(
@@ -233,7 +235,8 @@ export class NativeBackend implements ExecutionBackend {
 
   /**
    * Where a decode run writes its rows (buildDecodeGraph's writeKvInPlace): per sequence and KV head,
-   * K of every layer and V of the exact layers as (slice of the group, row in the block), host V as a row.
+   * K of every layer and V of the exact layers as (slice of the group, row in the block), or with the current
+   * row in the arena one (slice, row) for every layer's own arena; host V as a row. In kept buffers, as addon tensors.
    */
   private writeTables(variant: GraphVariant, rows: readonly KvWriteTarget[]): Record<string, NativeTensor> {
     const a = this.arenas;
@@ -246,9 +249,10 @@ export class NativeBackend implements ExecutionBackend {
     const kLayers = inArena ? 1 : numLayers;
     const denseTables = inArena ? Math.min(numDense, 1) : numDense;
     const batch = rows.length;
-    const kWrites = new Int64Builder(batch * numKv * kLayers * 2);
-    const vWritesDevice = new Int64Builder(batch * numKv * denseTables * 2);
-    const vWritesHost = hasTopNLayer(variant) ? new Int64Builder(batch * numKv) : null;
+    const w = this.writeBuffers;
+    const kWrites = w.int64(IO.kWrites, [batch, numKv, kLayers, 2]);
+    const vWritesDevice = denseTables > 0 ? w.int64(IO.vWritesDevice, [batch, numKv, denseTables, 2]) : null;
+    const vWritesHost = hasTopNLayer(variant) ? w.int64(IO.vWritesHost, [batch, numKv, 1, 1]) : null;
     for (let b = 0; b < batch; b++) {
       const { blocks, position } = rows[b];
       const block = Math.floor(position / a.blockSize);
@@ -256,13 +260,13 @@ export class NativeBackend implements ExecutionBackend {
       for (let h = 0; h < numKv; h++) {
         for (let l = 0; l < kLayers; l++) {
           const at = ((b * numKv + h) * kLayers + l) * 2;
-          kWrites.set(at, (inArena ? 0 : layout.kFirstSlice[l]) + blocks.kBlockIds[block] * numKv + h);
-          kWrites.set(at + 1, inBlock);
+          kWrites.table.set(at, (inArena ? 0 : layout.kFirstSlice[l]) + blocks.kBlockIds[block] * numKv + h);
+          kWrites.table.set(at + 1, inBlock);
         }
         for (let i = 0; i < denseTables; i++) {
           const at = ((b * numKv + h) * denseTables + i) * 2;
-          vWritesDevice.set(at, (inArena ? 0 : layout.denseFirstSlice[i]) + blocks.deviceVBlockIds[block] * numKv + h);
-          vWritesDevice.set(at + 1, inBlock);
+          vWritesDevice!.table.set(at, (inArena ? 0 : layout.denseFirstSlice[i]) + blocks.deviceVBlockIds[block] * numKv + h);
+          vWritesDevice!.table.set(at + 1, inBlock);
         }
       }
       if (vWritesHost) {
@@ -270,14 +274,13 @@ export class NativeBackend implements ExecutionBackend {
         // Decode positions lie past the prompt, never in a sealed shared prefix block: the graph cannot skip a row.
         if (this.options.isHostVBlockReadOnly?.(hostId)) throw new Error(`decode would write position ${position} into the read-only host-V block ${hostId}`);
         const row = a.rowOf(blocks.hostVBlockIds, position);
-        for (let h = 0; h < numKv; h++) vWritesHost.set(b * numKv + h, row + h * a.blockSize);
+        for (let h = 0; h < numKv; h++) vWritesHost.table.set(b * numKv + h, row + h * a.blockSize);
       }
     }
-    const n = this.native;
-    const tables: Record<string, NativeTensor> = { [IO.kWrites]: n.hostTensor(kWrites.values, 'int64', [batch, numKv, kLayers, 2]) };
-    if (denseTables > 0) tables[IO.vWritesDevice] = n.hostTensor(vWritesDevice.values, 'int64', [batch, numKv, denseTables, 2]);
-    if (vWritesHost) tables[IO.vWritesHost] = n.hostTensor(vWritesHost.values, 'int64', [batch, numKv, 1, 1]);
-    return tables;
+    const tables: GraphInputs = { [IO.kWrites]: kWrites.tensor };
+    if (vWritesDevice) tables[IO.vWritesDevice] = vWritesDevice.tensor;
+    if (vWritesHost) tables[IO.vWritesHost] = vWritesHost.tensor;
+    return this.bindHost(tables);
   }
 
   /** Copies positions [from, to) of K (and exact-layer V) from the host view to the device. */
