@@ -190,6 +190,14 @@ describe('native backend on the CPU provider (the CUDA path, checked without a G
     await releaseBoth(pair);
   });
 
+  it('the current row in the arena, over the host arenas themselves and with arenas in groups of two layers: logits within 1e-4', async () => {
+    for (const layersPerGroup of [undefined, 2]) {
+      const pair = runners(layersPerGroup, false, true);
+      await generateOnBoth(pair, { mode: 'kcache', topN: 16, denseLayers: 3, renormalize: false }, 20, undefined, 1e-4);
+      await releaseBoth(pair);
+    }
+  });
+
   it('scores a whole text as the onnxruntime-node runner does (teacher-forced logits, kcache on every position)', async () => {
     const pair = runners();
     const tokens = [...oracle[0].prompt_token_ids, ...oracle[0].generated_token_ids].slice(0, 120);
