@@ -5,7 +5,8 @@ export const IO = {
   /**
    * Past positions are gathered a block at a time, so the past spans T = numBlocks · blockSize
    * columns (positions past the sequence's end are masked). Decode: [B, 1, 1, T + 1], the last
-   * column being the current token; prefill: [C, T + C].
+   * column being the current token (with currentRowInArena [B, 1, 1, T], T covering the current
+   * position t_b, columns past it masked); prefill: [C, T + C].
    */
   mask: 'mask',
   /** Prefill: block ids of the past, [numBlocks]. */
