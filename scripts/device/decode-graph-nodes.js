@@ -5,10 +5,11 @@
  * backend does (writeKvInPlace and its layerArenaViews; one arena group) and counts its nodes by
  * operator, as built and after onnxruntime's CPU optimizations (graph level 'all'; the CUDA provider
  * fuses a little differently, e.g. Sigmoid·Mul into QuickGelu on both):
- *   node scripts/device/decode-graph-nodes.js <appRoot> [model] [full|kcache] [--old-tables | --in-arena]
+ *   node scripts/device/decode-graph-nodes.js <appRoot> [model] [full|kcache] [--old-tables | --in-arena | --fused]
  * (defaults: synthetic:llama-110m, full). --old-tables builds the per-layer slice tables (IO.kvSlices)
  * for comparison; --in-arena the graph that writes the current row before reading the past (currentRowInArena,
- * the native backend's default on cuda). Prints the counts and, for each operator, its count per layer where it divides.
+ * the native backend's default on cuda); --fused that graph with its exact layers as MultiHeadAttention nodes
+ * (fusedAttention; where Hkv = H). Prints the counts and, for each operator, its count per layer where it divides.
  */
 const fs = require('node:fs');
 const os = require('node:os');
@@ -51,7 +52,8 @@ async function main() {
     appendCurrentByCopy: false,
     writeKvInPlace: true,
     layerArenaViews: !flags.has('--old-tables'),
-    currentRowInArena: flags.has('--in-arena'),
+    currentRowInArena: flags.has('--in-arena') || flags.has('--fused'),
+    fusedAttention: flags.has('--fused'),
   });
   const built = countOps(bytes);
   log(`${modelSpec}, ${variant.key}, ${config.numLayers} layers; inputs: ${built.inputs.filter((n) => !/^(tok_|layers?\.|w)/.test(n)).length}`);

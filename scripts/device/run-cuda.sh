@@ -21,8 +21,9 @@
 #                 full-attention sequences of 2048 positions, default 16)
 #   profile       scripts/device/cuda-step-profile.js: onnxruntime's per-node profile of the ~110M decode step on the
 #                 native CUDA backend (context 512, batch 32): kernels per step and time by operator
-#   profile-ab    the same profile twice on this machine: the decode graph that writes the current row into the
-#                 arena before it reads the past (cuda's default) and the one that keeps it apart
+#   profile-ab    the same profile three times on this machine: the decode graph that writes the current row into
+#                 the arena before it reads the past (cuda's default), the one that keeps it apart, and the first
+#                 with its exact layers as MultiHeadAttention nodes (fusedAttention, off by default)
 # Results under $OUT: machine.txt, <stage>.log and the stages' JSON.
 set -uo pipefail
 repo=$PWD
@@ -89,7 +90,7 @@ for stage in "$@"; do
       timeout 300 node scripts/device/cuda-step-profile.js "$app" "$OUT" cuda 2>&1 | tee "$OUT/profile.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     profile-ab)
-      for graph in in-arena apart; do
+      for graph in in-arena apart fused; do
         timeout 240 node scripts/device/cuda-step-profile.js "$app" "$OUT" cuda synthetic:llama-110m 512 32 "$graph" 2>&1 | tee "$OUT/profile-$graph.log"
         [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
       done ;;

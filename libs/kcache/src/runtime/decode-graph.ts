@@ -84,8 +84,11 @@ export function buildDecodeGraph(
      * the current position (inArenaAttention; BackendGraphOptions.currentRowInArena). Needs layerArenaViews.
      */
     currentRowInArena?: boolean;
+    /** With currentRowInArena: exact layers through MultiHeadAttention where Hkv = H (see inArenaAttention). */
+    fusedAttention?: boolean;
   },
 ): Uint8Array {
+  if (options.fusedAttention && !options.currentRowInArena) throw new Error('fusedAttention needs currentRowInArena');
   if (options.currentRowInArena && !options.layerArenaViews) throw new Error('currentRowInArena needs layerArenaViews');
   if (options.layerArenaViews && !options.writeKvInPlace) throw new Error('layerArenaViews needs writeKvInPlace');
   if (options.writeKvInPlace && options.hostVAsHalves) throw new Error('writeKvInPlace writes fp32 host-V rows: it cannot read them as halves');
@@ -95,7 +98,7 @@ export function buildDecodeGraph(
   const d = headDimOf(config);
   const numKv = config.numKvHeads;
   if (options.currentRowInArena) {
-    const attention = inArenaAttention(g, variant, { blockSize, d, numKv, dim: config.dim });
+    const attention = inArenaAttention(g, variant, { blockSize, d, numKv, numHeads: config.numHeads, dim: config.dim }, options.fusedAttention ?? false);
     buildLlamaGraph(g, config, names, attention, { lastRowLogitsOnly: false, writeNewKv: () => undefined });
     return g.toBytes();
   }

@@ -61,6 +61,7 @@ export class GraphSessions {
         writeKvInPlace: this.backend.graphOptions.writeKvInPlace ?? false,
         layerArenaViews: this.backend.graphOptions.layerArenaViews ?? false,
         currentRowInArena: this.backend.graphOptions.currentRowInArena ?? false,
+        fusedAttention: this.backend.graphOptions.fusedAttention ?? false,
       });
     }
     return buildPrefillGraph(this.weights, variant, this.blockSize, { allLogits: kind === 'score' });

@@ -16,8 +16,19 @@ import { PagedGather } from './paged-gather';
  * Same math as the current-token-apart graph; the softmax and P·V sum the current column at t_b rather
  * than last, so the rounding differs.
  */
-export function inArenaAttention(g: GraphBuilder, variant: GraphVariant, shape: { blockSize: number; d: number; numKv: number; dim: number }): LayerAttention {
+export function inArenaAttention(
+  g: GraphBuilder,
+  variant: GraphVariant,
+  shape: { blockSize: number; d: number; numKv: number; numHeads: number; dim: number },
+  /**
+   * Exact layers as one com.microsoft MultiHeadAttention node (q [B, 1, dim], the gathered K and V as
+   * [B, H, T, d], the mask as its attention bias) instead of FusedMatMul, Add, Softmax and MatMul.
+   * Only where every query head has its own KV head (Hkv = H); otherwise ignored.
+   */
+  fusedAttention = false,
+): LayerAttention {
   const { blockSize, d, numKv } = shape;
+  const fused = fusedAttention && shape.numHeads === numKv;
   const dense = variant.isDenseLayer;
   const anyDense = dense.some(Boolean);
   const anyTopN = dense.some((x) => !x);
@@ -46,6 +57,12 @@ export function inArenaAttention(g: GraphBuilder, variant: GraphVariant, shape: 
   return (g, layer, q, k, v) => {
     // q: [B, Hkv, G, d]; k, v (the current token): [B, Hkv, 1, d]
     const kPast = paged.gather(blocksArena(IO.kArena(layer), kWrites, k), kSlices); // [B, Hkv, T, d]
+    if (fused && dense[layer]) {
+      const vPast = paged.gather(blocksArena(IO.vArena(layer), vWritesDevice, v), vSlicesDevice);
+      const query = g.op('Reshape', [q, g.constInt([0, 1, shape.dim])]); // [B, 1, H · d]: the heads' rows are consecutive
+      const attended = g.contribOp('MultiHeadAttention', [query, kPast, vPast, '', '', mask], { num_heads: numKv, scale: alpha });
+      return g.op('Reshape', [attended, g.constInt([0, shape.dim])]);
+    }
     const p = g.op('Softmax', [g.op('Add', [g.contribOp('FusedMatMul', [q, kPast], { transB: 1, alpha }), mask])], { axis: -1 }); // [B, Hkv, G, T]
     let out: string; // [B, Hkv, G, d]
     if (dense[layer]) {

@@ -42,6 +42,11 @@ export interface BackendGraphOptions {
    * rounding (the softmax and P·V sum the current column in another place). Needs layerArenaViews. Default false.
    */
   readonly currentRowInArena?: boolean;
+  /**
+   * With currentRowInArena: exact layers run as one com.microsoft MultiHeadAttention node where every query head
+   * has its own KV head (see inArenaAttention). Default false.
+   */
+  readonly fusedAttention?: boolean;
 }
 
 /**

@@ -36,6 +36,11 @@ export interface NativeBackendOptions {
    * (on cpu the native backend stays bit-identical with that runner).
    */
   readonly currentRowInArena?: boolean;
+  /**
+   * Exact layers as one MultiHeadAttention node where Hkv = H (BackendGraphOptions.fusedAttention; needs
+   * currentRowInArena). Default false: not yet measured on a GPU.
+   */
+  readonly fusedAttention?: boolean;
 }
 
 /** A graph this backend compiled: an addon session. */
@@ -99,7 +104,9 @@ export class NativeBackend implements ExecutionBackend {
     } catch (error) {
       throw asProviderError(options.provider, error);
     }
-    this.graphOptions = { hostVAsHalves: false, writeKvInPlace: true, layerArenaViews: true, currentRowInArena: options.currentRowInArena ?? options.provider === 'cuda' };
+    const currentRowInArena = options.currentRowInArena ?? options.provider === 'cuda';
+    if (options.fusedAttention && !currentRowInArena) throw new RangeError('fusedAttention needs currentRowInArena');
+    this.graphOptions = { hostVAsHalves: false, writeKvInPlace: true, layerArenaViews: true, currentRowInArena, fusedAttention: options.fusedAttention ?? false };
     this.arenas = this.memory.arenas;
     this.writeBack = new KvWriteBack(this.arenas, options.isHostVBlockReadOnly);
   }
