@@ -80,7 +80,7 @@ export class NativeBackend implements ExecutionBackend {
   private readonly writeBack: KvWriteBack;
   /** Per variant: the arena tensors of decode (K/device-V groups, host-V rows) and of prefill/score (per layer). */
   private readonly arenaTensors = new Map<string, Record<string, NativeTensor>>();
-  /** Per variant: decode's per-layer views of K and device V (read only: the writes go to the groups). */
+  /** Per variant: decode's per-layer views of K and device V (read; with currentRowInArena also written, else the groups are). */
   private readonly layerViews = new Map<string, Record<string, NativeTensor>>();
   /** The runner's kept input tensors (FeedBuffers) as addon tensors over the same memory: read (or, on cuda, copied at bind) every run. */
   private readonly hostTensors = new WeakMap<ort.Tensor, NativeTensor>();
