@@ -27,6 +27,9 @@
 #                 directly. KCACHE_SERVING_EP=cpu (onnxruntime-node) or native-cpu (the native backend, the
 #                 CUDA worker's code path) runs it on the CPU provider (no CUDA provider needed);
 #                 KCACHE_SERVING_* (see the script) change the load.
+#   profile-ab    the same profile three times on this machine: the decode graph that writes the current row into
+#                 the arena before it reads the past (cuda's default), the one that keeps it apart, and the first
+#                 with its exact layers as MultiHeadAttention nodes (fusedAttention, off by default)
 # Results under $OUT: machine.txt, <stage>.log and the stages' JSON.
 # KCACHE_STAGE_DIR (default /tmp/kcache-cuda) is where the app is unpacked and the parts are kept.
 set -uo pipefail
@@ -98,6 +101,11 @@ for stage in "$@"; do
     profile)
       timeout 300 node scripts/device/cuda-step-profile.js "$app" "$OUT" cuda 2>&1 | tee "$OUT/profile.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+    profile-ab)
+      for graph in in-arena apart fused; do
+        timeout 240 node scripts/device/cuda-step-profile.js "$app" "$OUT" cuda synthetic:llama-110m 512 32 "$graph" 2>&1 | tee "$OUT/profile-$graph.log"
+        [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      done ;;
     bench-engine | bench-cpu)
       ep=cuda && [ "$stage" = bench-cpu ] && ep=cpu
       rm -f "$app/bench/results/engine-$ep.json" "$app/bench/results/engine.json"

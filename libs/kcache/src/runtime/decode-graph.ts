@@ -2,6 +2,7 @@ import { headDimOf } from '../model/model-config';
 import { float32FromHalves } from './float32-from-halves';
 import { GraphBuilder } from './graph-builder';
 import { IO } from './graph-io';
+import { inArenaAttention } from './in-arena-attention';
 
 import { GraphVariant, hasTopNLayer } from './graph-variant';
 import { GraphWeights } from './layer-weights-layout';
@@ -69,14 +70,38 @@ export function buildDecodeGraph(
      * before or after the layer's gather gives the same result.
      */
     writeKvInPlace?: boolean;
+    /**
+     * Each layer's K and device V are read through the layer's own arena view, IO.kArena(layer) and
+     * IO.vArena(layer) ([slices, blockSize, d], over the layer's part of its group buffer), indexed by
+     * one table for K and one for device V (IO.kSlices, IO.vSlicesDevice: no layer offsets). Saves the
+     * per-layer table nodes (a Split per 15 tables, a Squeeze per table) and uploads 2 tables a step
+     * instead of numLayers + numExactLayers. Only with writeKvInPlace (the group inputs stay, as the
+     * targets of the writes).
+     */
+    layerArenaViews?: boolean;
+    /**
+     * Each layer writes its new rows into its arena views before it gathers the past, which then holds
+     * the current position (inArenaAttention; BackendGraphOptions.currentRowInArena). Needs layerArenaViews.
+     */
+    currentRowInArena?: boolean;
+    /** With currentRowInArena: exact layers through MultiHeadAttention where Hkv = H (see inArenaAttention). */
+    fusedAttention?: boolean;
   },
 ): Uint8Array {
+  if (options.fusedAttention && !options.currentRowInArena) throw new Error('fusedAttention needs currentRowInArena');
+  if (options.currentRowInArena && !options.layerArenaViews) throw new Error('currentRowInArena needs layerArenaViews');
+  if (options.layerArenaViews && !options.writeKvInPlace) throw new Error('layerArenaViews needs writeKvInPlace');
   if (options.writeKvInPlace && options.hostVAsHalves) throw new Error('writeKvInPlace writes fp32 host-V rows: it cannot read them as halves');
   const config = weights.config;
   const g = new GraphBuilder(`decode_${variant.key}`);
   const names = weights.addTo(g);
   const d = headDimOf(config);
   const numKv = config.numKvHeads;
+  if (options.currentRowInArena) {
+    const attention = inArenaAttention(g, variant, { blockSize, d, numKv, numHeads: config.numHeads, dim: config.dim }, options.fusedAttention ?? false);
+    buildLlamaGraph(g, config, names, attention, { lastRowLogitsOnly: false, writeNewKv: () => undefined });
+    return g.toBytes();
+  }
 
   const numLayers = config.numLayers;
   const denseLayers = variant.isDenseLayer.flatMap((dense, layer) => (dense ? [layer] : []));
@@ -85,10 +110,18 @@ export function buildDecodeGraph(
   // Each layer's slice indices [B, Hkv, nb], split off the table (K of every layer, then device V of the exact layers).
   const numTables = numLayers + denseLayers.length;
   // int32: a GPU provider splits and gathers with it directly (int64 tables are split on the CPU and each part uploaded).
-  const sliceTable = g.input(IO.kvSlices, 'int32', [numTables, 'batch', numKv, 'past_blocks']);
-  const tables = splitTables(g, sliceTable, numTables);
-  const kSlices = tables.slice(0, numLayers);
-  const vSlicesDevice = tables.slice(numLayers);
+  let kSlices: (layer: number) => string;
+  let vSlicesDevice: (layer: number) => string;
+  if (options.layerArenaViews) {
+    const kTable = g.input(IO.kSlices, 'int32', ['batch', numKv, 'past_blocks']);
+    const vTable = denseLayers.length > 0 ? g.input(IO.vSlicesDevice, 'int32', ['batch', numKv, 'past_blocks']) : '';
+    kSlices = () => kTable;
+    vSlicesDevice = () => vTable;
+  } else {
+    const tables = splitTables(g, g.input(IO.kvSlices, 'int32', [numTables, 'batch', numKv, 'past_blocks']), numTables);
+    kSlices = (layer) => tables[layer];
+    vSlicesDevice = (layer) => tables[numLayers + denseLayers.indexOf(layer)];
+  }
   // K and device-V arenas: one input per group of layers sharing a buffer, viewed as [slices, blockSize, d]
   // (a row per position, so a GPU-resident copy can be updated a row at a time: DeviceArenaMirror).
   const declaredArenas = new Set<string>();
@@ -131,12 +164,14 @@ export function buildDecodeGraph(
     names,
     (g, layer, q, k, v) => {
       const dense = variant.isDenseLayer[layer];
-      const kArena = groupArena(IO.kArenaGroup(arenaGroups.k[layer]));
+      const layerView = (name: string) => g.input(name, 'float32', [`${name}_slices`, blockSize, d]);
+      const kArena = options.layerArenaViews ? layerView(IO.kArena(layer)) : groupArena(IO.kArenaGroup(arenaGroups.k[layer]));
       const hostVArena = () =>
         options.hostVAsHalves ? g.input(IO.vArena(layer), 'uint16', [`v_arena_rows_${layer}`, 2 * d]) : g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]);
-      const vArena = dense ? groupArena(IO.vArenaDeviceGroup(arenaGroups.deviceV[layer])) : hostVArena();
+      const deviceVArena = () => (options.layerArenaViews ? layerView(IO.vArena(layer)) : groupArena(IO.vArenaDeviceGroup(arenaGroups.deviceV[layer])));
+      const vArena = dense ? deviceVArena() : hostVArena();
       // q: [B, Hkv, G, d]; k, v (the current token): [B, Hkv, 1, d]
-      const kPast = paged.gather(kArena, kSlices[layer]); // [B, Hkv, T, d]
+      const kPast = paged.gather(kArena, kSlices(layer)); // [B, Hkv, T, d]
       const alpha = { float: 1 / Math.sqrt(d) };
       const scores = appendCurrentByCopy
         ? g.contribOp('FusedMatMul', [q, g.op('Concat', [kPast, k], { axis: 2 })], { transB: 1, alpha })
@@ -145,7 +180,7 @@ export function buildDecodeGraph(
 
       let out: string; // [B, Hkv, G, d]
       if (dense) {
-        const vPast = paged.gather(vArena, vSlicesDevice[denseLayers.indexOf(layer)]); // [B, Hkv, T, d]
+        const vPast = paged.gather(vArena, vSlicesDevice(layer)); // [B, Hkv, T, d]
         if (appendCurrentByCopy) {
           out = g.op('MatMul', [p, g.op('Concat', [vPast, v], { axis: 2 })]);
         } else {
@@ -171,7 +206,7 @@ export function buildDecodeGraph(
       return g.op('Reshape', [out, g.constInt([0, config.dim])]);
     },
     options.writeKvInPlace
-      ? { lastRowLogitsOnly: false, writeNewKv: (newK, newV) => writeKvInPlace(g, variant, arenaGroups, newK, newV, { blockSize, d, numKv }) }
+      ? { lastRowLogitsOnly: false, writeNewKv: (newK, newV) => writeKvInPlace(g, variant, arenaGroups, groupArena, newK, newV, { blockSize, d, numKv }) }
       : { lastRowLogitsOnly: false, packOutputs: true },
   );
   return g.toBytes();
@@ -185,6 +220,8 @@ function writeKvInPlace(
   g: GraphBuilder,
   variant: GraphVariant,
   groups: DecodeArenaGroups,
+  /** Declares a group arena input (once) and returns its name. */
+  groupArena: (name: string) => string,
   newK: readonly string[],
   newV: readonly string[],
   shape: { blockSize: number; d: number; numKv: number },
@@ -198,9 +235,9 @@ function writeKvInPlace(
     for (const group of new Set(layers.map((layer) => groupOf[layer]))) {
       const first = layers.findIndex((layer) => groupOf[layer] === group);
       const count = layers.filter((layer) => groupOf[layer] === group).length;
-      const indices = g.op('Slice', [writes, g.constInt([first]), g.constInt([first + count]), g.constInt([2])]);
+      const indices = count === layers.length ? writes : g.op('Slice', [writes, g.constInt([first]), g.constInt([first + count]), g.constInt([2])]);
       const values = count === 1 ? rows[layers[first]] : g.op('Concat', layers.slice(first, first + count).map((layer) => rows[layer]), { axis: 2 });
-      const arena = arenaName(group);
+      const arena = groupArena(arenaName(group));
       g.output(g.op('ScatterND', [arena, indices, values]), IO.written(arena), 'float32', groupShape(arena));
     }
   };

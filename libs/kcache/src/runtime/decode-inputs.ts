@@ -24,6 +24,8 @@ export class DecodeInputs {
   constructor(
     private readonly config: ModelConfig,
     private readonly arenas: KvArenas,
+    /** How the backend's decode graph reads the past (BackendGraphOptions.layerArenaViews, currentRowInArena). */
+    private readonly graphOptions: { readonly layerArenaViews?: boolean; readonly currentRowInArena?: boolean } = {},
   ) {}
 
   /**
@@ -44,43 +46,53 @@ export class DecodeInputs {
   build(buffers: FeedBuffers, items: readonly DecodeItem[], variant: GraphVariant, topN: number): GraphInputs {
     const batch = items.length;
     const blockSize = this.arenas.blockSize;
+    // With currentRowInArena the past the graph reads includes the current position (written before it is read).
+    const inArena = this.graphOptions.currentRowInArena ? 1 : 0;
     let numBlocks = 0;
-    for (const item of items) numBlocks = Math.max(numBlocks, Math.ceil(item.position / blockSize));
+    for (const item of items) numBlocks = Math.max(numBlocks, Math.ceil((item.position + inArena) / blockSize));
     const past = numBlocks * blockSize;
+    const columns = inArena ? past : past + 1;
     const numKv = this.config.numKvHeads;
     const layout = this.layout(variant);
     const numLayers = layout.kFirstSlice.length;
     const numDense = layout.denseFirstSlice.length;
     const tokens = buffers.int64(IO.tokens, [batch]);
     const positions = buffers.int64(IO.positions, [batch]);
-    const mask = buffers.float32(IO.mask, [batch, 1, 1, past + 1]);
-    const slices = buffers.int32(IO.kvSlices, [numLayers + numDense, batch, numKv, numBlocks]);
+    const mask = buffers.float32(IO.mask, [batch, 1, 1, columns]);
+    const views = this.graphOptions.layerArenaViews ?? false;
+    const slices = views ? buffers.int32(IO.kSlices, [batch, numKv, numBlocks]) : buffers.int32(IO.kvSlices, [numLayers + numDense, batch, numKv, numBlocks]);
+    const vSlicesDevice = views && numDense > 0 ? buffers.int32(IO.vSlicesDevice, [batch, numKv, numBlocks]) : null;
     const vRowsHost = hasTopNLayer(variant) ? buffers.int64(IO.vRowsHost, [batch, past]) : null;
     for (let b = 0; b < batch; b++) {
       const item = items[b];
       tokens.table.set(b, item.tokenId);
       positions.table.set(b, item.position);
-      mask.values.fill(-Infinity, b * (past + 1) + item.position, b * (past + 1) + past);
-      const numItemBlocks = Math.ceil(item.position / blockSize);
+      mask.values.fill(-Infinity, b * columns + item.position + inArena, b * columns + past);
+      const numItemBlocks = Math.ceil((item.position + inArena) / blockSize);
+      if (views) {
+        fillSliceTable(slices.table, b * numKv * numBlocks, item.blocks.kBlockIds, numItemBlocks, numKv, numBlocks, 0);
+        if (vSlicesDevice) fillSliceTable(vSlicesDevice.table, b * numKv * numBlocks, item.blocks.deviceVBlockIds, numItemBlocks, numKv, numBlocks, 0);
+      }
       // Table t of sequence b starts at (t · batch + b) · Hkv · numBlocks.
-      for (let l = 0; l < numLayers; l++) {
+      for (let l = 0; l < (views ? 0 : numLayers); l++) {
         fillSliceTable(slices.table, (l * batch + b) * numKv * numBlocks, item.blocks.kBlockIds, numItemBlocks, numKv, numBlocks, layout.kFirstSlice[l]);
       }
-      for (let i = 0; i < numDense; i++) {
+      for (let i = 0; i < (views ? 0 : numDense); i++) {
         const at = ((numLayers + i) * batch + b) * numKv * numBlocks;
         fillSliceTable(slices.table, at, item.blocks.deviceVBlockIds, numItemBlocks, numKv, numBlocks, layout.denseFirstSlice[i]);
       }
-      if (vRowsHost) fillRowTable(vRowsHost.table, b * past, this.arenas, item.blocks.hostVBlockIds, item.position);
+      if (vRowsHost) fillRowTable(vRowsHost.table, b * past, this.arenas, item.blocks.hostVBlockIds, item.position + inArena);
     }
     const inputs: GraphInputs = {
       [IO.tokens]: tokens.tensor,
       [IO.positions]: positions.tensor,
       [IO.mask]: mask.tensor,
-      [IO.kvSlices]: slices.tensor,
+      [views ? IO.kSlices : IO.kvSlices]: slices.tensor,
     };
+    if (vSlicesDevice) inputs[IO.vSlicesDevice] = vSlicesDevice.tensor;
     if (vRowsHost) {
       inputs[IO.vRowsHost] = vRowsHost.tensor;
-      inputs[IO.topN] = scalarInt64Tensor(Math.min(topN, past + 1));
+      inputs[IO.topN] = scalarInt64Tensor(Math.min(topN, columns));
       const offsets = buffers.int64(IO.rowTableOffsets, [batch]);
       for (let b = 0; b < batch; b++) offsets.table.set(b, b * past);
       inputs[IO.rowTableOffsets] = offsets.tensor;

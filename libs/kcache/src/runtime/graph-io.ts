@@ -5,7 +5,8 @@ export const IO = {
   /**
    * Past positions are gathered a block at a time, so the past spans T = numBlocks · blockSize
    * columns (positions past the sequence's end are masked). Decode: [B, 1, 1, T + 1], the last
-   * column being the current token; prefill: [C, T + C].
+   * column being the current token (with currentRowInArena [B, 1, 1, T], T covering the current
+   * position t_b, columns past it masked); prefill: [C, T + C].
    */
   mask: 'mask',
   /** Prefill: block ids of the past, [numBlocks]. */
@@ -20,6 +21,12 @@ export const IO = {
    * them, so the graph has no index arithmetic.
    */
   kvSlices: 'kv_slices',
+  /**
+   * Decode with layerArenaViews: the slices of K (device V) as in kvSlices but in a layer's own arena
+   * (no layer offset), one table shared by every layer: [B, Hkv, numBlocks] int32.
+   */
+  kSlices: 'k_slices',
+  vSlicesDevice: 'v_slices_device',
   /** Decode: the K (device V) arenas of a group of layers, one buffer ([slices, blockSize · d]). */
   kArenaGroup: (group: number) => `k_arena_group_${group}`,
   vArenaDeviceGroup: (group: number) => `v_arena_device_group_${group}`,

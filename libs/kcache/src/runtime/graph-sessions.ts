@@ -59,6 +59,9 @@ export class GraphSessions {
         arenaGroups: this.decodeArenaGroups(),
         hostVAsHalves: this.backend.graphOptions.hostVAsHalves,
         writeKvInPlace: this.backend.graphOptions.writeKvInPlace ?? false,
+        layerArenaViews: this.backend.graphOptions.layerArenaViews ?? false,
+        currentRowInArena: this.backend.graphOptions.currentRowInArena ?? false,
+        fusedAttention: this.backend.graphOptions.fusedAttention ?? false,
       });
     }
     return buildPrefillGraph(this.weights, variant, this.blockSize, { allLogits: kind === 'score' });

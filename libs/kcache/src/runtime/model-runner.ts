@@ -47,7 +47,7 @@ export class ModelRunner {
     this.graphWeights = new GraphWeights(weights);
     this.backend = options.backend ?? createExecutionBackend(weights.config, options);
     this.graphs = new GraphSessions(this.graphWeights, this.backend, options.blockSize, options.profileFilePrefix !== undefined);
-    this.decodeInputs = new DecodeInputs(weights.config, this.backend.arenas);
+    this.decodeInputs = new DecodeInputs(weights.config, this.backend.arenas, this.backend.graphOptions);
     this.decodeKind = options.appendCurrentByCopy ? 'decodeByCopy' : 'decode';
     this.gatherStats = new GatherStats(weights.config.numHeads, options.blockSize);
   }

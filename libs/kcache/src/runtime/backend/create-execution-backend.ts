@@ -32,6 +32,10 @@ export interface ExecutionBackendOptions {
    * (tests, CI). Default: true for cuda, false otherwise (webgpu has none).
    */
   readonly nativeBackend?: boolean;
+  /** The native backend's decode writes the current row before it reads the past (NativeBackendOptions.currentRowInArena). Default: on cuda only. */
+  readonly currentRowInArena?: boolean;
+  /** The native backend's exact layers as one MultiHeadAttention node where Hkv = H (NativeBackendOptions.fusedAttention). Default false. */
+  readonly fusedAttention?: boolean;
 }
 
 /**
@@ -55,6 +59,8 @@ export function createExecutionBackend(config: ModelConfig, options: ExecutionBa
       ...(options.hostVArenas ? { hostVArenas: options.hostVArenas } : {}),
       ...(options.isHostVBlockReadOnly ? { isHostVBlockReadOnly: options.isHostVBlockReadOnly } : {}),
       ...(options.profileFilePrefix ? { profileFilePrefix: options.profileFilePrefix } : {}),
+      ...(options.currentRowInArena === undefined ? {} : { currentRowInArena: options.currentRowInArena }),
+      ...(options.fusedAttention === undefined ? {} : { fusedAttention: options.fusedAttention }),
     });
   }
   const arenas = options.arenas ?? new KvArenas(config, options.blockSize, options.arenaCapacity, options.hostVArenas);

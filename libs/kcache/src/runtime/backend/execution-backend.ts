@@ -29,6 +29,24 @@ export interface BackendGraphOptions {
    * outputs only IO.logits; the backend supplies the row indices (from runDecode's rows). Default false.
    */
   readonly writeKvInPlace?: boolean;
+  /**
+   * Decode reads each layer's K and device V through its own arena view (IO.kArena(layer), IO.vArena(layer))
+   * indexed by one slice table for K and one for device V (IO.kSlices, IO.vSlicesDevice), instead of a
+   * table per layer split off IO.kvSlices (see buildDecodeGraph's layerArenaViews). Default false.
+   */
+  readonly layerArenaViews?: boolean;
+  /**
+   * Decode writes each layer's new K and V rows into the layer's arena before it gathers the past, so the
+   * current position is one more column of the past (mask [B, 1, 1, T], T covering position t_b): no
+   * separate score and value terms for it (see buildDecodeGraph's currentRowInArena). Same math, other
+   * rounding (the softmax and P·V sum the current column in another place). Needs layerArenaViews. Default false.
+   */
+  readonly currentRowInArena?: boolean;
+  /**
+   * With currentRowInArena: exact layers run as one com.microsoft MultiHeadAttention node where every query head
+   * has its own KV head (see inArenaAttention). Default false.
+   */
+  readonly fusedAttention?: boolean;
 }
 
 /**

@@ -6,10 +6,10 @@ import { ExecutionProviderError } from '../execution-provider';
 import { IO } from '../graph-io';
 import { GraphVariant, hasTopNLayer } from '../graph-variant';
 import { KvArenas, placeInGroups } from '../kv-arenas';
-import { Int64Builder } from '../row-tables';
+import { FeedBuffers } from '../row-tables';
 import { BackendGraphOptions, CompiledGraph, DecodeLogits, ExecutionBackend, GraphInputs, GraphKind, PrefillChunk } from './execution-backend';
 import { KvWriteBack, KvWriteTarget, separateNewKv } from './kv-write-back';
-import { NativeKvMemory, NativeProvider } from './native-kv-memory';
+import { ArenaPlace, NativeKvMemory, NativeProvider } from './native-kv-memory';
 
 export interface NativeBackendOptions {
   readonly provider: NativeProvider;
@@ -30,6 +30,17 @@ export interface NativeBackendOptions {
   readonly profileFilePrefix?: string;
   /** cpu, for tests: keep K and device V apart from the host view as on a GPU (see NativeKvMemory.create). */
   readonly deviceCopyOnHost?: boolean;
+  /**
+   * Decode writes each layer's new rows before it reads the past (BackendGraphOptions.currentRowInArena):
+   * fewer nodes a step, same math, other rounding than the onnxruntime-node runner. Default: on cuda only
+   * (on cpu the native backend stays bit-identical with that runner).
+   */
+  readonly currentRowInArena?: boolean;
+  /**
+   * Exact layers as one MultiHeadAttention node where Hkv = H (BackendGraphOptions.fusedAttention; needs
+   * currentRowInArena). Default false: not yet measured on a GPU.
+   */
+  readonly fusedAttention?: boolean;
 }
 
 /** A graph this backend compiled: an addon session. */
@@ -62,16 +73,20 @@ class NativeGraph implements CompiledGraph {
  * at a time.
  */
 export class NativeBackend implements ExecutionBackend {
-  readonly graphOptions: BackendGraphOptions = { hostVAsHalves: false, writeKvInPlace: true };
+  readonly graphOptions: BackendGraphOptions;
   readonly hasResidentDeviceTier = true;
   readonly arenas: KvArenas;
   private readonly memory: NativeKvMemory;
   private readonly writeBack: KvWriteBack;
   /** Per variant: the arena tensors of decode (K/device-V groups, host-V rows) and of prefill/score (per layer). */
   private readonly arenaTensors = new Map<string, Record<string, NativeTensor>>();
+  /** Per variant: decode's per-layer views of K and device V (read; with currentRowInArena also written, else the groups are). */
+  private readonly layerViews = new Map<string, Record<string, NativeTensor>>();
   /** The runner's kept input tensors (FeedBuffers) as addon tensors over the same memory: read (or, on cuda, copied at bind) every run. */
   private readonly hostTensors = new WeakMap<ort.Tensor, NativeTensor>();
   private readonly layouts = new Map<string, { kFirstSlice: number[]; denseFirstSlice: number[] }>();
+  /** The write tables of decode, kept from step to step (and their addon tensors, through hostTensors): filled just before the run, which is synchronous. */
+  private readonly writeBuffers = new FeedBuffers();
   private logits: { memory: NativeMemory; view: Float32Array; pinned: NativeMemory | null } | null = null;
 
   private constructor(
@@ -89,6 +104,9 @@ export class NativeBackend implements ExecutionBackend {
     } catch (error) {
       throw asProviderError(options.provider, error);
     }
+    const currentRowInArena = options.currentRowInArena ?? options.provider === 'cuda';
+    if (options.fusedAttention && !currentRowInArena) throw new RangeError('fusedAttention needs currentRowInArena');
+    this.graphOptions = { hostVAsHalves: false, writeKvInPlace: true, layerArenaViews: true, currentRowInArena, fusedAttention: options.fusedAttention ?? false };
     this.arenas = this.memory.arenas;
     this.writeBack = new KvWriteBack(this.arenas, options.isHostVBlockReadOnly);
   }
@@ -132,10 +150,14 @@ export class NativeBackend implements ExecutionBackend {
     const bound = this.bindHost(inputs);
     Object.assign(bound, this.writeTables(variant, rows));
     const outputs: Record<string, NativeTensor> = {};
-    for (const [name, tensor] of Object.entries(this.decodeArenaTensors(variant))) {
+    const inArena = this.graphOptions.currentRowInArena === true;
+    // Written arenas: K/device-V groups and host V, or (current row in the arena) every layer's views and host V.
+    const written = inArena ? { ...this.decodeLayerViews(variant), ...this.hostVTensors(variant) } : this.decodeArenaTensors(variant);
+    for (const [name, tensor] of Object.entries(written)) {
       bound[name] = tensor;
       outputs[IO.written(name)] = tensor;
     }
+    if (!inArena) Object.assign(bound, this.decodeLayerViews(variant));
     const vocab = this.config.vocabSize;
     const batch = rows.length;
     const logits = this.logitsBuffer(batch * vocab);
@@ -183,6 +205,7 @@ export class NativeBackend implements ExecutionBackend {
 
   async release(): Promise<void> {
     this.arenaTensors.clear();
+    this.layerViews.clear();
     this.logits = null;
     this.memory.release();
   }
@@ -219,32 +242,38 @@ export class NativeBackend implements ExecutionBackend {
 
   /**
    * Where a decode run writes its rows (buildDecodeGraph's writeKvInPlace): per sequence and KV head,
-   * K of every layer and V of the exact layers as (slice of the group, row in the block), host V as a row.
+   * K of every layer and V of the exact layers as (slice of the group, row in the block), or with the current
+   * row in the arena one (slice, row) for every layer's own arena; host V as a row. In kept buffers, as addon tensors.
    */
   private writeTables(variant: GraphVariant, rows: readonly KvWriteTarget[]): Record<string, NativeTensor> {
     const a = this.arenas;
     const numKv = this.config.numKvHeads;
     const numLayers = this.config.numLayers;
+    const inArena = this.graphOptions.currentRowInArena === true;
     const layout = this.layout(variant);
     const numDense = layout.denseFirstSlice.length;
+    // In the arena: one write per sequence and KV head, the same slice of every layer's own arena (no layer offsets).
+    const kLayers = inArena ? 1 : numLayers;
+    const denseTables = inArena ? Math.min(numDense, 1) : numDense;
     const batch = rows.length;
-    const kWrites = new Int64Builder(batch * numKv * numLayers * 2);
-    const vWritesDevice = new Int64Builder(batch * numKv * numDense * 2);
-    const vWritesHost = hasTopNLayer(variant) ? new Int64Builder(batch * numKv) : null;
+    const w = this.writeBuffers;
+    const kWrites = w.int64(IO.kWrites, [batch, numKv, kLayers, 2]);
+    const vWritesDevice = denseTables > 0 ? w.int64(IO.vWritesDevice, [batch, numKv, denseTables, 2]) : null;
+    const vWritesHost = hasTopNLayer(variant) ? w.int64(IO.vWritesHost, [batch, numKv, 1, 1]) : null;
     for (let b = 0; b < batch; b++) {
       const { blocks, position } = rows[b];
       const block = Math.floor(position / a.blockSize);
       const inBlock = position % a.blockSize;
       for (let h = 0; h < numKv; h++) {
-        for (let l = 0; l < numLayers; l++) {
-          const at = ((b * numKv + h) * numLayers + l) * 2;
-          kWrites.set(at, layout.kFirstSlice[l] + blocks.kBlockIds[block] * numKv + h);
-          kWrites.set(at + 1, inBlock);
+        for (let l = 0; l < kLayers; l++) {
+          const at = ((b * numKv + h) * kLayers + l) * 2;
+          kWrites.table.set(at, (inArena ? 0 : layout.kFirstSlice[l]) + blocks.kBlockIds[block] * numKv + h);
+          kWrites.table.set(at + 1, inBlock);
         }
-        for (let i = 0; i < numDense; i++) {
-          const at = ((b * numKv + h) * numDense + i) * 2;
-          vWritesDevice.set(at, layout.denseFirstSlice[i] + blocks.deviceVBlockIds[block] * numKv + h);
-          vWritesDevice.set(at + 1, inBlock);
+        for (let i = 0; i < denseTables; i++) {
+          const at = ((b * numKv + h) * denseTables + i) * 2;
+          vWritesDevice!.table.set(at, (inArena ? 0 : layout.denseFirstSlice[i]) + blocks.deviceVBlockIds[block] * numKv + h);
+          vWritesDevice!.table.set(at + 1, inBlock);
         }
       }
       if (vWritesHost) {
@@ -252,14 +281,13 @@ export class NativeBackend implements ExecutionBackend {
         // Decode positions lie past the prompt, never in a sealed shared prefix block: the graph cannot skip a row.
         if (this.options.isHostVBlockReadOnly?.(hostId)) throw new Error(`decode would write position ${position} into the read-only host-V block ${hostId}`);
         const row = a.rowOf(blocks.hostVBlockIds, position);
-        for (let h = 0; h < numKv; h++) vWritesHost.set(b * numKv + h, row + h * a.blockSize);
+        for (let h = 0; h < numKv; h++) vWritesHost.table.set(b * numKv + h, row + h * a.blockSize);
       }
     }
-    const n = this.native;
-    const tables: Record<string, NativeTensor> = { [IO.kWrites]: n.hostTensor(kWrites.values, 'int64', [batch, numKv, numLayers, 2]) };
-    if (numDense > 0) tables[IO.vWritesDevice] = n.hostTensor(vWritesDevice.values, 'int64', [batch, numKv, numDense, 2]);
-    if (vWritesHost) tables[IO.vWritesHost] = n.hostTensor(vWritesHost.values, 'int64', [batch, numKv, 1, 1]);
-    return tables;
+    const tables: GraphInputs = { [IO.kWrites]: kWrites.tensor };
+    if (vWritesDevice) tables[IO.vWritesDevice] = vWritesDevice.tensor;
+    if (vWritesHost) tables[IO.vWritesHost] = vWritesHost.tensor;
+    return this.bindHost(tables);
   }
 
   /** Copies positions [from, to) of K (and exact-layer V) from the host view to the device. */
@@ -291,6 +319,30 @@ export class NativeBackend implements ExecutionBackend {
       this.arenaTensors.set(key, tensors);
     }
     return tensors;
+  }
+
+  /** The TopN layers' host-V arenas, [rows, d] (decode reads and writes them in place). */
+  private hostVTensors(variant: GraphVariant): Record<string, NativeTensor> {
+    const tensors = this.decodeArenaTensors(variant);
+    return Object.fromEntries(variant.isDenseLayer.flatMap((dense, layer) => (dense ? [] : [[IO.vArena(layer), tensors[IO.vArena(layer)]]])));
+  }
+
+  /** Decode's per-layer views (graphOptions.layerArenaViews): K of every layer and device V of the exact layers, [slices, blockSize, d]. */
+  private decodeLayerViews(variant: GraphVariant): Record<string, NativeTensor> {
+    let views = this.layerViews.get(variant.key);
+    if (!views) {
+      const a = this.arenas;
+      const m = this.memory;
+      const view = (place: ArenaPlace) => m.tensor(this.native, place, [Math.floor(place.floats / (a.blockSize * a.headDim)), a.blockSize, a.headDim]);
+      const made: Record<string, NativeTensor> = {};
+      variant.isDenseLayer.forEach((dense, layer) => {
+        made[IO.kArena(layer)] = view(m.layerArena('k', layer));
+        if (dense) made[IO.vArena(layer)] = view(m.layerArena('deviceV', layer));
+      });
+      views = made;
+      this.layerViews.set(variant.key, views);
+    }
+    return views;
   }
 
   /** Prefill's (and score's) arena inputs, one per layer, [ids · Hkv, blockSize · d]: read in place. */

@@ -1,0 +1,83 @@
+import { GraphBuilder } from './graph-builder';
+import { IO } from './graph-io';
+import { GraphVariant } from './graph-variant';
+import { LayerAttention } from './llama-graph';
+import { PagedGather } from './paged-gather';
+
+/**
+ * Decode attention with the current row written into the arena first (buildDecodeGraph's
+ * currentRowInArena): per layer a ScatterND writes the step's k (and v) rows into the layer's arena
+ * (its output, IO.written(arena), is bound to the arena's own memory, so only the rows are written) and
+ * the past is gathered from that output, so it holds position t_b as one more column (the mask leaves
+ * columns 0..t_b open). No separate score and value terms for the current token.
+ *
+ * Exact layers: out = softmax(q·K[0..T)ᵀ / √d + mask) · V[0..T).
+ * TopN layers: [w, idx] = TopK(P, N), out = Σ_i w_i · V_host[row(idx_i)] (the row table covers t_b).
+ * Same math as the current-token-apart graph; the softmax and P·V sum the current column at t_b rather
+ * than last, so the rounding differs.
+ */
+export function inArenaAttention(
+  g: GraphBuilder,
+  variant: GraphVariant,
+  shape: { blockSize: number; d: number; numKv: number; numHeads: number; dim: number },
+  /**
+   * Exact layers as one com.microsoft MultiHeadAttention node (q [B, 1, dim], the gathered K and V as
+   * [B, H, T, d], the mask as its attention bias) instead of FusedMatMul, Add, Softmax and MatMul.
+   * Only where every query head has its own KV head (Hkv = H); otherwise ignored.
+   */
+  fusedAttention = false,
+): LayerAttention {
+  const { blockSize, d, numKv } = shape;
+  const fused = fusedAttention && shape.numHeads === numKv;
+  const dense = variant.isDenseLayer;
+  const anyDense = dense.some(Boolean);
+  const anyTopN = dense.some((x) => !x);
+  const mask = g.input(IO.mask, 'float32', ['batch', 1, 1, 'past']); // [B, 1, 1, T]
+  const kSlices = g.input(IO.kSlices, 'int32', ['batch', numKv, 'past_blocks']);
+  const vSlicesDevice = anyDense ? g.input(IO.vSlicesDevice, 'int32', ['batch', numKv, 'past_blocks']) : '';
+  // Where this step's rows go: (slice of the layer's arena viewed as [slices, blockSize, d], row in the block), the same for every layer.
+  const kWrites = g.input(IO.kWrites, 'int64', ['batch', numKv, 1, 2]);
+  const vWritesDevice = anyDense ? g.input(IO.vWritesDevice, 'int64', ['batch', numKv, 1, 2]) : '';
+  const vWritesHost = anyTopN ? g.input(IO.vWritesHost, 'int64', ['batch', numKv, 1, 1]) : '';
+  const topN = anyTopN ? g.input(IO.topN, 'int64', [1]) : '';
+  // TopN layers: the flattened host row table [B · T] and each sequence's offset in it, b · T.
+  const vRowsHostFlat = anyTopN ? g.op('Reshape', [g.input(IO.vRowsHost, 'int64', ['batch', 'past']), g.constInt([-1])]) : '';
+  const tableOffsets = anyTopN ? g.op('Reshape', [g.input(IO.rowTableOffsets, 'int64', ['batch']), g.constInt([-1, 1, 1, 1])]) : '';
+  const headRowOffsets = g.constInt(Array.from({ length: numKv }, (_, h) => h * blockSize), [1, numKv, 1, 1]);
+  const paged = new PagedGather(g, numKv, d);
+  const alpha = { float: 1 / Math.sqrt(d) };
+
+  const blocksArena = (name: string, writes: string, rows: string) => {
+    g.input(name, 'float32', [`${name}_slices`, blockSize, d]);
+    const written = g.op('ScatterND', [name, writes, rows], {}, IO.written(name));
+    g.output(written, written, 'float32', [`${name}_slices`, blockSize, d]);
+    return written;
+  };
+
+  return (g, layer, q, k, v) => {
+    // q: [B, Hkv, G, d]; k, v (the current token): [B, Hkv, 1, d]
+    const kPast = paged.gather(blocksArena(IO.kArena(layer), kWrites, k), kSlices); // [B, Hkv, T, d]
+    if (fused && dense[layer]) {
+      const vPast = paged.gather(blocksArena(IO.vArena(layer), vWritesDevice, v), vSlicesDevice);
+      const query = g.op('Reshape', [q, g.constInt([0, 1, shape.dim])]); // [B, 1, H · d]: the heads' rows are consecutive
+      const attended = g.contribOp('MultiHeadAttention', [query, kPast, vPast, '', '', mask], { num_heads: numKv, scale: alpha });
+      return g.op('Reshape', [attended, g.constInt([0, shape.dim])]);
+    }
+    const p = g.op('Softmax', [g.op('Add', [g.contribOp('FusedMatMul', [q, kPast], { transB: 1, alpha }), mask])], { axis: -1 }); // [B, Hkv, G, T]
+    let out: string; // [B, Hkv, G, d]
+    if (dense[layer]) {
+      out = g.op('MatMul', [p, paged.gather(blocksArena(IO.vArena(layer), vWritesDevice, v), vSlicesDevice)]);
+    } else {
+      const arena = IO.vArena(layer);
+      g.input(arena, 'float32', [`v_arena_rows_${layer}`, d]);
+      const written = g.op('ScatterND', [arena, vWritesHost, v], {}, IO.written(arena));
+      g.output(written, written, 'float32', [`v_arena_rows_${layer}`, d]);
+      const [kept, index] = g.opMulti('TopK', [p, topN], 2, { axis: -1, largest: 1, sorted: 1 }); // [B, Hkv, G, n]
+      const weights = variant.renormalize ? g.op('Div', [kept, g.op('ReduceSum', [kept, g.constInt([-1])], { keepdims: 1 })]) : kept;
+      const rows = g.op('Add', [g.op('Gather', [vRowsHostFlat, g.op('Add', [index, tableOffsets])], { axis: 0 }), headRowOffsets]);
+      const selected = g.op('Gather', [written, rows], { axis: 0 }); // [B, Hkv, G, n, d]
+      out = g.op('Squeeze', [g.op('MatMul', [g.op('Unsqueeze', [weights, g.constInt([3])]), selected]), g.constInt([3])]);
+    }
+    return g.op('Reshape', [out, g.constInt([0, shape.dim])]);
+  };
+}
