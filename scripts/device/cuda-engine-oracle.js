@@ -22,6 +22,9 @@ const { loadGreedyOracle, stories260kDir } = require(path.resolve(appRoot, 'libs
 const log = (...args) => process.stdout.write(args.join(' ') + '\n');
 const KCACHE_512 = { mode: 'kcache', topN: 512, denseLayers: 0, renormalize: false };
 const modes = [['full', k.FULL_ATTENTION], ['kcache N=512', KCACHE_512]];
+// The decode graph that writes the current row into the arena first (EngineOptions.currentRowInArena), not
+// yet the default: the oracle through the engine with it too.
+const graphs = [['', {}], [' (current row in the arena)', { currentRowInArena: true }]];
 const results = { provider };
 let failures = 0;
 
@@ -50,9 +53,10 @@ async function main() {
   const model = k.loadModel(stories260kDir());
   const native = { executionProvider: provider, nativeBackend: true };
 
-  for (const [name, attention] of modes) {
+  for (const [graphName, graph] of graphs) for (const [modeName, attention] of modes) {
+    const name = modeName + graphName;
     await check(`oracle ${name}: ${records.length} prompts batched through the engine on ${provider} (native backend)`, async () => {
-      const engine = await k.createEngine({ model: stories260kDir(), defaultAttention: attention, numThreads: 4, ...native }, model);
+      const engine = await k.createEngine({ model: stories260kDir(), defaultAttention: attention, numThreads: 4, ...native, ...graph }, model);
       const t0 = performance.now();
       const outs = await Promise.all(records.map((r) => k.generate(engine, {
         requestId: r.id, promptTokenIds: r.prompt_token_ids, maxNewTokens: 512, sampling: k.GREEDY,

@@ -28,7 +28,7 @@
 #                 CUDA worker's code path) runs it on the CPU provider (no CUDA provider needed);
 #                 KCACHE_SERVING_* (see the script) change the load.
 #   profile-ab    the same profile three times on this machine: the decode graph that writes the current row into
-#                 the arena before it reads the past (cuda's default), the one that keeps it apart, and the first
+#                 the arena before it reads the past (currentRowInArena), the one that keeps it apart (the default), and the first
 #                 with its exact layers as MultiHeadAttention nodes (fusedAttention, off by default)
 # Results under $OUT: machine.txt, <stage>.log and the stages' JSON.
 # KCACHE_STAGE_DIR (default /tmp/kcache-cuda) is where the app is unpacked and the parts are kept.

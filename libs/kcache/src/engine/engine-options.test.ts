@@ -21,4 +21,16 @@ describe('engine options: execution provider and native backend', () => {
     refused({ executionProvider: 'webgpu', nativeBackend: true }, /webgpu runs through onnxruntime-node only/);
     refused({ nativeBackend: 'yes' }, /must be true or false, got "yes"/);
   });
+
+  it('currentRowInArena: off unless asked for, a native-backend graph only, a boolean', () => {
+    assert.equal(resolveEngineOptions({ model: 'm', executionProvider: 'cuda' }).currentRowInArena, false);
+    assert.equal(resolveEngineOptions({ model: 'm', executionProvider: 'cuda', currentRowInArena: true }).currentRowInArena, true);
+    const refused = (options: object, message: RegExp) =>
+      assert.throws(
+        () => resolveEngineOptions({ model: 'm', ...options }),
+        (error: unknown) => error instanceof InvalidRequestError && error.field === 'currentRowInArena' && message.test(error.reason),
+      );
+    refused({ currentRowInArena: true }, /native backend/);
+    refused({ executionProvider: 'cuda', currentRowInArena: 1 }, /must be true or false, got 1/);
+  });
 });

@@ -31,6 +31,12 @@ export interface EngineOptions {
    */
   readonly nativeBackend?: boolean;
   /**
+   * Native backend only: decode writes each layer's new K/V rows into the arena before it reads the past, so
+   * the current position is one more column (44 fewer nodes a step on the ~110M model; same math, other
+   * rounding). Default false: not yet measured on a GPU (docs/gpu.md).
+   */
+  readonly currentRowInArena?: boolean;
+  /**
    * Where the host tier lives: { kind: 'process' } (this process's memory) or { kind: 'shared', ... }
    * (one tier for every worker process of the node; see host-tier/host-tier-options.ts). Default process.
    */
@@ -68,6 +74,7 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
     defaultAttention: options.defaultAttention ?? FULL_ATTENTION,
     executionProvider: options.executionProvider ?? 'cpu',
     nativeBackend: options.nativeBackend ?? options.executionProvider === 'cuda',
+    currentRowInArena: options.currentRowInArena ?? false,
     hostTier: options.hostTier ?? DEFAULT_HOST_TIER,
     recompute: options.recompute ?? 'decode',
   };
@@ -84,6 +91,12 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
   }
   if (typeof resolved.nativeBackend !== 'boolean') {
     throw new InvalidRequestError('nativeBackend', `must be true or false, got ${JSON.stringify(resolved.nativeBackend)}`);
+  }
+  if (resolved.currentRowInArena !== undefined && typeof resolved.currentRowInArena !== 'boolean') {
+    throw new InvalidRequestError('currentRowInArena', `must be true or false, got ${JSON.stringify(resolved.currentRowInArena)}`);
+  }
+  if (resolved.currentRowInArena && !resolved.nativeBackend) {
+    throw new InvalidRequestError('currentRowInArena', 'is a graph of the native backend (nativeBackend: true, the default for cuda)');
   }
   if (resolved.nativeBackend && resolved.executionProvider === 'webgpu') {
     throw new InvalidRequestError('nativeBackend', "runs onnxruntime's cpu or cuda provider; webgpu runs through onnxruntime-node only");

@@ -65,12 +65,14 @@ describe('stories260K engine against the reference generations', () => {
     });
   }
 
-  for (const [name, attention] of [
-    ['full', FULL_ATTENTION],
-    ['kcache N=512', KCACHE_512],
+  for (const [name, attention, currentRowInArena] of [
+    ['full', FULL_ATTENTION, false],
+    ['kcache N=512', KCACHE_512, false],
+    ['full, current row written into the arena first', FULL_ATTENTION, true],
+    ['kcache N=512, current row written into the arena first', KCACHE_512, true],
   ] as const) {
     it(`native backend on the CPU provider (the CUDA path), ${name}: every oracle prompt, batched, gives the reference tokens`, async () => {
-      const engine = await createEngine({ model: stories260kDir(), defaultAttention: attention, numThreads: 1, nativeBackend: true }, model);
+      const engine = await createEngine({ model: stories260kDir(), defaultAttention: attention, numThreads: 1, nativeBackend: true, currentRowInArena }, model);
       const results = await runAll(engine, attention, oracle);
       results.forEach((result, i) => {
         assertMatchesOracle(result.tokenIds, oracle[i]);

@@ -43,6 +43,7 @@ export function createEngineParts(weights: ModelWeights, options: ResolvedEngine
     numThreads: options.numThreads || automaticNumThreads(config),
     executionProvider: options.executionProvider,
     nativeBackend: options.nativeBackend,
+    currentRowInArena: options.currentRowInArena,
     ...(sharedHost ? { hostVArenas: sharedHost.tier.v, isHostVBlockReadOnly: (id: number) => sharedHost.isHostVBlockReadOnly(id) } : {}),
   });
   sharedHost?.attachStorage({

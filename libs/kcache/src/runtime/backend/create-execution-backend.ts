@@ -32,7 +32,7 @@ export interface ExecutionBackendOptions {
    * (tests, CI). Default: true for cuda, false otherwise (webgpu has none).
    */
   readonly nativeBackend?: boolean;
-  /** The native backend's decode writes the current row before it reads the past (NativeBackendOptions.currentRowInArena). Default: on cuda only. */
+  /** The native backend's decode writes the current row before it reads the past (NativeBackendOptions.currentRowInArena). Default off. */
   readonly currentRowInArena?: boolean;
   /** The native backend's exact layers as one MultiHeadAttention node where Hkv = H (NativeBackendOptions.fusedAttention). Default false. */
   readonly fusedAttention?: boolean;

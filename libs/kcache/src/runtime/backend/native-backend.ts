@@ -32,8 +32,9 @@ export interface NativeBackendOptions {
   readonly deviceCopyOnHost?: boolean;
   /**
    * Decode writes each layer's new rows before it reads the past (BackendGraphOptions.currentRowInArena):
-   * fewer nodes a step, same math, other rounding than the onnxruntime-node runner. Default: on cuda only
-   * (on cpu the native backend stays bit-identical with that runner).
+   * fewer nodes a step, same math, other rounding than the onnxruntime-node runner. Default off: it has not
+   * run on a GPU yet (EngineOptions.currentRowInArena turns it on; off, the native backend is bit-identical with
+   * that runner on cpu).
    */
   readonly currentRowInArena?: boolean;
   /**
@@ -104,7 +105,7 @@ export class NativeBackend implements ExecutionBackend {
     } catch (error) {
       throw asProviderError(options.provider, error);
     }
-    const currentRowInArena = options.currentRowInArena ?? options.provider === 'cuda';
+    const currentRowInArena = options.currentRowInArena ?? false;
     if (options.fusedAttention && !currentRowInArena) throw new RangeError('fusedAttention needs currentRowInArena');
     this.graphOptions = { hostVAsHalves: false, writeKvInPlace: true, layerArenaViews: true, currentRowInArena, fusedAttention: options.fusedAttention ?? false };
     this.arenas = this.memory.arenas;
