@@ -33,7 +33,7 @@ export interface EngineOptions {
   /**
    * Native backend only: decode writes each layer's new K/V rows into the arena before it reads the past, so
    * the current position is one more column (44 fewer nodes a step on the ~110M model; same math, other
-   * rounding). Default false: not yet measured on a GPU (docs/gpu.md).
+   * rounding). Default false: its oracle passes on a GPU, its speed there is not measured yet (docs/gpu.md).
    */
   readonly currentRowInArena?: boolean;
   /**

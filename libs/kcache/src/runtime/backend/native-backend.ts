@@ -32,8 +32,8 @@ export interface NativeBackendOptions {
   readonly deviceCopyOnHost?: boolean;
   /**
    * Decode writes each layer's new rows before it reads the past (BackendGraphOptions.currentRowInArena):
-   * fewer nodes a step, same math, other rounding than the onnxruntime-node runner. Default off: it has not
-   * run on a GPU yet (EngineOptions.currentRowInArena turns it on; off, the native backend is bit-identical with
+   * fewer nodes a step, same math, other rounding than the onnxruntime-node runner. Default off until its
+   * speed is measured on a GPU (EngineOptions.currentRowInArena turns it on; off, the native backend is bit-identical with
    * that runner on cpu).
    */
   readonly currentRowInArena?: boolean;
