@@ -21,8 +21,9 @@ debs=(redis-server redis-tools libatomic1 libjemalloc2 liblzf1 libssl3 libsystem
 cache=.cache/redis
 mkdir -p "$cache/debs"
 if ! ls "$cache"/debs/redis-tools_*.deb >/dev/null 2>&1; then
-  o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
-  mkdir -p /tmp/amd64/partial
+  lists=$PWD/$cache/apt-lists   # amd64 package lists of its own, whatever this machine's architecture
+  o="-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=$lists"
+  mkdir -p "$lists/partial"
   (cd "$cache/debs" && apt-get $o download "${debs[@]}" >/dev/null 2>&1) ||
     { apt-get $o update >/dev/null && (cd "$cache/debs" && apt-get $o download "${debs[@]}" >/dev/null); }
 fi
