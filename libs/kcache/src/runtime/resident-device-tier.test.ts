@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { AttentionConfig, FULL_ATTENTION, topNOf } from '../attention/attention-config';
+import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
 import { KvCacheManager } from '../memory/kv-cache-manager';
 import { emptySequenceBlocks, SequenceBlocks } from '../memory/sequence-blocks';
 import { loadModel, LoadedModel } from '../formats/model-source';
 import { createRandomModelWeights, syntheticModelConfig } from '../model/synthetic-models';
-import { argmax } from '../sampling/sampler';
 import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
+import { generateOnBoth as generateOnBothRunners, groupedArenas } from '../testing/runner-pair';
 import { float32FromHalves } from './float32-from-halves';
 import { GraphBuilder } from './graph-builder';
 import { graphVariantOf } from './graph-variant';
-import { KvArenas } from './kv-arenas';
 import { ModelRunner } from './model-runner';
 
 /**
@@ -35,47 +34,17 @@ function runners(layersPerGroup?: number): Pair {
   const kv = new KvCacheManager({ model: config, deviceCapacityBytes: 8 << 20, hostCapacityBytes: 8 << 20 });
   const capacity = kv.arenaCapacity();
   const options = { blockSize: 16, arenaCapacity: capacity, numThreads: 1 };
-  const floatsPerLayerBlock = 16 * config.numKvHeads * (config.dim / config.numHeads);
-  const grouped = () => (layersPerGroup ? { arenas: new KvArenas(config, 16, capacity, undefined, layersPerGroup * Math.max(capacity.kIds, capacity.deviceVIds) * floatsPerLayerBlock) } : {});
+  const grouped = () => groupedArenas(config, capacity, layersPerGroup);
   return { kv, plain: new ModelRunner(model.weights, { ...options, ...grouped() }), resident: new ModelRunner(model.weights, { ...options, ...grouped(), residentDeviceTier: true }) };
 }
 
 /**
- * Three oracle prompts, each prefilled in two chunks (the second has a cached past), then `steps`
- * batched greedy decode steps on both runners (afterFirstStep runs once the copy has taken every row so far).
+ * Three oracle prompts prefilled and decoded on both runners (testing/runner-pair.ts's generateOnBoth): the
+ * resident path runs the same fp32 operations on the same values, so bit-identical logits. afterFirstStep runs
+ * once the copy has taken every row so far.
  */
 async function generateOnBoth(pair: Pair, attention: AttentionConfig, steps: number, afterFirstStep?: (blocks: SequenceBlocks[]) => void): Promise<void> {
-  const config = model.weights.config;
-  const variant = graphVariantOf(attention, config.numLayers);
-  const seqs = oracle.slice(0, 3).map((record) => {
-    const seq = { blocks: emptySequenceBlocks(), attention };
-    pair.kv.allocate(seq, record.prompt_token_ids.length + steps + 1);
-    return { seq, prompt: record.prompt_token_ids };
-  });
-  const next: number[] = [];
-  for (const { seq, prompt } of seqs) {
-    const split = Math.ceil(prompt.length / 2);
-    const logits: Float32Array[] = [];
-    for (const runner of [pair.plain, pair.resident]) {
-      await runner.prefill({ tokenIds: prompt.slice(0, split), startPosition: 0, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, topNOf(attention));
-      logits.push(await runner.prefill({ tokenIds: prompt.slice(split), startPosition: split, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, topNOf(attention)));
-    }
-    assertSameLogits(logits[1], logits[0], 'prefill logits');
-    next.push(argmax(logits[0]));
-  }
-  for (let step = 0; step < steps; step++) {
-    const items = seqs.map(({ seq, prompt }, b) => ({ tokenId: next[b], position: prompt.length + step, blocks: seq.blocks }));
-    const plain = await pair.plain.decode(items, variant, topNOf(attention));
-    const resident = await pair.resident.decode(items, variant, topNOf(attention));
-    assertSameLogits(resident, plain, `${attention.mode} step ${step}`);
-    items.forEach((_, b) => (next[b] = argmax(plain.subarray(b * config.vocabSize, (b + 1) * config.vocabSize))));
-    if (step === 0) afterFirstStep?.(seqs.map((s) => s.seq.blocks));
-  }
-}
-
-/** The resident path runs the same fp32 operations on the same values: bit-identical logits. */
-function assertSameLogits(actual: Float32Array, expected: Float32Array, message: string): void {
-  assert.deepEqual(Array.from(actual), Array.from(expected), message);
+  await generateOnBothRunners({ plain: pair.plain, other: pair.resident, kv: pair.kv }, oracle.slice(0, 3), attention, steps, { afterFirstStep });
 }
 
 describe('resident device tier (the GPU path, checked on the CPU provider)', () => {

@@ -4,8 +4,8 @@ import { AttentionConfig, FULL_ATTENTION, topNOf } from '../../attention/attenti
 import { KvCacheManager } from '../../memory/kv-cache-manager';
 import { emptySequenceBlocks, SequenceBlocks } from '../../memory/sequence-blocks';
 import { loadModel, LoadedModel } from '../../formats/model-source';
-import { argmax } from '../../sampling/sampler';
 import { loadGreedyOracle, stories260kDir } from '../../testing/reference-data';
+import { generateOnBoth as generateOnBothRunners, groupedArenas } from '../../testing/runner-pair';
 import { graphVariantOf } from '../graph-variant';
 import { KvArenas } from '../kv-arenas';
 import { ModelRunner } from '../model-runner';
@@ -34,53 +34,15 @@ function runners(layersPerGroup?: number, deviceCopyOnHost = false, currentRowIn
   const kv = new KvCacheManager({ model: config, deviceCapacityBytes: 8 << 20, hostCapacityBytes: 8 << 20 });
   const capacity = kv.arenaCapacity();
   const options = { blockSize: 16, arenaCapacity: capacity, numThreads: 1 };
-  const floatsPerLayerBlock = 16 * config.numKvHeads * (config.dim / config.numHeads);
-  const grouped = () => (layersPerGroup ? { arenas: new KvArenas(config, 16, capacity, undefined, layersPerGroup * Math.max(capacity.kIds, capacity.deviceVIds) * floatsPerLayerBlock) } : {});
+  const grouped = () => groupedArenas(config, capacity, layersPerGroup);
   const own = deviceCopyOnHost || currentRowInArena !== undefined;
   const backend = own ? { backend: NativeBackend.create(config, { ...options, ...grouped(), provider: 'cpu', deviceCopyOnHost, ...(currentRowInArena !== undefined ? { currentRowInArena } : {}) }) } : {};
   return { kv, plain: new ModelRunner(model.weights, { ...options, ...grouped() }), native: new ModelRunner(model.weights, { ...options, ...grouped(), nativeBackend: true, ...backend }) };
 }
 
-/**
- * Three oracle prompts, each prefilled in two chunks (the second reads a cached past), then `steps` batched
- * greedy decode steps on both (the plain runner's tokens). Decode logits bit-identical, or within `tolerance`.
- */
-async function generateOnBoth(pair: Pair, attention: AttentionConfig, steps: number, afterFirstStep?: (blocks: SequenceBlocks[]) => void, tolerance = 0): Promise<SequenceBlocks[]> {
-  const config = model.weights.config;
-  const variant = graphVariantOf(attention, config.numLayers);
-  const seqs = oracle.slice(0, 3).map((record) => {
-    const seq = { blocks: emptySequenceBlocks(), attention };
-    pair.kv.allocate(seq, record.prompt_token_ids.length + steps + 1);
-    return { seq, prompt: record.prompt_token_ids };
-  });
-  const next: number[] = [];
-  for (const { seq, prompt } of seqs) {
-    const split = Math.ceil(prompt.length / 2);
-    const logits: Float32Array[] = [];
-    for (const runner of [pair.plain, pair.native]) {
-      await runner.prefill({ tokenIds: prompt.slice(0, split), startPosition: 0, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, topNOf(attention));
-      logits.push(await runner.prefill({ tokenIds: prompt.slice(split), startPosition: split, numPromptTokens: prompt.length, blocks: seq.blocks }, variant, topNOf(attention)));
-    }
-    assert.deepEqual(Array.from(logits[1]), Array.from(logits[0]), 'prefill logits');
-    next.push(argmax(logits[0]));
-  }
-  for (let step = 0; step < steps; step++) {
-    const items = seqs.map(({ seq, prompt }, b) => ({ tokenId: next[b], position: prompt.length + step, blocks: seq.blocks }));
-    const plain = await pair.plain.decode(items, variant, topNOf(attention));
-    const native = await pair.native.decode(items, variant, topNOf(attention));
-    if (tolerance === 0) assert.deepEqual(Array.from(native), Array.from(plain), `${attention.mode} step ${step}`);
-    else assertClose(native, plain, tolerance, `${attention.mode} step ${step}`);
-    items.forEach((_, b) => (next[b] = argmax(plain.subarray(b * config.vocabSize, (b + 1) * config.vocabSize))));
-    if (step === 0) afterFirstStep?.(seqs.map((s) => s.seq.blocks));
-  }
-  return seqs.map((s) => s.seq.blocks);
-}
-
-function assertClose(actual: Float32Array, expected: Float32Array, tolerance: number, what: string): void {
-  assert.equal(actual.length, expected.length, what);
-  let worst = 0;
-  for (let i = 0; i < actual.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
-  assert.ok(worst <= tolerance, `${what}: logits differ by ${worst}`);
+/** Three oracle prompts prefilled and decoded on both runners (testing/runner-pair.ts's generateOnBoth). */
+function generateOnBoth(pair: Pair, attention: AttentionConfig, steps: number, afterFirstStep?: (blocks: SequenceBlocks[]) => void, tolerance = 0): Promise<SequenceBlocks[]> {
+  return generateOnBothRunners({ plain: pair.plain, other: pair.native, kv: pair.kv }, oracle.slice(0, 3), attention, steps, { afterFirstStep, tolerance });
 }
 
 function same(a: readonly Float32Array[], b: readonly Float32Array[], what: string): void {
