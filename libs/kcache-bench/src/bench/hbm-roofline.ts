@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process';
 import { AttentionConfig, numDenseLayers, topNOf } from '@kcache-serve/kcache/dist/attention/attention-config';
 import { headDimOf, kvDimOf, ModelConfig } from '@kcache-serve/kcache/dist/model/model-config';
+import { describeGpu } from './machine-info';
 
 /** What one decode step must read: the weights, the device tier's K/V (GPU memory) and the TopN V rows (host tier). */
 export interface DecodeStepBytes {
@@ -42,12 +42,8 @@ export function gpuMemoryBytesPerSecond(override?: string): number | null {
     if (!(tbps > 0)) throw new RangeError(`--hbm-tb-per-s must be a positive number of TB/s, got '${override}'`);
     return tbps * 1e12;
   }
-  let name = '';
-  try {
-    name = execFileSync('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
-  } catch {
-    return null;
-  }
+  const name = describeGpu();
+  if (name === null) return null;
   if (/H200/.test(name)) return 4.8e12;
   if (/H100.*PCIe/i.test(name)) return 2.0e12;
   if (/H100/.test(name)) return 3.35e12;

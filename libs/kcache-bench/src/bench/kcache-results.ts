@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { repoRoot } from '@kcache-serve/kcache/testing';
-import { describeGpu } from './machine-info';
+import { describeGpu, onnxruntimeVersion } from './machine-info';
 
 export interface KcacheMachine {
   /** "model name" of /proc/cpuinfo (os.cpus() where there is none). */
@@ -50,14 +50,6 @@ function cpuModelName(): string {
     // not Linux
   }
   return cpus()[0]?.model ?? 'unknown';
-}
-
-function onnxruntimeVersion(): string {
-  try {
-    return JSON.parse(readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')).version;
-  } catch {
-    return 'unknown';
-  }
 }
 
 function git(args: string[]): string | null {

@@ -22,21 +22,24 @@ export function describeMachine(): MachineInfo {
   } catch {
     commit = null;
   }
-  let onnxruntime = 'unknown';
-  try {
-    onnxruntime = JSON.parse(readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')).version;
-  } catch {
-    onnxruntime = 'unknown';
-  }
   return {
     cpuModel: cpus()[0]?.model ?? 'unknown',
     numCores: cpus().length,
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     node: process.version,
-    onnxruntime,
+    onnxruntime: onnxruntimeVersion(),
     commit,
     gpu: describeGpu(),
   };
+}
+
+/** The version of onnxruntime-node this process loads. */
+export function onnxruntimeVersion(): string {
+  try {
+    return JSON.parse(readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')).version;
+  } catch {
+    return 'unknown';
+  }
 }
 
 /** The first GPU's name and driver as nvidia-smi reports them, or null where there is none. */
