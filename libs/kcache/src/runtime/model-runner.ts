@@ -107,7 +107,8 @@ export class ModelRunner {
     const buffers = this.decodeInputs.acquire();
     let output: DecodeLogits;
     try {
-      output = await this.backend.runDecode(graph, this.decodeInputs.build(buffers, items, variant, topN), variant, items);
+      const run = this.backend.runDecode(graph, this.decodeInputs.build(buffers, items, variant, topN), variant, items);
+      output = run instanceof Promise ? await run : run;
     } finally {
       this.decodeInputs.release(buffers);
     }

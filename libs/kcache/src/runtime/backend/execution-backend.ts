@@ -88,8 +88,11 @@ export interface ExecutionBackend {
 
   compile(graph: Uint8Array, kind: GraphKind): Promise<CompiledGraph>;
 
-  /** One decode run of a batch; run row b's new K/V go to rows[b]. */
-  runDecode(graph: CompiledGraph, inputs: GraphInputs, variant: GraphVariant, rows: readonly KvWriteTarget[]): Promise<DecodeLogits>;
+  /**
+   * One decode run of a batch; run row b's new K/V go to rows[b]. Synchronous where the graph runs
+   * synchronously (the CPU path), so the step pays no promise for it.
+   */
+  runDecode(graph: CompiledGraph, inputs: GraphInputs, variant: GraphVariant, rows: readonly KvWriteTarget[]): DecodeLogits | Promise<DecodeLogits>;
 
   /**
    * One prefill chunk: inputs hold block tables over the whole arenas (numPastBlocks entries), which a

@@ -38,9 +38,13 @@ export class HostArenasBackend implements ExecutionBackend {
     return this.settings.provider;
   }
 
-  async runDecode(graph: CompiledGraph, inputs: GraphInputs, variant: GraphVariant, rows: readonly KvWriteTarget[]): Promise<DecodeLogits> {
+  runDecode(graph: CompiledGraph, inputs: GraphInputs, variant: GraphVariant, rows: readonly KvWriteTarget[]): DecodeLogits | Promise<DecodeLogits> {
     Object.assign(inputs, this.arenaInputsOf(variant, 'decode'));
-    const results = await asGraphSession(graph).run(inputs);
+    const results = asGraphSession(graph).run(inputs);
+    return results instanceof Promise ? results.then((r) => this.writeDecodeRows(r, variant, rows)) : this.writeDecodeRows(results, variant, rows);
+  }
+
+  private writeDecodeRows(results: ort.InferenceSession.OnnxValueMapType, variant: GraphVariant, rows: readonly KvWriteTarget[]): DecodeLogits {
     const packed = results[IO.logitsAndKv].data as Float32Array; // [batch, packedRowWidth]
     const newKv = packedNewKv(packed, this.config, this.arenas.headDim);
     for (let b = 0; b < rows.length; b++) this.writeBack.write(newKv, variant, rows[b].blocks, rows[b].position, b);
