@@ -133,7 +133,7 @@ export class OpenAiHttpResponder {
         if (event.$case === 'token') {
           if (isStream) {
             backpressure.wrote(writeSse(res, chunk(index, format.tokenChoice(event.value, requests[index].logprobs, numCharsSent[index]))));
-            numCharsSent[index] += numChars(event.value.text);
+            if (requests[index].logprobs) numCharsSent[index] += numChars(event.value.text); // only text_offset reads it
           } else {
             tokens[index].push(event.value);
           }
@@ -192,7 +192,7 @@ export class OpenAiHttpResponder {
    */
   private count(res: Response, code: Status, numRequests: number): void {
     const status = code === Status.CANCELLED ? 499 : res.headersSent ? res.statusCode : httpStatusOf(code);
-    for (let i = 0; i < numRequests; i++) this.metrics.countRequest('http', String(status), 'error');
+    this.metrics.countRequest('http', String(status), 'error', numRequests);
   }
 }
 

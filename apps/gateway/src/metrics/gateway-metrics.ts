@@ -119,8 +119,8 @@ export class GatewayMetrics {
   }
 
   /** A generation ended: `status` is the HTTP code (as text) or the gRPC status name. */
-  countRequest(transport: 'grpc' | 'http', status: string, finishReason: FinishReasonLabel): void {
-    this.requests.inc({ transport, status, finish_reason: finishReason, model: this.modelName });
+  countRequest(transport: 'grpc' | 'http', status: string, finishReason: FinishReasonLabel, count = 1): void {
+    this.requests.inc({ transport, status, finish_reason: finishReason, model: this.modelName }, count);
   }
 
   /** A request reached its final event: its prompt tokens and its whole latency. */
