@@ -3,7 +3,7 @@ import { GraphInputs } from './backend/execution-backend';
 import { IO } from './graph-io';
 import { GraphVariant, hasTopNLayer } from './graph-variant';
 import { ArenaGroup, KvArenas, placeInGroups } from './kv-arenas';
-import { FeedBuffers, fillRowTable, fillSliceTable, scalarInt64Tensor } from './row-tables';
+import { FeedBuffers, fillRowTable, fillSliceTable } from './row-tables';
 import { DecodeItem } from './run-items';
 
 /** Where decode's slice tables point: the first arena slice of each layer (K) and each exact layer (device V) in its group's buffer. */
@@ -92,7 +92,9 @@ export class DecodeInputs {
     if (vSlicesDevice) inputs[IO.vSlicesDevice] = vSlicesDevice.tensor;
     if (vRowsHost) {
       inputs[IO.vRowsHost] = vRowsHost.tensor;
-      inputs[IO.topN] = scalarInt64Tensor(Math.min(topN, columns));
+      const keep = buffers.int64(IO.topN, [1]); // a kept slot: the native backend binds it once, not every step
+      keep.table.set(0, Math.min(topN, columns));
+      inputs[IO.topN] = keep.tensor;
       const offsets = buffers.int64(IO.rowTableOffsets, [batch]);
       for (let b = 0; b < batch; b++) offsets.table.set(b, b * past);
       inputs[IO.rowTableOffsets] = offsets.tensor;
