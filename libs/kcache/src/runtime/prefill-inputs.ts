@@ -4,6 +4,7 @@ import { IO } from './graph-io';
 import { GraphVariant, hasDenseLayer, hasTopNLayer } from './graph-variant';
 import { fillBlockTable, Int64Builder, int64Tensor, scalarInt64Tensor } from './row-tables';
 import { PrefillItem } from './run-items';
+import { emptySequenceBlocks } from '../memory/sequence-blocks';
 
 /**
  * A prefill chunk's small input tables: tokens, positions, mask (padding of the last past block,
@@ -49,32 +50,9 @@ export function prefillInputs(item: PrefillItem, variant: GraphVariant, topN: nu
 
 /**
  * A score run's inputs (the prefill graph with all logits, nothing cached): query rows at positions
- * >= numExactPositions use the variant's TopN selection in its TopN layers.
+ * >= numExactPositions use the variant's TopN selection in its TopN layers. The same tables as a first
+ * prefill chunk whose prompt is the exact positions.
  */
 export function scoreInputs(tokenIds: readonly number[], variant: GraphVariant, topN: number, numExactPositions: number): GraphInputs {
-  const numRows = tokenIds.length;
-  const tokens = new Int64Builder(numRows);
-  const positions = new Int64Builder(numRows);
-  const mask = new Float32Array(numRows * numRows);
-  const isApproximate = new Uint8Array(numRows);
-  for (let i = 0; i < numRows; i++) {
-    tokens.set(i, tokenIds[i]);
-    positions.set(i, i);
-    mask.fill(-Infinity, i * numRows + i + 1, (i + 1) * numRows);
-    isApproximate[i] = i >= numExactPositions ? 1 : 0;
-  }
-  const empty = new Int64Builder(0);
-  const inputs: GraphInputs = {
-    [IO.tokens]: int64Tensor(tokens, [numRows]),
-    [IO.positions]: int64Tensor(positions, [numRows]),
-    [IO.mask]: new ort.Tensor('float32', mask, [numRows, numRows]),
-    [IO.kBlocks]: int64Tensor(empty, [0]),
-  };
-  if (hasDenseLayer(variant)) inputs[IO.vBlocksDevice] = int64Tensor(empty, [0]);
-  if (hasTopNLayer(variant)) {
-    inputs[IO.vBlocksHost] = int64Tensor(empty, [0]);
-    inputs[IO.topN] = scalarInt64Tensor(Math.min(topN, numRows));
-    inputs[IO.isApproximateQuery] = new ort.Tensor('bool', isApproximate, [numRows]);
-  }
-  return inputs;
+  return prefillInputs({ tokenIds, startPosition: 0, numPromptTokens: numExactPositions, blocks: emptySequenceBlocks() }, variant, topN, 1);
 }
