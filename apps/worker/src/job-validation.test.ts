@@ -3,10 +3,9 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { GENERATION_JOB_NAME, GENERATION_QUEUE_NAME, GenerationJobRequest, generationJobId, newRelayCapability, RedisKeys, relay } from '@kcache-serve/proto';
-import { freePort, startTestRedis, TestRedis, waitFor } from '@kcache-serve/proto/dist/testing';
+import { freePort, RecordingRelay, startRecordingRelay, startTestRedis, TestRedis, waitFor } from '@kcache-serve/proto/dist/testing';
 import { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 
@@ -19,7 +18,7 @@ const keys = new RedisKeys(`kcache-test-${randomBytes(4).toString('hex')}`);
 let redisServer: TestRedis;
 let redis: Redis;
 let queue: Queue;
-let relayServer: Server;
+let relayServer: RecordingRelay;
 let relayAddress: string;
 let worker: ChildProcess;
 let workerOutput = '';
@@ -29,17 +28,8 @@ before(async () => {
   redisServer = await startTestRedis();
   redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
   queue = new Queue(GENERATION_QUEUE_NAME, { connection: redis, prefix: keys.bullPrefix });
-  relayServer = new Server();
-  relayServer.addService(relay.RelayService, {
-    deliver: (call, callback) => {
-      received.push(...call.request.events);
-      callback(null, { cancelRequestIds: [] });
-    },
-  } satisfies relay.RelayServer);
-  const relayPort = await new Promise<number>((resolve, reject) =>
-    relayServer.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, port) => (e ? reject(e) : resolve(port))),
-  );
-  relayAddress = `127.0.0.1:${relayPort}`;
+  relayServer = await startRecordingRelay((event) => received.push(event));
+  relayAddress = relayServer.address;
   worker = spawn(process.execPath, [join(__dirname, 'main.js')], {
     env: { ...process.env, REDIS_URL: redisServer.url, REDIS_PREFIX: keys.prefix, MODEL: stories260kDir(), WORKER_ID: 'w-validate', METRICS_HOST: '127.0.0.1', METRICS_PORT: String(await freePort()), NUM_THREADS: '1', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -51,7 +41,7 @@ before(async () => {
 
 after(async () => {
   worker.kill('SIGKILL');
-  relayServer.forceShutdown();
+  relayServer.close();
   await queue.close();
   const leftover = await redis.keys(`${keys.prefix}:*`);
   if (leftover.length > 0) await redis.del(...leftover);

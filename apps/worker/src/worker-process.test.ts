@@ -3,7 +3,6 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { createEngine, generate, GenerationResult } from '@kcache-serve/kcache';
 import { stories260kDir } from '@kcache-serve/kcache/testing';
 import {
@@ -19,7 +18,7 @@ import {
   toQueuePriority,
   WorkerHeartbeat,
 } from '@kcache-serve/proto';
-import { freePort, startTestRedis, TestRedis, waitFor as waitForCondition } from '@kcache-serve/proto/dist/testing';
+import { freePort, RecordingRelay, startRecordingRelay, startTestRedis, TestRedis, waitFor as waitForCondition } from '@kcache-serve/proto/dist/testing';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 
@@ -32,7 +31,7 @@ const keys = new RedisKeys(`kcache-test-${randomBytes(4).toString('hex')}`);
 let redisServer: TestRedis;
 let redis: Redis;
 let queue: Queue<GenerationJobData>;
-let relayServer: Server;
+let relayServer: RecordingRelay;
 let relayAddress: string;
 let worker: ChildProcess;
 let workerOutput = '';
@@ -43,17 +42,8 @@ before(async () => {
   redisServer = await startTestRedis();
   redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
   queue = new Queue<GenerationJobData>(GENERATION_QUEUE_NAME, { connection: redis, prefix: keys.bullPrefix });
-  relayServer = new Server();
-  relayServer.addService(relay.RelayService, {
-    deliver: (call, callback) => {
-      for (const event of call.request.events) received.set(event.requestId, [...(received.get(event.requestId) ?? []), event]);
-      callback(null, { cancelRequestIds: [] });
-    },
-  } satisfies relay.RelayServer);
-  const relayPort = await new Promise<number>((resolve, reject) =>
-    relayServer.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, port) => (e ? reject(e) : resolve(port))),
-  );
-  relayAddress = `127.0.0.1:${relayPort}`;
+  relayServer = await startRecordingRelay((event) => received.set(event.requestId, [...(received.get(event.requestId) ?? []), event]));
+  relayAddress = relayServer.address;
   const metricsPort = await freePort();
   metricsUrl = `http://127.0.0.1:${metricsPort}`;
   worker = spawn(process.execPath, [join(__dirname, 'main.js')], {
@@ -80,7 +70,7 @@ after(async () => {
     worker.kill('SIGKILL');
     await new Promise((r) => worker.once('exit', r));
   }
-  relayServer.forceShutdown();
+  relayServer.close();
   await queue.close();
   const leftover = await redis.keys(`${keys.prefix}:*`);
   if (leftover.length > 0) await redis.del(...leftover);

@@ -4,11 +4,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Server, ServerCredentials, status as Status } from '@grpc/grpc-js';
+import { status as Status } from '@grpc/grpc-js';
 import { InvalidRequestError, loadModel, validateGenerationRequest } from '@kcache-serve/kcache/light';
 import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { GENERATION_JOB_NAME, GenerationJobRequest, generationJobId, newRelayCapability, relay } from '@kcache-serve/proto';
-import { collectStream, ServingCluster, waitFor } from '@kcache-serve/proto/dist/testing';
+import { collectStream, RecordingRelay, ServingCluster, startRecordingRelay, waitFor } from '@kcache-serve/proto/dist/testing';
 
 /**
  * The faces a request meets from the edge to the engine:
@@ -27,7 +27,7 @@ writeFileSync(
 const probeEnv = (name: string) => ({ NODE_OPTIONS: `--require ${probeScript}`, LOADED_MODULES_FILE: join(probeDir, `${name}.json`) });
 
 let cluster: ServingCluster;
-let relayServer: Server;
+let relayServer: RecordingRelay;
 let relayAddress: string;
 const received: relay.RelayEvent[] = [];
 
@@ -36,21 +36,12 @@ before(async () => {
   await cluster.startWorker(probeEnv('worker'));
   await cluster.waitUntilReady();
   // A relay standing in for the gateway that would own a job queued straight into Redis.
-  relayServer = new Server();
-  relayServer.addService(relay.RelayService, {
-    deliver: (call, callback) => {
-      received.push(...call.request.events);
-      callback(null, { cancelRequestIds: [] });
-    },
-  } satisfies relay.RelayServer);
-  const port = await new Promise<number>((resolve, reject) =>
-    relayServer.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-  );
-  relayAddress = `127.0.0.1:${port}`;
+  relayServer = await startRecordingRelay((event) => received.push(event));
+  relayAddress = relayServer.address;
 });
 
 after(async () => {
-  relayServer?.forceShutdown();
+  relayServer?.close();
   await cluster?.stop();
   rmSync(probeDir, { recursive: true, force: true });
 });

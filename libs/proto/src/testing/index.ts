@@ -5,3 +5,4 @@ export * from './test-certificates';
 export * from './wait-for';
 export * from './readme-commands';
 export * from './reflection-client';
+export * from './recording-relay';
