@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "onnxruntime_c_api.h"
+#include "paged_attention_op.h"
 
 namespace {
 
@@ -587,7 +588,8 @@ void append_cuda(napi_env env, OrtSessionOptions* options, napi_value opts) {
 
 // new Session(model: Uint8Array, { provider: 'cpu'|'cuda', deviceId?, intraOpNumThreads?, logSeverityLevel?,
 //   graphOptimizationLevel?: 'all'|'basic'|'extended'|'disabled', cudaOptions?: Record<string,string>,
-//   sessionConfig?: Record<string,string>, profileFilePrefix?: string })
+//   sessionConfig?: Record<string,string>, profileFilePrefix?: string, pagedAttention?: boolean (the
+//   com.kcache PagedDecodeAttention operator), pagedAttentionCudaLibrary?: string (its CUDA kernels' .so) })
 napi_value session_new(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     require_init();
@@ -638,6 +640,13 @@ napi_value session_new(napi_env env, napi_callback_info info) {
       }
       std::string provider = "cpu";
       if (napi_value p = get_property(env, opts, "provider")) provider = to_string(env, p, "provider");
+      if (napi_value ops = get_property(env, opts, "pagedAttention")) {
+        bool on = false;
+        NAPI_OK(napi_get_value_bool(env, ops, &on));
+        std::string cuda_library;
+        if (napi_value lib = get_property(env, opts, "pagedAttentionCudaLibrary")) cuda_library = to_string(env, lib, "pagedAttentionCudaLibrary");
+        if (on) check(add_paged_attention_ops(ort, options, cuda_library));
+      }
       if (provider == "cuda") append_cuda(env, options, opts);
       else if (provider != "cpu") throw JsError{"provider must be cpu or cuda, got '" + provider + "'", "ERR_INVALID_ARG_VALUE"};
       check(ort->CreateSessionFromArray(ort_env, static_cast<char*>(data), length, options, &s->session));

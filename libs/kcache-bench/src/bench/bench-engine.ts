@@ -37,6 +37,16 @@ interface Row {
   readonly msPerStep: number;
   /** GPU providers, decode steps: fraction of the HBM roofline (see hbm-roofline.ts); null where the bandwidth is unknown. */
   readonly rooflineFraction?: number | null;
+  /** Decode steps: the decode attention measured, where --kernels names more than onnx's graph. */
+  readonly kernel?: DecodeKernel;
+}
+
+/** A decode step's attention: onnx's operators (the default graph), or the addon's PagedDecodeAttention (pagedAttention). */
+type DecodeKernel = 'onnx' | 'paged';
+
+function parseDecodeKernel(name: string): DecodeKernel {
+  if (name !== 'onnx' && name !== 'paged') throw new RangeError(`--kernels: each must be onnx or paged, got '${name}'`);
+  return name;
 }
 
 /** Tier budgets of the end-to-end rows off the CPU: a GPU provider uploads every arena (a graph input) each run, so keep them small. */
@@ -69,6 +79,8 @@ async function main(): Promise<void> {
   const onlyFlag = process.argv.indexOf('--only');
   const only = onlyFlag >= 0 ? (process.argv[onlyFlag + 1] ?? '') : '';
   const nativeBackend = process.argv.includes('--native-backend') ? true : undefined;
+  // --kernels onnx,paged: decode steps with each decode attention (paged: the addon's PagedDecodeAttention), in this one run.
+  const kernels = (flagValue(process.argv, '--kernels') ?? 'onnx').split(',').map(parseDecodeKernel);
   const contextsFlag = listFlag('--contexts');
   const batchSizesFlag = listFlag('--batch-sizes');
   const bandwidth = executionProvider === 'cpu' ? null : gpuMemoryBytesPerSecond(flagValue(process.argv, '--hbm-tb-per-s'));
@@ -87,14 +99,15 @@ async function main(): Promise<void> {
     const isLarge = weights.config.dim >= 512;
     for (const context of contextsFlag ?? m.contexts) {
       for (const batchSize of batchSizesFlag ?? (quick && isLarge ? [1] : [1, 32])) {
-        for (const attention of [FULL_ATTENTION, KCACHE_64]) {
+        for (const kernel of kernels) for (const attention of [FULL_ATTENTION, KCACHE_64]) {
           const numSteps = quick ? 3 : isLarge ? (batchSize === 1 ? 40 : 5) : batchSize === 1 ? 2000 : 300;
           const threads = numThreads || automaticNumThreads(weights.config);
-          const r = await benchDecode(weights, { attention, context, batchSize, numSteps, numThreads: threads, blockSize: 16, executionProvider, ...(nativeBackend === undefined ? {} : { nativeBackend }) });
+          const paged = kernel === 'paged' ? { pagedAttention: true, nativeBackend: true } : {};
+          const r = await benchDecode(weights, { attention, context, batchSize, numSteps, numThreads: threads, blockSize: 16, executionProvider, ...(nativeBackend === undefined ? {} : { nativeBackend }), ...paged });
           const fraction = bandwidth === null ? null : rooflineFraction(decodeStepBytes(weights.config, attention, context, batchSize), bandwidth, r.msPerStep);
-          rows.push({ model: m.name, kind: 'decode-step', mode: attention.mode, context, batchSize, ...r, ...(executionProvider === 'cpu' ? {} : { rooflineFraction: fraction }) });
+          rows.push({ model: m.name, kind: 'decode-step', mode: attention.mode, context, batchSize, ...r, ...(executionProvider === 'cpu' ? {} : { rooflineFraction: fraction }), ...(kernels.length > 1 || kernel !== 'onnx' ? { kernel } : {}) });
           const roofline = fraction === null ? '' : `, ${(100 * fraction).toFixed(1)}% of the HBM roofline`;
-          process.stderr.write(`  ${m.name} ${attention.mode} ctx ${context} batch ${batchSize}: ${r.tokensPerSecond.toFixed(1)} tok/s${roofline}\n`);
+          process.stderr.write(`  ${m.name} ${attention.mode}${kernel === 'onnx' ? '' : ` (${kernel})`} ctx ${context} batch ${batchSize}: ${r.tokensPerSecond.toFixed(1)} tok/s${roofline}\n`);
         }
       }
     }
@@ -105,7 +118,7 @@ async function main(): Promise<void> {
     rows.map((r) => [
       r.model,
       r.kind,
-      r.mode === 'kcache' ? 'kcache N=64' : 'full',
+      (r.mode === 'kcache' ? 'kcache N=64' : 'full') + (r.kernel && r.kernel !== 'onnx' ? ` (${r.kernel} kernel)` : ''),
       r.context,
       r.batchSize,
       r.tokensPerSecond.toFixed(1),
@@ -117,7 +130,7 @@ async function main(): Promise<void> {
   const machine = describeMachine();
   process.stdout.write(`on ${machine.gpu ? `${machine.gpu} (${executionProvider}), ` : ''}${machine.cpuModel}, ${machine.numCores} cores, commit ${machine.commit ?? 'unknown'}\n`);
   const name = (quick ? 'engine-quick' : 'engine') + (executionProvider === 'cpu' ? (nativeBackend ? '-native-cpu' : '') : `-${executionProvider}`);
-  const settings = { numThreads, quick, kcacheTopN: 64, blockSize: 16, executionProvider, ...(nativeBackend ? { nativeBackend } : {}), ...(bandwidth ? { hbmBytesPerSecond: bandwidth } : {}), ...(only ? { only } : {}) };
+  const settings = { numThreads, quick, kcacheTopN: 64, blockSize: 16, executionProvider, ...(nativeBackend ? { nativeBackend } : {}), ...(kernels.includes('paged') ? { decodeKernels: kernels } : {}), ...(bandwidth ? { hbmBytesPerSecond: bandwidth } : {}), ...(only ? { only } : {}) };
   const path = saveBenchResults(name, settings, rows);
   process.stdout.write(`saved ${path}\n`);
 }

@@ -24,6 +24,8 @@ export interface DecodeBenchCase {
   readonly currentRowInArena?: boolean;
   /** Exact layers as one MultiHeadAttention node where Hkv = H (native backend; default false). */
   readonly fusedAttention?: boolean;
+  /** Decode attention as the addon's PagedDecodeAttention operator (native backend; default false). */
+  readonly pagedAttention?: boolean;
 }
 
 export interface DecodeBenchResult {
@@ -47,7 +49,7 @@ export async function benchDecode(modelWeights: ModelWeights, c: DecodeBenchCase
     deviceCapacityBytes: c.batchSize * (c.context + c.blockSize) * config.numLayers * 2 * (config.dim / config.numHeads) * config.numKvHeads * 4 + 1,
     hostCapacityBytes: c.batchSize * (c.context + c.blockSize) * config.numLayers * (config.dim / config.numHeads) * config.numKvHeads * 4 + 1,
   });
-  const runner = new ModelRunner(weights, { blockSize: c.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: c.numThreads, profileFilePrefix: c.profileFilePrefix, appendCurrentByCopy: c.appendCurrentByCopy, executionProvider: c.executionProvider, ...(c.nativeBackend === undefined ? {} : { nativeBackend: c.nativeBackend }), ...(c.currentRowInArena === undefined ? {} : { currentRowInArena: c.currentRowInArena }), ...(c.fusedAttention === undefined ? {} : { fusedAttention: c.fusedAttention }) });
+  const runner = new ModelRunner(weights, { blockSize: c.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: c.numThreads, profileFilePrefix: c.profileFilePrefix, appendCurrentByCopy: c.appendCurrentByCopy, executionProvider: c.executionProvider, ...(c.nativeBackend === undefined ? {} : { nativeBackend: c.nativeBackend }), ...(c.currentRowInArena === undefined ? {} : { currentRowInArena: c.currentRowInArena }), ...(c.fusedAttention === undefined ? {} : { fusedAttention: c.fusedAttention }), ...(c.pagedAttention === undefined ? {} : { pagedAttention: c.pagedAttention }) });
   const variant = graphVariantOf(c.attention, config.numLayers);
   const sequences: Array<{ blocks: SequenceBlocks; attention: AttentionConfig }> = [];
   for (let b = 0; b < c.batchSize; b++) {

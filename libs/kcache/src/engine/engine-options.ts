@@ -37,6 +37,13 @@ export interface EngineOptions {
    */
   readonly currentRowInArena?: boolean;
   /**
+   * Native backend only: every layer's decode attention as one kernel of the kcache_ort addon (the com.kcache
+   * PagedDecodeAttention operator: native/paged_attention.h), reading K and V in the arenas where they lie and, for
+   * TopN layers, only the N selected host-V rows. Implies currentRowInArena. On cuda it needs the addon's CUDA kernels
+   * (kcache_paged_attention_cuda.so, built by build-native.sh where nvcc is found). Default false.
+   */
+  readonly pagedAttention?: boolean;
+  /**
    * Where the host tier lives: { kind: 'process' } (this process's memory) or { kind: 'shared', ... }
    * (one tier for every worker process of the node; see host-tier/host-tier-options.ts). Default process.
    */
@@ -75,6 +82,7 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
     executionProvider: options.executionProvider ?? 'cpu',
     nativeBackend: options.nativeBackend ?? options.executionProvider === 'cuda',
     currentRowInArena: options.currentRowInArena ?? false,
+    pagedAttention: options.pagedAttention ?? false,
     hostTier: options.hostTier ?? DEFAULT_HOST_TIER,
     recompute: options.recompute ?? 'decode',
   };
@@ -94,6 +102,12 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
   }
   if (resolved.currentRowInArena !== undefined && typeof resolved.currentRowInArena !== 'boolean') {
     throw new InvalidRequestError('currentRowInArena', `must be true or false, got ${JSON.stringify(resolved.currentRowInArena)}`);
+  }
+  if (typeof resolved.pagedAttention !== 'boolean') {
+    throw new InvalidRequestError('pagedAttention', `must be true or false, got ${JSON.stringify(resolved.pagedAttention)}`);
+  }
+  if (resolved.pagedAttention && !resolved.nativeBackend) {
+    throw new InvalidRequestError('pagedAttention', 'is a kernel of the native backend (nativeBackend: true, the default for cuda)');
   }
   if (resolved.currentRowInArena && !resolved.nativeBackend) {
     throw new InvalidRequestError('currentRowInArena', 'is a graph of the native backend (nativeBackend: true, the default for cuda)');

@@ -65,14 +65,16 @@ describe('stories260K engine against the reference generations', () => {
     });
   }
 
-  for (const [name, attention, currentRowInArena] of [
-    ['full', FULL_ATTENTION, false],
-    ['kcache N=512', KCACHE_512, false],
-    ['full, current row written into the arena first', FULL_ATTENTION, true],
-    ['kcache N=512, current row written into the arena first', KCACHE_512, true],
+  for (const [name, attention, graph] of [
+    ['full', FULL_ATTENTION, {}],
+    ['kcache N=512', KCACHE_512, {}],
+    ['full, current row written into the arena first', FULL_ATTENTION, { currentRowInArena: true }],
+    ['kcache N=512, current row written into the arena first', KCACHE_512, { currentRowInArena: true }],
+    ['full, the PagedDecodeAttention kernel', FULL_ATTENTION, { pagedAttention: true }],
+    ['kcache N=512, the PagedDecodeAttention kernel', KCACHE_512, { pagedAttention: true }],
   ] as const) {
     it(`native backend on the CPU provider (the CUDA path), ${name}: every oracle prompt, batched, gives the reference tokens`, async () => {
-      const engine = await createEngine({ model: stories260kDir(), defaultAttention: attention, numThreads: 1, nativeBackend: true, currentRowInArena }, model);
+      const engine = await createEngine({ model: stories260kDir(), defaultAttention: attention, numThreads: 1, nativeBackend: true, ...graph }, model);
       const results = await runAll(engine, attention, oracle);
       results.forEach((result, i) => {
         assertMatchesOracle(result.tokenIds, oracle[i]);

@@ -44,6 +44,7 @@ export function createEngineParts(weights: ModelWeights, options: ResolvedEngine
     executionProvider: options.executionProvider,
     nativeBackend: options.nativeBackend,
     currentRowInArena: options.currentRowInArena,
+    pagedAttention: options.pagedAttention,
     ...(sharedHost ? { hostVArenas: sharedHost.tier.v, isHostVBlockReadOnly: (id: number) => sharedHost.isHostVBlockReadOnly(id) } : {}),
   });
   sharedHost?.attachStorage({

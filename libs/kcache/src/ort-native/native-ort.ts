@@ -47,6 +47,12 @@ export interface NativeSessionOptions {
   sessionConfig?: Readonly<Record<string, string>>;
   /** onnxruntime's per-node profile (JSON), written under this file prefix when the session ends it (endProfiling). */
   profileFilePrefix?: string;
+  /**
+   * Registers the com.kcache PagedDecodeAttention operator (native/paged_attention_op.cc): its CPU kernel, and on
+   * cuda its CUDA kernels from pagedAttentionCudaLibrary (default PAGED_ATTENTION_CUDA_LIBRARY_PATH).
+   */
+  pagedAttention?: boolean;
+  pagedAttentionCudaLibrary?: string;
 }
 
 export interface NativeSession {
@@ -76,6 +82,9 @@ interface Addon {
 
 /** dist/ort-native → libs/kcache/native/build/Release. */
 export const NATIVE_ORT_ADDON_PATH = join(__dirname, '..', '..', 'native', 'build', 'Release', 'kcache_ort.node');
+
+/** The CUDA kernels of the PagedDecodeAttention operator (built by build-native.sh where nvcc is found), beside the addon. */
+export const PAGED_ATTENTION_CUDA_LIBRARY_PATH = join(dirname(NATIVE_ORT_ADDON_PATH), 'kcache_paged_attention_cuda.so');
 
 /** onnxruntime-node's own libonnxruntime.so.1, which its JavaScript binding loads: the process keeps one onnxruntime. */
 export function onnxruntimeLibraryPath(): string {
@@ -152,7 +161,11 @@ export class NativeOrt {
   }
 
   session(model: Uint8Array, options: NativeSessionOptions): NativeSession {
-    return this.call(() => new this.addon.Session(model, options));
+    const withKernels =
+      options.pagedAttention && options.provider === 'cuda' && options.pagedAttentionCudaLibrary === undefined
+        ? { ...options, pagedAttentionCudaLibrary: PAGED_ATTENTION_CUDA_LIBRARY_PATH }
+        : options;
+    return this.call(() => new this.addon.Session(model, withKernels));
   }
 
   private call<T>(make: () => T): T {

@@ -25,7 +25,7 @@ export class DecodeInputs {
     private readonly config: ModelConfig,
     private readonly arenas: KvArenas,
     /** How the backend's decode graph reads the past (BackendGraphOptions.layerArenaViews, currentRowInArena). */
-    private readonly graphOptions: { readonly layerArenaViews?: boolean; readonly currentRowInArena?: boolean } = {},
+    private readonly graphOptions: { readonly layerArenaViews?: boolean; readonly currentRowInArena?: boolean; readonly pagedAttention?: boolean } = {},
   ) {}
 
   /**
@@ -62,7 +62,10 @@ export class DecodeInputs {
     const views = this.graphOptions.layerArenaViews ?? false;
     const slices = views ? buffers.int32(IO.kSlices, [batch, numKv, numBlocks]) : buffers.int32(IO.kvSlices, [numLayers + numDense, batch, numKv, numBlocks]);
     const vSlicesDevice = views && numDense > 0 ? buffers.int32(IO.vSlicesDevice, [batch, numKv, numBlocks]) : null;
-    const vRowsHost = hasTopNLayer(variant) ? buffers.int64(IO.vRowsHost, [batch, past]) : null;
+    // TopN layers find host V by row (vRowsHost), or with the paged attention operator by slice like K (vSlicesHost).
+    const paged = (this.graphOptions.pagedAttention ?? false) && hasTopNLayer(variant);
+    const vRowsHost = hasTopNLayer(variant) && !paged ? buffers.int64(IO.vRowsHost, [batch, past]) : null;
+    const vSlicesHost = paged ? buffers.int32(IO.vSlicesHost, [batch, numKv, numBlocks]) : null;
     for (let b = 0; b < batch; b++) {
       const item = items[b];
       tokens.table.set(b, item.tokenId);
@@ -72,6 +75,7 @@ export class DecodeInputs {
       if (views) {
         fillSliceTable(slices.table, b * numKv * numBlocks, item.blocks.kBlockIds, numItemBlocks, numKv, numBlocks, 0);
         if (vSlicesDevice) fillSliceTable(vSlicesDevice.table, b * numKv * numBlocks, item.blocks.deviceVBlockIds, numItemBlocks, numKv, numBlocks, 0);
+        if (vSlicesHost) fillSliceTable(vSlicesHost.table, b * numKv * numBlocks, item.blocks.hostVBlockIds, numItemBlocks, numKv, numBlocks, 0);
       }
       // Table t of sequence b starts at (t · batch + b) · Hkv · numBlocks.
       for (let l = 0; l < (views ? 0 : numLayers); l++) {
@@ -90,11 +94,14 @@ export class DecodeInputs {
       [views ? IO.kSlices : IO.kvSlices]: slices.tensor,
     };
     if (vSlicesDevice) inputs[IO.vSlicesDevice] = vSlicesDevice.tensor;
-    if (vRowsHost) {
-      inputs[IO.vRowsHost] = vRowsHost.tensor;
+    if (hasTopNLayer(variant)) {
       const keep = buffers.int64(IO.topN, [1]); // a kept slot: the native backend binds it once, not every step
       keep.table.set(0, Math.min(topN, columns));
       inputs[IO.topN] = keep.tensor;
+    }
+    if (vSlicesHost) inputs[IO.vSlicesHost] = vSlicesHost.tensor;
+    if (vRowsHost) {
+      inputs[IO.vRowsHost] = vRowsHost.tensor;
       const offsets = buffers.int64(IO.rowTableOffsets, [batch]);
       for (let b = 0; b < batch; b++) offsets.table.set(b, b * past);
       inputs[IO.rowTableOffsets] = offsets.tensor;

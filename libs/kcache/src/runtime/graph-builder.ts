@@ -28,6 +28,8 @@ export class GraphBuilder {
   private readonly outputs: onnx.IValueInfoProto[] = [];
   private readonly initializers: onnx.ITensorProto[] = [];
   private nextId = 0;
+  /** Operator domains beyond ONNX's and com.microsoft's that the nodes use (e.g. com.kcache), imported at version 1. */
+  private readonly extraDomains = new Set<string>();
 
   constructor(private readonly name: string) {}
 
@@ -98,6 +100,14 @@ export class GraphBuilder {
     return output;
   }
 
+  /** An operator of another domain (version 1), e.g. the addon's com.kcache PagedDecodeAttention. */
+  domainOpMulti(domain: string, opType: string, inputs: readonly string[], numOutputs: number, attributes: Record<string, AttributeValue> = {}): string[] {
+    const outputs = this.opMulti(opType, inputs, numOutputs, attributes);
+    this.nodes[this.nodes.length - 1].domain = domain;
+    this.extraDomains.add(domain);
+    return outputs;
+  }
+
   opMulti(
     opType: string,
     inputs: readonly string[],
@@ -124,6 +134,7 @@ export class GraphBuilder {
       opsetImport: [
         { domain: '', version: 17 },
         { domain: CONTRIB_DOMAIN, version: 1 },
+        ...[...this.extraDomains].map((domain) => ({ domain, version: 1 })),
       ],
       graph: {
         name: this.name,

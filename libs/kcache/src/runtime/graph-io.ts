@@ -27,6 +27,11 @@ export const IO = {
    */
   kSlices: 'k_slices',
   vSlicesDevice: 'v_slices_device',
+  /**
+   * Decode with the paged attention operator (BackendGraphOptions.pagedAttention): the TopN layers' host-V slices,
+   * as kSlices but in a host-V arena viewed as [rows / blockSize, blockSize, d]: [B, Hkv, numBlocks] int32.
+   */
+  vSlicesHost: 'v_slices_host',
   /** Decode: the K (device V) arenas of a group of layers, one buffer ([slices, blockSize · d]). */
   kArenaGroup: (group: number) => `k_arena_group_${group}`,
   vArenaDeviceGroup: (group: number) => `v_arena_device_group_${group}`,

@@ -62,6 +62,7 @@ export class GraphSessions {
         layerArenaViews: this.backend.graphOptions.layerArenaViews ?? false,
         currentRowInArena: this.backend.graphOptions.currentRowInArena ?? false,
         fusedAttention: this.backend.graphOptions.fusedAttention ?? false,
+        pagedAttention: this.backend.graphOptions.pagedAttention ?? false,
       });
     }
     return buildPrefillGraph(this.weights, variant, this.blockSize, { allLogits: kind === 'score' });

@@ -2,7 +2,11 @@ import { GraphBuilder } from './graph-builder';
 import { IO } from './graph-io';
 import { GraphVariant } from './graph-variant';
 import { LayerAttention } from './llama-graph';
+import { pagedDecodeAttention } from './paged-attention-op';
 import { PagedGather } from './paged-gather';
+
+/** How inArenaAttention's layers attend (its `kernel`). */
+export type InArenaKernel = 'onnx' | 'fused' | 'paged';
 
 /**
  * Decode attention with the current row written into the arena first (buildDecodeGraph's
@@ -21,14 +25,20 @@ export function inArenaAttention(
   variant: GraphVariant,
   shape: { blockSize: number; d: number; numKv: number; numHeads: number; dim: number },
   /**
-   * Exact layers as one com.microsoft MultiHeadAttention node (q [B, 1, dim], the gathered K and V as
-   * [B, H, T, d], the mask as its attention bias) instead of FusedMatMul, Add, Softmax and MatMul.
-   * Only where every query head has its own KV head (Hkv = H); otherwise ignored.
+   * How a layer attends once its rows are written:
+   * - 'onnx': gather the past (Gather over the slice tables), then FusedMatMul, Add, Softmax and MatMul (exact) or
+   *   TopK and a Gather of the N host-V rows (TopN);
+   * - 'fused': exact layers as one com.microsoft MultiHeadAttention node (q [B, 1, dim], the gathered K and V as
+   *   [B, H, T, d], the mask as its attention bias), only where every query head has its own KV head (Hkv = H;
+   *   otherwise as 'onnx'); TopN layers as 'onnx';
+   * - 'paged': every layer as one com.kcache PagedDecodeAttention node over the arenas themselves (no gather;
+   *   pagedDecodeAttention). TopN layers read host V through IO.vSlicesHost.
    */
-  fusedAttention = false,
+  kernel: InArenaKernel = 'onnx',
 ): LayerAttention {
   const { blockSize, d, numKv } = shape;
-  const fused = fusedAttention && shape.numHeads === numKv;
+  const fused = kernel === 'fused' && shape.numHeads === numKv;
+  const paged = kernel === 'paged';
   const dense = variant.isDenseLayer;
   const anyDense = dense.some(Boolean);
   const anyTopN = dense.some((x) => !x);
@@ -40,11 +50,12 @@ export function inArenaAttention(
   const vWritesDevice = anyDense ? g.input(IO.vWritesDevice, 'int64', ['batch', numKv, 1, 2]) : '';
   const vWritesHost = anyTopN ? g.input(IO.vWritesHost, 'int64', ['batch', numKv, 1, 1]) : '';
   const topN = anyTopN ? g.input(IO.topN, 'int64', [1]) : '';
-  // TopN layers: the flattened host row table [B · T] and each sequence's offset in it, b · T.
-  const vRowsHostFlat = anyTopN ? g.op('Reshape', [g.input(IO.vRowsHost, 'int64', ['batch', 'past']), g.constInt([-1])]) : '';
-  const tableOffsets = anyTopN ? g.op('Reshape', [g.input(IO.rowTableOffsets, 'int64', ['batch']), g.constInt([-1, 1, 1, 1])]) : '';
-  const headRowOffsets = g.constInt(Array.from({ length: numKv }, (_, h) => h * blockSize), [1, numKv, 1, 1]);
-  const paged = new PagedGather(g, numKv, d);
+  // TopN layers: the flattened host row table [B · T] and each sequence's offset in it, b · T (or, paged, host V's slices).
+  const vRowsHostFlat = anyTopN && !paged ? g.op('Reshape', [g.input(IO.vRowsHost, 'int64', ['batch', 'past']), g.constInt([-1])]) : '';
+  const tableOffsets = anyTopN && !paged ? g.op('Reshape', [g.input(IO.rowTableOffsets, 'int64', ['batch']), g.constInt([-1, 1, 1, 1])]) : '';
+  const vSlicesHost = anyTopN && paged ? g.input(IO.vSlicesHost, 'int32', ['batch', numKv, 'past_blocks']) : '';
+  const headRowOffsets = paged ? '' : g.constInt(Array.from({ length: numKv }, (_, h) => h * blockSize), [1, numKv, 1, 1]);
+  const gather = new PagedGather(g, numKv, d);
   const alpha = { float: 1 / Math.sqrt(d) };
 
   const blocksArena = (name: string, writes: string, rows: string) => {
@@ -54,11 +65,31 @@ export function inArenaAttention(
     return written;
   };
 
+  const hostVWritten = (layer: number, v: string) => {
+    const arena = IO.vArena(layer);
+    g.input(arena, 'float32', [`v_arena_rows_${layer}`, d]);
+    const written = g.op('ScatterND', [arena, vWritesHost, v], {}, IO.written(arena));
+    g.output(written, written, 'float32', [`v_arena_rows_${layer}`, d]);
+    return written;
+  };
+
+  if (paged) {
+    const blocksView = g.constInt([-1, blockSize, d]);
+    return (g, layer, q, k, v) => {
+      const kArena = blocksArena(IO.kArena(layer), kWrites, k);
+      const [vArena, vSlices] = dense[layer]
+        ? [blocksArena(IO.vArena(layer), vWritesDevice, v), vSlicesDevice]
+        : [g.op('Reshape', [hostVWritten(layer, v), blocksView]), vSlicesHost]; // host V's rows of a block are consecutive
+      const out = pagedDecodeAttention(g, { q, kArena, kSlices, vArena, vSlices, mask, topN: dense[layer] ? '' : topN }, alpha.float, variant.renormalize);
+      return g.op('Reshape', [out, g.constInt([0, shape.dim])]);
+    };
+  }
+
   return (g, layer, q, k, v) => {
     // q: [B, Hkv, G, d]; k, v (the current token): [B, Hkv, 1, d]
-    const kPast = paged.gather(blocksArena(IO.kArena(layer), kWrites, k), kSlices); // [B, Hkv, T, d]
+    const kPast = gather.gather(blocksArena(IO.kArena(layer), kWrites, k), kSlices); // [B, Hkv, T, d]
     if (fused && dense[layer]) {
-      const vPast = paged.gather(blocksArena(IO.vArena(layer), vWritesDevice, v), vSlicesDevice);
+      const vPast = gather.gather(blocksArena(IO.vArena(layer), vWritesDevice, v), vSlicesDevice);
       const query = g.op('Reshape', [q, g.constInt([0, 1, shape.dim])]); // [B, 1, H · d]: the heads' rows are consecutive
       const attended = g.contribOp('MultiHeadAttention', [query, kPast, vPast, '', '', mask], { num_heads: numKv, scale: alpha });
       return g.op('Reshape', [attended, g.constInt([0, shape.dim])]);
@@ -66,12 +97,9 @@ export function inArenaAttention(
     const p = g.op('Softmax', [g.op('Add', [g.contribOp('FusedMatMul', [q, kPast], { transB: 1, alpha }), mask])], { axis: -1 }); // [B, Hkv, G, T]
     let out: string; // [B, Hkv, G, d]
     if (dense[layer]) {
-      out = g.op('MatMul', [p, paged.gather(blocksArena(IO.vArena(layer), vWritesDevice, v), vSlicesDevice)]);
+      out = g.op('MatMul', [p, gather.gather(blocksArena(IO.vArena(layer), vWritesDevice, v), vSlicesDevice)]);
     } else {
-      const arena = IO.vArena(layer);
-      g.input(arena, 'float32', [`v_arena_rows_${layer}`, d]);
-      const written = g.op('ScatterND', [arena, vWritesHost, v], {}, IO.written(arena));
-      g.output(written, written, 'float32', [`v_arena_rows_${layer}`, d]);
+      const written = hostVWritten(layer, v);
       const [kept, index] = g.opMulti('TopK', [p, topN], 2, { axis: -1, largest: 1, sorted: 1 }); // [B, Hkv, G, n]
       const weights = variant.renormalize ? g.op('Div', [kept, g.op('ReduceSum', [kept, g.constInt([-1])], { keepdims: 1 })]) : kept;
       const rows = g.op('Add', [g.op('Gather', [vRowsHostFlat, g.op('Add', [index, tableOffsets])], { axis: 0 }), headRowOffsets]);

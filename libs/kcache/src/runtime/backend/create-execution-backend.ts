@@ -36,6 +36,8 @@ export interface ExecutionBackendOptions {
   readonly currentRowInArena?: boolean;
   /** The native backend's exact layers as one MultiHeadAttention node where Hkv = H (NativeBackendOptions.fusedAttention). Default false. */
   readonly fusedAttention?: boolean;
+  /** The native backend's decode attention as the addon's PagedDecodeAttention operator (NativeBackendOptions.pagedAttention). Default false. */
+  readonly pagedAttention?: boolean;
 }
 
 /**
@@ -61,6 +63,7 @@ export function createExecutionBackend(config: ModelConfig, options: ExecutionBa
       ...(options.profileFilePrefix ? { profileFilePrefix: options.profileFilePrefix } : {}),
       ...(options.currentRowInArena === undefined ? {} : { currentRowInArena: options.currentRowInArena }),
       ...(options.fusedAttention === undefined ? {} : { fusedAttention: options.fusedAttention }),
+      ...(options.pagedAttention === undefined ? {} : { pagedAttention: options.pagedAttention }),
     });
   }
   const arenas = options.arenas ?? new KvArenas(config, options.blockSize, options.arenaCapacity, options.hostVArenas);

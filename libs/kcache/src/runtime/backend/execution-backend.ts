@@ -47,6 +47,11 @@ export interface BackendGraphOptions {
    * has its own KV head (see inArenaAttention). Default false.
    */
   readonly fusedAttention?: boolean;
+  /**
+   * With currentRowInArena: every layer's decode attention as one com.kcache PagedDecodeAttention node of the
+   * kcache_ort addon (runtime/paged-attention-op.ts), reading the arenas in place. Native backend only. Default false.
+   */
+  readonly pagedAttention?: boolean;
 }
 
 /**

@@ -42,6 +42,11 @@ export interface NativeBackendOptions {
    * currentRowInArena). Default false: not yet measured on a GPU.
    */
   readonly fusedAttention?: boolean;
+  /**
+   * Every layer's decode attention as one com.kcache PagedDecodeAttention node (BackendGraphOptions.pagedAttention):
+   * no gather of the past, TopN layers read only their N host-V rows. Implies currentRowInArena. Default false.
+   */
+  readonly pagedAttention?: boolean;
 }
 
 /** A graph this backend compiled: an addon session. */
@@ -105,9 +110,11 @@ export class NativeBackend implements ExecutionBackend {
     } catch (error) {
       throw asProviderError(options.provider, error);
     }
-    const currentRowInArena = options.currentRowInArena ?? false;
+    const pagedAttention = options.pagedAttention ?? false;
+    const currentRowInArena = (options.currentRowInArena ?? false) || pagedAttention;
     if (options.fusedAttention && !currentRowInArena) throw new RangeError('fusedAttention needs currentRowInArena');
-    this.graphOptions = { hostVAsHalves: false, writeKvInPlace: true, layerArenaViews: true, currentRowInArena, fusedAttention: options.fusedAttention ?? false };
+    if (options.fusedAttention && pagedAttention) throw new RangeError('fusedAttention and pagedAttention are two kernels for one place: pick one');
+    this.graphOptions = { hostVAsHalves: false, writeKvInPlace: true, layerArenaViews: true, currentRowInArena, fusedAttention: options.fusedAttention ?? false, pagedAttention };
     this.arenas = this.memory.arenas;
     this.writeBack = new KvWriteBack(this.arenas, options.isHostVBlockReadOnly);
   }
@@ -137,6 +144,7 @@ export class NativeBackend implements ExecutionBackend {
           intraOpNumThreads: this.options.numThreads,
           graphOptimizationLevel: 'all',
           logSeverityLevel: 3,
+          ...(this.graphOptions.pagedAttention ? { pagedAttention: true } : {}),
           ...(this.options.cudaOptions ? { cudaOptions: this.options.cudaOptions } : {}),
           ...(prefix ? { profileFilePrefix: `${prefix}_${kind}` } : {}),
         }),

@@ -1,0 +1,237 @@
+// The com.kcache PagedDecodeAttention operator for onnxruntime sessions of the kcache_ort addon: a CPU
+// kernel (paged_attention_cpu.cc) and a CUDA kernel (paged_attention.cu, in kcache_paged_attention_cuda.so,
+// opened when a CUDA session first creates the kernel, so the addon itself needs no CUDA to build or load).
+//
+// Node (decode graph, runtime/paged-attention-op.ts):
+//   out, scratch = PagedDecodeAttention(q [B, Hkv, G, d], k_arena [S, bs, d], k_slices int32 [B, Hkv, nb],
+//                                      v_arena [S', bs, d], v_slices int32 [B, Hkv, nb], mask [B, 1, 1, nb·bs],
+//                                      top_n int64 [1] (optional: absent = exact attention))
+//   attributes: scale (float), renormalize (int, 0/1)
+//   out [B, Hkv, G, d]; scratch uint8 [bytes]: the kernel's working memory (onnxruntime allocates it like any
+//   intermediate tensor; no node reads it).
+#include "paged_attention_op.h"
+
+#include <dlfcn.h>
+
+#include <climits>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "paged_attention.h"
+
+namespace {
+
+constexpr const char* kDomain = "com.kcache";
+constexpr const char* kOpName = "PagedDecodeAttention";
+constexpr size_t kInputs = 7, kTopNInput = 6;
+
+struct CudaKernels {
+  using ScratchBytes = size_t (*)(const KcachePagedAttention*);
+  using Run = int (*)(const KcachePagedAttention*, void*);
+  using ErrorText = const char* (*)(int);
+  ScratchBytes scratch_bytes = nullptr;
+  Run run = nullptr;
+  ErrorText error_text = nullptr;
+};
+
+std::mutex cuda_mutex;
+std::string cuda_library_path;
+CudaKernels cuda_kernels;
+
+// Opens the CUDA kernel library once; returns an error message, or "" when the kernels are there.
+std::string load_cuda_kernels() {
+  std::lock_guard<std::mutex> lock(cuda_mutex);
+  if (cuda_kernels.run != nullptr) return "";
+  if (cuda_library_path.empty()) return "no CUDA kernel library was named (pagedAttentionCudaLibrary)";
+  void* lib = dlopen(cuda_library_path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) {
+    return std::string("the CUDA PagedDecodeAttention kernels could not be opened (") + dlerror() +
+           "): build them with libs/kcache/scripts/build-native.sh on a machine with nvcc";
+  }
+  CudaKernels k;
+  k.scratch_bytes = reinterpret_cast<CudaKernels::ScratchBytes>(dlsym(lib, "kcache_paged_attention_cuda_scratch_bytes"));
+  k.run = reinterpret_cast<CudaKernels::Run>(dlsym(lib, "kcache_paged_attention_cuda"));
+  k.error_text = reinterpret_cast<CudaKernels::ErrorText>(dlsym(lib, "kcache_paged_attention_cuda_error"));
+  if (k.scratch_bytes == nullptr || k.run == nullptr || k.error_text == nullptr) {
+    return cuda_library_path + " lacks the kcache_paged_attention_cuda functions: rebuild it";
+  }
+  cuda_kernels = k;
+  return "";
+}
+
+struct Kernel {
+  const OrtApi* api;
+  bool cuda;
+  float scale;
+  int32_t renormalize;
+};
+
+OrtStatus* fail(const OrtApi* api, const std::string& message) {
+  return api->CreateStatus(ORT_INVALID_ARGUMENT, (std::string(kOpName) + ": " + message).c_str());
+}
+
+#define ORT_TRY(call)                     \
+  do {                                    \
+    if (OrtStatus* s_ = (call)) return s_; \
+  } while (0)
+
+// The dims of input `index`, and its data.
+OrtStatus* input_of(const OrtApi* api, OrtKernelContext* context, size_t index, std::vector<int64_t>& dims, const void** data) {
+  const OrtValue* value = nullptr;
+  ORT_TRY(api->KernelContext_GetInput(context, index, &value));
+  if (value == nullptr) {
+    dims.clear();
+    *data = nullptr;
+    return nullptr;
+  }
+  OrtTensorTypeAndShapeInfo* info = nullptr;
+  ORT_TRY(api->GetTensorTypeAndShape(value, &info));
+  size_t rank = 0;
+  OrtStatus* status = api->GetDimensionsCount(info, &rank);
+  if (status == nullptr) {
+    dims.resize(rank);
+    status = api->GetDimensions(info, dims.data(), rank);
+  }
+  api->ReleaseTensorTypeAndShapeInfo(info);
+  ORT_TRY(status);
+  return api->GetTensorData(value, data);
+}
+
+OrtStatus* compute(void* state, OrtKernelContext* context) {
+  const Kernel& kernel = *static_cast<Kernel*>(state);
+  const OrtApi* api = kernel.api;
+  std::vector<int64_t> dims[kInputs];
+  const void* data[kInputs];
+  for (size_t i = 0; i < kInputs; i++) ORT_TRY(input_of(api, context, i, dims[i], &data[i]));
+  const std::vector<int64_t>&q = dims[0], &k_slices = dims[2], &v_slices = dims[4], &mask = dims[5];
+  if (q.size() != 4) return fail(api, "q must be [batch, kv heads, group, head dim]");
+  if (dims[1].size() != 3 || dims[3].size() != 3) return fail(api, "k_arena and v_arena must be [slices, block size, head dim]");
+  if (k_slices.size() != 3 || k_slices[0] != q[0] || k_slices[1] != q[1]) return fail(api, "k_slices must be [batch, kv heads, blocks]");
+  if (v_slices != k_slices) return fail(api, "v_slices must have k_slices' shape");
+  if (dims[1][1] != dims[3][1] || dims[1][2] != q[3] || dims[3][2] != q[3]) return fail(api, "the arenas' block size and head dim must agree with q");
+  if (mask.size() != 4 || mask[0] != q[0] || mask[3] != k_slices[2] * dims[1][1]) return fail(api, "mask must be [batch, 1, 1, blocks x block size]");
+
+  KcachePagedAttention a{};
+  a.q = static_cast<const float*>(data[0]);
+  a.k_arena = static_cast<const float*>(data[1]);
+  a.k_slices = static_cast<const int32_t*>(data[2]);
+  a.v_arena = static_cast<const float*>(data[3]);
+  a.v_slices = static_cast<const int32_t*>(data[4]);
+  a.mask = static_cast<const float*>(data[5]);
+  a.batch = q[0];
+  a.num_kv_heads = q[1];
+  a.group = q[2];
+  a.head_dim = q[3];
+  a.block_size = dims[1][1];
+  a.num_blocks = k_slices[2];
+  a.top_n = data[kTopNInput] != nullptr ? *static_cast<const int64_t*>(data[kTopNInput]) : 0;
+  a.renormalize = kernel.renormalize;
+  a.scale = kernel.scale;
+  if (const char* invalid = kcache_paged_attention_invalid(&a)) return fail(api, invalid);
+
+  OrtValue* out = nullptr;
+  ORT_TRY(api->KernelContext_GetOutput(context, 0, q.data(), q.size(), &out));
+  ORT_TRY(api->GetTensorMutableData(out, reinterpret_cast<void**>(&a.out)));
+  const int64_t scratch_bytes = static_cast<int64_t>(kernel.cuda ? cuda_kernels.scratch_bytes(&a) : kcache_paged_attention_cpu_scratch_bytes(&a));
+  OrtValue* scratch = nullptr;
+  ORT_TRY(api->KernelContext_GetOutput(context, 1, &scratch_bytes, 1, &scratch));
+  ORT_TRY(api->GetTensorMutableData(scratch, &a.scratch));
+
+  if (!kernel.cuda) {
+    return kcache_paged_attention_cpu(&a) == 0 ? nullptr : fail(api, "the CPU kernel refused its arguments");
+  }
+  void* stream = nullptr;
+  ORT_TRY(api->KernelContext_GetGPUComputeStream(context, &stream));
+  const int rc = cuda_kernels.run(&a, stream);
+  if (rc != 0) return api->CreateStatus(ORT_EP_FAIL, (std::string(kOpName) + ": CUDA kernel launch failed: " + cuda_kernels.error_text(rc)).c_str());
+  return nullptr;
+}
+
+OrtStatus* create_kernel(const OrtCustomOp* op, const OrtApi* api, const OrtKernelInfo* info, void** out, bool cuda) {
+  if (cuda) {
+    const std::string error = load_cuda_kernels();
+    if (!error.empty()) return api->CreateStatus(ORT_FAIL, (std::string(kOpName) + ": " + error).c_str());
+  }
+  auto* kernel = new Kernel{api, cuda, 1.0f, 0};
+  if (OrtStatus* s = api->KernelInfoGetAttribute_float(info, "scale", &kernel->scale)) {
+    api->ReleaseStatus(s);
+    delete kernel;
+    return fail(api, "attribute scale (float) is required");
+  }
+  int64_t renormalize = 0;
+  if (OrtStatus* s = api->KernelInfoGetAttribute_int64(info, "renormalize", &renormalize)) api->ReleaseStatus(s);  // optional, 0
+  kernel->renormalize = renormalize != 0 ? 1 : 0;
+  *out = kernel;
+  return nullptr;
+}
+
+ONNXTensorElementDataType input_type(const OrtCustomOp*, size_t index) {
+  switch (index) {
+    case 2:
+    case 4:
+      return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
+    case kTopNInput:
+      return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
+    default:
+      return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  }
+}
+
+OrtCustomOp make_op(bool cuda) {
+  OrtCustomOp op{};
+  op.version = ORT_API_VERSION;
+  op.GetName = [](const OrtCustomOp*) { return kOpName; };
+  op.GetExecutionProviderType = cuda ? [](const OrtCustomOp*) -> const char* { return "CUDAExecutionProvider"; }
+                                     : [](const OrtCustomOp*) -> const char* { return nullptr; };
+  op.GetInputType = input_type;
+  op.GetInputTypeCount = [](const OrtCustomOp*) { return kInputs; };
+  op.GetOutputType = [](const OrtCustomOp*, size_t index) {
+    return index == 0 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8;
+  };
+  op.GetOutputTypeCount = [](const OrtCustomOp*) -> size_t { return 2; };
+  op.KernelDestroy = [](void* kernel) { delete static_cast<Kernel*>(kernel); };
+  op.GetInputCharacteristic = [](const OrtCustomOp*, size_t index) {
+    return index == kTopNInput ? INPUT_OUTPUT_OPTIONAL : INPUT_OUTPUT_REQUIRED;
+  };
+  op.GetOutputCharacteristic = [](const OrtCustomOp*, size_t) { return INPUT_OUTPUT_REQUIRED; };
+  // top_n is read by the host to size the selection: keep it in CPU memory on a GPU provider.
+  op.GetInputMemoryType = [](const OrtCustomOp*, size_t index) { return index == kTopNInput ? OrtMemTypeCPUInput : OrtMemTypeDefault; };
+  op.GetVariadicInputMinArity = [](const OrtCustomOp*) { return 1; };
+  op.GetVariadicInputHomogeneity = [](const OrtCustomOp*) { return 1; };
+  op.GetVariadicOutputMinArity = [](const OrtCustomOp*) { return 1; };
+  op.GetVariadicOutputHomogeneity = [](const OrtCustomOp*) { return 1; };
+  op.CreateKernelV2 = cuda ? [](const OrtCustomOp* o, const OrtApi* api, const OrtKernelInfo* info, void** out) { return create_kernel(o, api, info, out, true); }
+                           : [](const OrtCustomOp* o, const OrtApi* api, const OrtKernelInfo* info, void** out) { return create_kernel(o, api, info, out, false); };
+  op.KernelComputeV2 = compute;
+  op.GetStartVersion = [](const OrtCustomOp*) { return 1; };
+  op.GetEndVersion = [](const OrtCustomOp*) { return INT_MAX; };
+  return op;
+}
+
+const OrtCustomOp cpu_op = make_op(false);
+const OrtCustomOp cuda_op = make_op(true);
+std::mutex domain_mutex;
+OrtCustomOpDomain* domain = nullptr;  // one for the process: sessions keep pointers into it
+
+}  // namespace
+
+OrtStatus* add_paged_attention_ops(const OrtApi* api, OrtSessionOptions* options, const std::string& cuda_library) {
+  std::lock_guard<std::mutex> lock(domain_mutex);
+  if (!cuda_library.empty()) {
+    std::lock_guard<std::mutex> cuda_lock(cuda_mutex);
+    if (cuda_kernels.run == nullptr) cuda_library_path = cuda_library;
+  }
+  if (domain == nullptr) {
+    OrtCustomOpDomain* created = nullptr;
+    ORT_TRY(api->CreateCustomOpDomain(kDomain, &created));
+    OrtStatus* status = api->CustomOpDomain_Add(created, &cpu_op);
+    if (status == nullptr) status = api->CustomOpDomain_Add(created, &cuda_op);
+    if (status != nullptr) {
+      api->ReleaseCustomOpDomain(created);
+      return status;
+    }
+    domain = created;
+  }
+  return api->AddCustomOpDomain(options, domain);
+}
