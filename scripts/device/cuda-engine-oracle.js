@@ -22,9 +22,11 @@ const { loadGreedyOracle, stories260kDir } = require(path.resolve(appRoot, 'libs
 const log = (...args) => process.stdout.write(args.join(' ') + '\n');
 const KCACHE_512 = { mode: 'kcache', topN: 512, denseLayers: 0, renormalize: false };
 const modes = [['full', k.FULL_ATTENTION], ['kcache N=512', KCACHE_512]];
-// The decode graph that writes the current row into the arena first (EngineOptions.currentRowInArena), not
-// yet the default: the oracle through the engine with it too.
-const graphs = [['', {}], [' (current row in the arena)', { currentRowInArena: true }]];
+// The decode graph that writes the current row into the arena first (EngineOptions.currentRowInArena), and the
+// one whose attention is the addon's PagedDecodeAttention kernel (pagedAttention), not yet the default: the oracle
+// through the engine with them too (KCACHE_ORACLE_GRAPHS=default,in-arena,paged picks).
+const allGraphs = { default: ['', {}], 'in-arena': [' (current row in the arena)', { currentRowInArena: true }], paged: [' (PagedDecodeAttention kernel)', { pagedAttention: true }] };
+const graphs = (process.env.KCACHE_ORACLE_GRAPHS || 'default,in-arena,paged').split(',').map((name) => allGraphs[name]);
 const results = { provider };
 let failures = 0;
 
@@ -91,6 +93,46 @@ async function main() {
       await reference.release();
       results[`teacher-forced ${name}`] = { positions, maxAbsDiff: maxDiff };
       log(`teacher-forced ${name}: ${positions} positions, max |${provider} - cpu| = ${maxDiff.toExponential(3)}`);
+      assert.ok(maxDiff <= 1e-4, `max difference ${maxDiff}`);
+    });
+  }
+
+  for (const [name, attention] of modes) {
+    await check(`teacher-forced decode logits ${name}, PagedDecodeAttention kernel: native ${provider} within 1e-4 of onnxruntime-node's CPU provider`, async () => {
+      const { KvCacheManager } = require(path.resolve(appRoot, 'libs/kcache/dist/memory/kv-cache-manager'));
+      const { emptySequenceBlocks } = require(path.resolve(appRoot, 'libs/kcache/dist/memory/sequence-blocks'));
+      const config = model.weights.config;
+      const variant = k.graphVariantOf(attention, config.numLayers);
+      const topN = attention.mode === 'kcache' ? attention.topN : 0;
+      const kv = new KvCacheManager({ model: config, deviceCapacityBytes: 64 << 20, hostCapacityBytes: 64 << 20 });
+      const options = { blockSize: 16, arenaCapacity: kv.arenaCapacity(), numThreads: 4 };
+      const reference = new k.ModelRunner(model.weights, options);
+      const runner = new k.ModelRunner(model.weights, { ...options, ...native, pagedAttention: true });
+      // The oracle texts decoded in one batch, teacher-forced: each step feeds every text's next reference token.
+      const texts = records.map((r) => [...r.prompt_token_ids, ...r.generated_token_ids].slice(0, config.maxSeqLen));
+      const seqs = records.map((r, i) => {
+        const seq = { blocks: emptySequenceBlocks(), attention };
+        kv.allocate(seq, texts[i].length + 1);
+        return { blocks: seq.blocks, promptLength: r.prompt_token_ids.length, text: texts[i] };
+      });
+      for (const s of seqs) {
+        const prompt = s.text.slice(0, s.promptLength);
+        for (const r of [reference, runner]) await r.prefill({ tokenIds: prompt, startPosition: 0, numPromptTokens: prompt.length, blocks: s.blocks }, variant, topN);
+      }
+      let maxDiff = 0, positions = 0;
+      for (let step = 0; ; step++) {
+        const live = seqs.filter((s) => s.promptLength + step < s.text.length);
+        if (live.length === 0) break;
+        const items = live.map((s) => ({ tokenId: s.text[s.promptLength + step], position: s.promptLength + step, blocks: s.blocks }));
+        const a = await runner.decode(items, variant, topN);
+        const b = await reference.decode(items, variant, topN);
+        for (let i = 0; i < b.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+        positions += items.length;
+      }
+      await runner.release();
+      await reference.release();
+      results[`teacher-forced decode ${name} paged`] = { positions, maxAbsDiff: maxDiff };
+      log(`teacher-forced decode ${name} (PagedDecodeAttention): ${positions} positions, max |${provider} - cpu| = ${maxDiff.toExponential(3)}`);
       assert.ok(maxDiff <= 1e-4, `max difference ${maxDiff}`);
     });
   }

@@ -5,11 +5,12 @@
  * backend does (writeKvInPlace and its layerArenaViews; one arena group) and counts its nodes by
  * operator, as built and after onnxruntime's CPU optimizations (graph level 'all'; the CUDA provider
  * fuses a little differently, e.g. Sigmoid·Mul into QuickGelu on both):
- *   node scripts/device/decode-graph-nodes.js <appRoot> [model] [full|kcache] [--old-tables | --in-arena | --fused]
+ *   node scripts/device/decode-graph-nodes.js <appRoot> [model] [full|kcache] [--old-tables | --in-arena | --fused | --paged]
  * (defaults: synthetic:llama-110m, full). --old-tables builds the per-layer slice tables (IO.kvSlices)
  * for comparison; --in-arena the graph that writes the current row before reading the past (currentRowInArena,
  * the native backend's default on cuda); --fused that graph with its exact layers as MultiHeadAttention nodes
- * (fusedAttention; where Hkv = H). Prints the counts and, for each operator, its count per layer where it divides.
+ * (fusedAttention; where Hkv = H); --paged that graph with every layer's attention as the addon's PagedDecodeAttention
+ * node (pagedAttention; counted as built only: onnxruntime-node does not know the operator). Prints the counts and, for each operator, its count per layer where it divides.
  */
 const fs = require('node:fs');
 const os = require('node:os');
@@ -52,12 +53,14 @@ async function main() {
     appendCurrentByCopy: false,
     writeKvInPlace: true,
     layerArenaViews: !flags.has('--old-tables'),
-    currentRowInArena: flags.has('--in-arena') || flags.has('--fused'),
+    currentRowInArena: flags.has('--in-arena') || flags.has('--fused') || flags.has('--paged'),
     fusedAttention: flags.has('--fused'),
+    pagedAttention: flags.has('--paged'),
   });
   const built = countOps(bytes);
   log(`${modelSpec}, ${variant.key}, ${config.numLayers} layers; inputs: ${built.inputs.filter((n) => !/^(tok_|layers?\.|w)/.test(n)).length}`);
   print('as built', built, config.numLayers);
+  if (flags.has('--paged')) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'decode-graph-nodes-'));
   const optimized = path.join(dir, 'optimized.onnx');
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'], graphOptimizationLevel: 'all', optimizedModelFilePath: optimized, intraOpNumThreads: 1 });

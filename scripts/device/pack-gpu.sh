@@ -54,7 +54,9 @@ tar -c -I 'xz -T0 -6' -f .gpu-bundle/app.tar.xz \
   --transform "s,^$(basename "$shared")/,shared/," \
   -C "$root" package.json libs/kcache/package.json libs/kcache/dist libs/kcache-bench/package.json libs/kcache-bench/dist \
   libs/kcache/native/build/Release/kcache_shm.node \
-  libs/kcache/native/build/Release/kcache_ort.node "${modules[@]/#/node_modules/}" \
+  libs/kcache/native/build/Release/kcache_ort.node \
+  $(cd "$root" && ls libs/kcache/native/build/Release/kcache_paged_attention_cuda.so libs/kcache/native/build/Release/kcache_paged_attention_check 2>/dev/null) \
+  "${modules[@]/#/node_modules/}" \
   -C "$(dirname "$shared")" "$(basename "$shared")/models/stories260K" "$(basename "$shared")/oracle"
 if $serving; then bash scripts/device/pack-serving.sh .gpu-bundle/serving.tar.xz "${modules[@]/#/node_modules/}"; fi
 if $cuda; then

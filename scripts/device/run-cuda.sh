@@ -13,12 +13,18 @@
 #   step          scripts/device/cuda-step-bench.js: the ~110M decode step, CPU vs CUDA (copied / bound feeds), roofline
 #   oracle        scripts/device/cuda-engine-oracle.js: the engine on the native CUDA backend, stories260K oracle
 #                 (12 prompts batched, full and kcache N=512, exact tokens) and teacher-forced logits vs the CPU (1e-4)
+#   paged-check   kcache_paged_attention_check: the PagedDecodeAttention CUDA kernels against their CPU version on
+#                 random cases (exact and TopN, GQA, padding, ties, V in device and in pinned host memory), then
+#                 their time and GB/s at the ~110M shapes
 #   bench-engine  bench:engine --ep cuda, ~110M decode steps at context 512, batch 1 and 32, with the fraction of
-#                 the HBM roofline (KCACHE_BENCH_CONTEXTS, KCACHE_BENCH_BATCHES override)
+#                 the HBM roofline, with each decode attention of KCACHE_BENCH_KERNELS (default onnx,paged: the
+#                 onnx operators' graph and the PagedDecodeAttention kernel, in one run) (KCACHE_BENCH_CONTEXTS,
+#                 KCACHE_BENCH_BATCHES override)
 #   bench-cpu     the same rows on the machine's CPU (onnxruntime-node), for the comparison in one run
 #   bench-kcache  bench:kcache --ep cuda: KCache vs full at a fixed GPU budget, contexts 2048..32768
 #                 (KCACHE_KCACHE_CONTEXTS overrides, e.g. 2048,8192; KCACHE_BUDGET_SEQUENCES: the budget in
-#                 full-attention sequences of 2048 positions, default 16)
+#                 full-attention sequences of 2048 positions, default 16; KCACHE_KCACHE_KERNEL=onnx measures the onnx
+#                 operators' graph instead of the PagedDecodeAttention kernel)
 #   profile       scripts/device/cuda-step-profile.js: onnxruntime's per-node profile of the ~110M decode step on the
 #                 native CUDA backend (context 512, batch 32): kernels per step and time by operator
 #   serving       scripts/device/cuda-serving.sh (needs `pack-gpu.sh --cuda --serving`): Redis, the gateway and one
@@ -95,6 +101,9 @@ for stage in "$@"; do
       export KCACHE_GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
       timeout 480 node scripts/device/cuda-step-bench.js "$app" "$OUT" 2>&1 | tee "$OUT/cuda-step-bench.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+    paged-check)
+      timeout 300 "$app/libs/kcache/native/build/Release/kcache_paged_attention_check" 2>&1 | tee "$OUT/paged-check.log"
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     oracle)
       timeout 300 node scripts/device/cuda-engine-oracle.js "$app" "$OUT" cuda 2>&1 | tee "$OUT/oracle.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
@@ -110,11 +119,13 @@ for stage in "$@"; do
       ep=cuda && [ "$stage" = bench-cpu ] && ep=cpu
       rm -f "$app/bench/results/engine-$ep.json" "$app/bench/results/engine.json"
       timeout 400 node "$app/libs/kcache-bench/dist/bench/bench-engine.js" --ep "$ep" --only llama-110m \
-        --contexts "${KCACHE_BENCH_CONTEXTS:-512}" --batch-sizes "${KCACHE_BENCH_BATCHES:-1,32}" 2>&1 | tee "$OUT/$stage.log"
+        --contexts "${KCACHE_BENCH_CONTEXTS:-512}" --batch-sizes "${KCACHE_BENCH_BATCHES:-1,32}" \
+        $([ "$ep" = cuda ] && echo "--kernels ${KCACHE_BENCH_KERNELS:-onnx,paged}") 2>&1 | tee "$OUT/$stage.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
       cp "$app"/bench/results/engine*.json "$OUT/" 2>/dev/null ;;
     bench-kcache)
-      timeout 480 node "$app/libs/kcache-bench/dist/bench/kcache-throughput.js" --ep cuda --out "$OUT" \
+      paged_flag=--paged-attention && [ "${KCACHE_KCACHE_KERNEL:-paged}" = onnx ] && paged_flag=
+      timeout 480 node "$app/libs/kcache-bench/dist/bench/kcache-throughput.js" --ep cuda --out "$OUT" $paged_flag \
         --contexts "${KCACHE_KCACHE_CONTEXTS:-2048,4096,8192,16384,32768}" --budget-sequences "${KCACHE_BUDGET_SEQUENCES:-16}" 2>&1 | tee "$OUT/bench-kcache.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     serving)

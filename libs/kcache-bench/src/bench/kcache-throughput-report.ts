@@ -14,6 +14,8 @@ export interface ThroughputSettings {
   readonly executionProvider?: string;
   /** The steps ran through onnxruntime's C API (the native backend: arenas bound in place, rows written by the graph). */
   readonly nativeBackend?: boolean;
+  /** Decode attention was the addon's PagedDecodeAttention operator. */
+  readonly pagedAttention?: boolean;
 }
 
 const MIB = 1024 * 1024;
@@ -23,7 +25,7 @@ export function throughputMarkdown(run: ThroughputRun, settings: ThroughputSetti
   const parts: string[] = [];
   const ep = settings.executionProvider ?? 'cpu';
   const how = settings.nativeBackend
-    ? ` -- --ep ${ep}${ep === 'cpu' ? ' --native-backend' : ''} (onnxruntime's ${ep} execution provider through its C API, arenas bound in place)`
+    ? ` -- --ep ${ep}${ep === 'cpu' ? ' --native-backend' : ''}${settings.pagedAttention ? ' --paged-attention' : ''} (onnxruntime's ${ep} execution provider through its C API, arenas bound in place${settings.pagedAttention ? ', decode attention in the PagedDecodeAttention kernel' : ''})`
     : ep !== 'cpu'
       ? ` -- --ep ${ep} (onnxruntime's ${ep} execution provider, resident device tier)`
       : '';

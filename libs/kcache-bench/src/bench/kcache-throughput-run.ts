@@ -46,6 +46,8 @@ export interface ThroughputOptions {
   readonly executionProvider?: ExecutionProviderName;
   /** Run through onnxruntime's C API (the native backend; default: on for cuda). */
   readonly nativeBackend?: boolean;
+  /** Decode attention as the addon's PagedDecodeAttention operator (native backend). */
+  readonly pagedAttention?: boolean;
 }
 
 export interface StepSplit {
@@ -189,7 +191,7 @@ async function benchModel(
       attention,
       variant: graphVariantOf(attention, config.numLayers),
       kv,
-      runner: new ModelRunner(weights, { blockSize: options.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: model.numThreads, executionProvider: options.executionProvider, ...(options.nativeBackend === undefined ? {} : { nativeBackend: options.nativeBackend }) }),
+      runner: new ModelRunner(weights, { blockSize: options.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: model.numThreads, executionProvider: options.executionProvider, ...(options.nativeBackend === undefined ? {} : { nativeBackend: options.nativeBackend }), ...(options.pagedAttention ? { pagedAttention: true } : {}) }),
       sequences: [],
       filled: { kIds: 0, deviceVIds: 0, hostVIds: 0 },
     };

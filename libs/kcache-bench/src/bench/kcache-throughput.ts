@@ -32,6 +32,8 @@ export interface KcacheThroughputOptions {
   readonly executionProvider?: ExecutionProviderName;
   /** Run through onnxruntime's C API (the native backend; default: on for cuda). */
   readonly nativeBackend?: boolean;
+  /** Decode attention as the addon's PagedDecodeAttention operator (native backend; default false). */
+  readonly pagedAttention?: boolean;
   /** Contexts to measure instead of the defaults (e.g. 2048..32768 on a GPU). */
   readonly contexts?: readonly number[];
   /** The device budget: this many full-attention sequences at the model's reference context (GPU default 16 at 2048). */
@@ -82,14 +84,14 @@ export async function benchKcacheThroughput(options: KcacheThroughputOptions): P
   const executionProvider = options.executionProvider ?? 'cpu';
   const nativeBackend = options.nativeBackend ?? executionProvider === 'cuda';
   const onCpu = executionProvider === 'cpu' && !nativeBackend;
-  const settings: ThroughputSettings = { quick: options.quick, topN: options.topN ?? 64, denseLayers: 0, renormalize: false, blockSize: 16, numReps: options.quick ? 2 : onCpu ? 7 : 3, maxNumSeqs: 256, executionProvider, nativeBackend };
+  const settings: ThroughputSettings = { quick: options.quick, topN: options.topN ?? 64, denseLayers: 0, renormalize: false, blockSize: 16, numReps: options.quick ? 2 : onCpu ? 7 : 3, maxNumSeqs: 256, executionProvider, nativeBackend, ...(options.pagedAttention ? { pagedAttention: true } : {}) };
   // The step profile runs a second onnxruntime-node runner over the arenas: not with the native backend.
   const models = modelCases(options.quick, executionProvider, options.contexts).map((m) => ({
     ...m,
     ...(nativeBackend ? { numProfiledSteps: 0 } : {}),
     ...(options.budgetSequences ? { numFullSequencesAtReference: options.budgetSequences } : {}),
   }));
-  const run = await runThroughputBench({ models, numReps: settings.numReps, topN: settings.topN, blockSize: settings.blockSize, maxNumSeqs: settings.maxNumSeqs, log, executionProvider, nativeBackend });
+  const run = await runThroughputBench({ models, numReps: settings.numReps, topN: settings.topN, blockSize: settings.blockSize, maxNumSeqs: settings.maxNumSeqs, log, executionProvider, nativeBackend, pagedAttention: options.pagedAttention ?? false });
   machine.loadAverageEnd = currentLoadAverage();
 
   const writeDocs = onCpu && (options.writeDocs ?? !options.quick);
@@ -142,6 +144,7 @@ async function main(): Promise<void> {
     topN: topN === undefined ? undefined : Number(topN),
     executionProvider: parseExecutionProvider(flagValue(args, '--ep') ?? 'cpu', '--ep'),
     ...(args.includes('--native-backend') ? { nativeBackend: true } : {}),
+    ...(args.includes('--paged-attention') ? { pagedAttention: true } : {}),
     ...(flagValue(args, '--contexts') === undefined ? {} : { contexts: parseContexts(flagValue(args, '--contexts')!) }),
     ...(flagValue(args, '--budget-sequences') === undefined ? {} : { budgetSequences: parseBudgetSequences(flagValue(args, '--budget-sequences')!) }),
     log: (line) => process.stderr.write(`  ${line}\n`),

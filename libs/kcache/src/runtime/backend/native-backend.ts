@@ -9,6 +9,7 @@ import { KvArenas, placeInGroups } from '../kv-arenas';
 import { FeedBuffers } from '../row-tables';
 import { BackendGraphOptions, CompiledGraph, DecodeLogits, ExecutionBackend, GraphInputs, GraphKind, PrefillChunk } from './execution-backend';
 import { KvWriteBack, KvWriteTarget, separateNewKv } from './kv-write-back';
+import { NativeFeedTables } from './native-feed-tables';
 import { ArenaPlace, NativeKvMemory, NativeProvider } from './native-kv-memory';
 
 export interface NativeBackendOptions {
@@ -49,12 +50,38 @@ export interface NativeBackendOptions {
   readonly pagedAttention?: boolean;
 }
 
+/** Decode's logits buffer (pinned on cuda) and its tensor per batch size (one per size, so its binding is kept). */
+interface LogitsBuffer {
+  readonly view: Float32Array;
+  readonly pinned: NativeMemory | null;
+  tensor(batch: number): NativeTensor;
+}
+
 /** A graph this backend compiled: an addon session. */
 class NativeGraph implements CompiledGraph {
+  /** What decode runs left bound (a binding stays until replaced): a run binds only the names whose tensor changed. */
+  private readonly bound = new Map<string, NativeTensor>();
+
   constructor(
     readonly session: NativeSession,
     private readonly profiled: boolean,
   ) {}
+
+  /** Binds what differs from the last run's tensors, then runs (decode: its tables and arenas are read in place). */
+  runKeepingBindings(inputs: Record<string, NativeTensor>, outputs: Record<string, NativeTensor>): void {
+    const changedInputs = changed(this.bound, inputs);
+    const changedOutputs = changed(this.bound, outputs, 'output:');
+    if (Object.keys(changedInputs).length > 0 || Object.keys(changedOutputs).length > 0) this.session.bind(changedInputs, changedOutputs);
+    this.session.run();
+  }
+
+  /** Binds everything anew (prefill: host inputs, which the provider copies when they are bound), then runs. */
+  runBindingAll(inputs: Record<string, NativeTensor>, outputs: Record<string, NativeTensor>): void {
+    this.bound.clear();
+    this.session.clear();
+    this.session.bind(inputs, outputs);
+    this.session.run();
+  }
 
   endProfiling(): void {
     if (this.profiled) this.session.endProfiling();
@@ -93,7 +120,9 @@ export class NativeBackend implements ExecutionBackend {
   private readonly layouts = new Map<string, { kFirstSlice: number[]; denseFirstSlice: number[] }>();
   /** The write tables of decode, kept from step to step (and their addon tensors, through hostTensors): filled just before the run, which is synchronous. */
   private readonly writeBuffers = new FeedBuffers();
-  private logits: { memory: NativeMemory; view: Float32Array; pinned: NativeMemory | null } | null = null;
+  private logits: LogitsBuffer | null = null;
+  /** Decode's kept tables (the runner's and the write tables) as tensors read in place (pinned copies on cuda). */
+  private readonly feedTables: NativeFeedTables;
 
   private constructor(
     private readonly config: ModelConfig,
@@ -116,6 +145,7 @@ export class NativeBackend implements ExecutionBackend {
     if (options.fusedAttention && pagedAttention) throw new RangeError('fusedAttention and pagedAttention are two kernels for one place: pick one');
     this.graphOptions = { hostVAsHalves: false, writeKvInPlace: true, layerArenaViews: true, currentRowInArena, fusedAttention: options.fusedAttention ?? false, pagedAttention };
     this.arenas = this.memory.arenas;
+    this.feedTables = new NativeFeedTables(native, options.provider);
     this.writeBack = new KvWriteBack(this.arenas, options.isHostVBlockReadOnly);
   }
 
@@ -156,7 +186,7 @@ export class NativeBackend implements ExecutionBackend {
   }
 
   async runDecode(graph: CompiledGraph, inputs: GraphInputs, variant: GraphVariant, rows: readonly KvWriteTarget[]): Promise<DecodeLogits> {
-    const bound = this.bindHost(inputs);
+    const bound = this.feedTables.tensorsFor(inputs);
     Object.assign(bound, this.writeTables(variant, rows));
     const outputs: Record<string, NativeTensor> = {};
     const inArena = this.graphOptions.currentRowInArena === true;
@@ -170,8 +200,8 @@ export class NativeBackend implements ExecutionBackend {
     const vocab = this.config.vocabSize;
     const batch = rows.length;
     const logits = this.logitsBuffer(batch * vocab);
-    outputs[IO.logits] = this.native.tensor(logits.memory, 'float32', [batch, vocab]);
-    run(graph, bound, outputs);
+    outputs[IO.logits] = logits.tensor(batch);
+    nativeGraph(graph).runKeepingBindings(bound, outputs);
     // The buffer is the next run's too: the runner copies a batch's rows out, and a single row is handed over as a copy.
     return { logits: batch === 1 ? logits.view.slice(0, vocab) : logits.view.subarray(0, batch * vocab), rowStride: vocab };
   }
@@ -180,13 +210,21 @@ export class NativeBackend implements ExecutionBackend {
    * Decode's logits land in one buffer kept from run to run (grown as needed): on cuda pinned host memory,
    * bound as host memory, so onnxruntime's copy from the GPU is one DMA instead of a staged pageable copy.
    */
-  private logitsBuffer(floats: number): { memory: NativeMemory; view: Float32Array } {
+  private logitsBuffer(floats: number): LogitsBuffer {
     if (!this.logits || this.logits.view.length < floats) {
       const length = Math.max(floats, 2 * (this.logits?.view.length ?? 0));
       this.logits?.pinned?.release();
       const pinned = this.options.provider === 'cuda' ? this.native.pinnedMemory(length * 4) : null;
       const view = pinned ? new Float32Array(pinned.buffer!, 0, length) : new Float32Array(length);
-      this.logits = { memory: this.native.hostMemory(view.buffer as ArrayBuffer), view, pinned };
+      const memory = this.native.hostMemory(view.buffer as ArrayBuffer);
+      const tensors = new Map<number, NativeTensor>();
+      const vocab = this.config.vocabSize;
+      const tensor = (batch: number) => {
+        let t = tensors.get(batch);
+        if (!t) tensors.set(batch, (t = this.native.tensor(memory, 'float32', [batch, vocab])));
+        return t;
+      };
+      this.logits = { view, pinned, tensor };
     }
     return this.logits;
   }
@@ -227,7 +265,7 @@ export class NativeBackend implements ExecutionBackend {
     const newK = new Float32Array(numRows * c.numKvHeads * c.numLayers * this.arenas.headDim);
     const newV = new Float32Array(newK.length);
     const kvDims = [numRows, c.numKvHeads, c.numLayers, this.arenas.headDim];
-    run(graph, bound, {
+    nativeGraph(graph).runBindingAll(bound, {
       [IO.logits]: n.hostTensor(logits, 'float32', [numLogitRows, c.vocabSize]),
       [IO.newK]: n.hostTensor(newK, 'float32', kvDims),
       [IO.newV]: n.hostTensor(newV, 'float32', kvDims),
@@ -296,7 +334,7 @@ export class NativeBackend implements ExecutionBackend {
     const tables: GraphInputs = { [IO.kWrites]: kWrites.tensor };
     if (vWritesDevice) tables[IO.vWritesDevice] = vWritesDevice.tensor;
     if (vWritesHost) tables[IO.vWritesHost] = vWritesHost.tensor;
-    return this.bindHost(tables);
+    return this.feedTables.tensorsFor(tables);
   }
 
   /** Copies positions [from, to) of K (and exact-layer V) from the host view to the device. */
@@ -392,11 +430,20 @@ export class NativeBackend implements ExecutionBackend {
   }
 }
 
-function run(graph: CompiledGraph, inputs: Record<string, NativeTensor>, outputs: Record<string, NativeTensor>): void {
+function nativeGraph(graph: CompiledGraph): NativeGraph {
   if (!(graph instanceof NativeGraph)) throw new TypeError('the graph was compiled by another execution backend');
-  graph.session.clear();
-  graph.session.bind(inputs, outputs);
-  graph.session.run();
+  return graph;
+}
+
+/** The entries of `next` whose tensor is not the one `bound` holds under prefix + name; records them as bound. */
+function changed(bound: Map<string, NativeTensor>, next: Record<string, NativeTensor>, prefix = ''): Record<string, NativeTensor> {
+  const out: Record<string, NativeTensor> = {};
+  for (const [name, tensor] of Object.entries(next)) {
+    if (bound.get(prefix + name) === tensor) continue;
+    bound.set(prefix + name, tensor);
+    out[name] = tensor;
+  }
+  return out;
 }
 
 /** A cuda failure as the ExecutionProviderError the engine reports (its message says what to install); cpu errors pass unchanged. */
