@@ -3,11 +3,11 @@
 /**
  * Where a decode step of the native backend goes, from onnxruntime's per-node profile, run by
  * scripts/device/run-cuda.sh's `profile` stage:
- *   node scripts/device/cuda-step-profile.js <appRoot> <outDir> [cuda|cpu] [model] [context] [batch] [in-arena|apart|fused]
+ *   node scripts/device/cuda-step-profile.js <appRoot> <outDir> [cuda|cpu] [model] [context] [batch] [in-arena|apart|fused|paged]
  * (defaults: cuda, synthetic:llama-110m, 512, 32, the backend's default graph; full attention). in-arena / apart:
  * the decode graph that writes the current row into the arena before reading the past, or the one that keeps
  * it apart (NativeBackendOptions.currentRowInArena), or in-arena with the exact layers as MultiHeadAttention nodes
- * (fusedAttention), to compare them on one machine. Decode steps with the cache filled
+ * (fusedAttention), or every layer's attention as the addon's PagedDecodeAttention kernel (pagedAttention), to compare them on one machine. Decode steps with the cache filled
  * (bench/decode-bench.ts), profiled; per step: the run's wall time (median), the number of kernels, and
  * kernel time by operator (onnxruntime times each node on the host: on cuda that is mostly its launch,
  * so a step whose kernel sum is near its wall time is bound by launches, not by the GPU).
@@ -18,7 +18,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const [appRoot, outDir, provider = 'cuda', modelSpec = 'synthetic:llama-110m', contextArg = '512', batchArg = '32', graphArg = ''] = process.argv.slice(2);
-if (!['', 'in-arena', 'apart', 'fused'].includes(graphArg)) throw new Error(`graph: in-arena, apart or fused, got ${graphArg}`);
+if (!['', 'in-arena', 'apart', 'fused', 'paged'].includes(graphArg)) throw new Error(`graph: in-arena, apart, fused or paged, got ${graphArg}`);
 const dist = path.resolve(appRoot, 'libs/kcache/dist');
 const k = require(dist);
 const { benchDecode } = require(path.join(dist, '../../kcache-bench/dist/bench/decode-bench.js'));
@@ -34,7 +34,7 @@ async function main() {
   const result = await benchDecode(weights, {
     attention: k.FULL_ATTENTION, context, batchSize, numSteps, numThreads: 0, blockSize: 16,
     executionProvider: provider, nativeBackend: true, profileFilePrefix: path.join(dir, 'step'),
-    ...(graphArg ? { currentRowInArena: graphArg !== 'apart', fusedAttention: graphArg === 'fused' } : {}),
+    ...(graphArg ? { currentRowInArena: graphArg !== 'apart', fusedAttention: graphArg === 'fused', pagedAttention: graphArg === 'paged' } : {}),
   });
   const file = fs.readdirSync(dir).find((f) => f.startsWith('step_decode'));
   if (!file) throw new Error(`no decode profile in ${dir}: ${fs.readdirSync(dir).join(', ')}`);

@@ -35,7 +35,8 @@
 #                 KCACHE_SERVING_* (see the script) change the load.
 #   profile-ab    the same profile three times on this machine: the decode graph that writes the current row into
 #                 the arena before it reads the past (currentRowInArena), the one that keeps it apart (the default), and the first
-#                 with its exact layers as MultiHeadAttention nodes (fusedAttention, off by default)
+#                 with its exact layers as MultiHeadAttention nodes (fusedAttention, off by default), and the one whose
+#                 attention is the PagedDecodeAttention kernel (pagedAttention); KCACHE_PROFILE_GRAPHS picks
 # Results under $OUT: machine.txt, <stage>.log and the stages' JSON.
 # KCACHE_STAGE_DIR (default /tmp/kcache-cuda) is where the app is unpacked and the parts are kept.
 set -uo pipefail
@@ -111,7 +112,7 @@ for stage in "$@"; do
       timeout 300 node scripts/device/cuda-step-profile.js "$app" "$OUT" cuda 2>&1 | tee "$OUT/profile.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     profile-ab)
-      for graph in in-arena apart fused; do
+      for graph in ${KCACHE_PROFILE_GRAPHS:-in-arena apart fused paged}; do
         timeout 240 node scripts/device/cuda-step-profile.js "$app" "$OUT" cuda synthetic:llama-110m 512 32 "$graph" 2>&1 | tee "$OUT/profile-$graph.log"
         [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
       done ;;
