@@ -121,7 +121,7 @@ export class NativeBackend implements ExecutionBackend {
   /** The write tables of decode, kept from step to step (and their addon tensors, through hostTensors): filled just before the run, which is synchronous. */
   private readonly writeBuffers = new FeedBuffers();
   private logits: LogitsBuffer | null = null;
-  /** Decode's kept tables (the runner's and the write tables) as tensors read in place (pinned copies on cuda). */
+  /** Decode's kept tables (the runner's and the write tables) as tensors bound once per shape (device copies on cuda). */
   private readonly feedTables: NativeFeedTables;
 
   private constructor(
@@ -145,7 +145,7 @@ export class NativeBackend implements ExecutionBackend {
     if (options.fusedAttention && pagedAttention) throw new RangeError('fusedAttention and pagedAttention are two kernels for one place: pick one');
     this.graphOptions = { hostVAsHalves: false, writeKvInPlace: true, layerArenaViews: true, currentRowInArena, fusedAttention: options.fusedAttention ?? false, pagedAttention };
     this.arenas = this.memory.arenas;
-    this.feedTables = new NativeFeedTables(native, options.provider);
+    this.feedTables = new NativeFeedTables(native, options.provider, options.deviceId ?? 0);
     this.writeBack = new KvWriteBack(this.arenas, options.isHostVBlockReadOnly);
   }
 

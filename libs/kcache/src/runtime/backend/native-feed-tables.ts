@@ -7,21 +7,24 @@ import { NativeProvider } from './native-kv-memory';
 const READ_ON_HOST: ReadonlySet<string> = new Set([IO.topN]);
 
 /**
- * The runner's small input tables (kept FeedBuffers slots) as addon tensors that a run reads in place, so a
- * binding made once serves every later run of the same shape:
- * - cpu: the slot's own memory;
- * - cuda: a pinned, mapped host copy that the GPU kernels read over the bus, refreshed from the slot before
- *   each run (a few KiB). Bound as host memory instead, every table would be copied up by onnxruntime when bound,
- *   one synchronous copy per table per step. Tables read on the host (READ_ON_HOST) stay in the slot's memory.
+ * The runner's small input tables (kept FeedBuffers slots) as addon tensors bound once per shape, so a run
+ * binds nothing that did not change:
+ * - cpu: the slot's own memory, read in place;
+ * - cuda: a device copy, refreshed from the slot before each run (one cudaMemcpy of a few KiB). Bound as host
+ *   memory, every table would have to be bound again each step (onnxruntime copies a host input when it is
+ *   bound). Not pinned host memory read in place: kernels such as Gather and Add read an index or mask value
+ *   per output element, which over the bus made a ~110M step at batch 32 three times slower (measured on an
+ *   H100). Tables read on the host (READ_ON_HOST) stay in the slot's memory.
  */
 export class NativeFeedTables {
   private readonly tables = new WeakMap<ort.Tensor, FeedTable>();
-  /** cuda: each input's pinned buffer, grown as needed (a table changes shape every blockSize steps; pinning memory is slow). */
-  private readonly pinned = new Map<string, NativeMemory>();
+  /** cuda: each input's device buffer, grown as needed (a table changes shape every blockSize steps). */
+  private readonly device = new Map<string, NativeMemory>();
 
   constructor(
     private readonly native: NativeOrt,
     private readonly provider: NativeProvider,
+    private readonly deviceId: number,
   ) {}
 
   /** The tensors to bind for `inputs`, their contents as the inputs' now. */
@@ -45,19 +48,18 @@ export class NativeFeedTables {
     if (this.provider === 'cpu' || READ_ON_HOST.has(name) || data.byteLength === 0) {
       return { tensor: this.native.hostTensor(data, dtype, tensor.dims), refresh: () => {} };
     }
-    let memory = this.pinned.get(name);
+    let memory = this.device.get(name);
     if (!memory || memory.bytes < data.byteLength) {
-      memory = this.native.pinnedMemory(Math.max(data.byteLength, 2 * (memory?.bytes ?? 0), 256));
-      this.pinned.set(name, memory);
+      memory = this.native.deviceMemory(Math.max(data.byteLength, 2 * (memory?.bytes ?? 0), 256), this.deviceId);
+      this.device.set(name, memory);
     }
-    const copy = new Uint8Array(memory.buffer!, 0, data.byteLength);
-    const source = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    return { tensor: this.native.tensor(memory, dtype, tensor.dims), refresh: () => copy.set(source) };
+    const target = memory;
+    return { tensor: this.native.tensor(target, dtype, tensor.dims), refresh: () => target.copy('toDevice', 0, data) };
   }
 }
 
 interface FeedTable {
   readonly tensor: NativeTensor;
-  /** Brings the tensor's memory up to date with the slot's (cuda: a copy into pinned memory). */
+  /** Brings the tensor's memory up to date with the slot's (cuda: a copy to the device). */
   refresh(): void;
 }
