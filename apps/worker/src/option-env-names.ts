@@ -6,6 +6,7 @@ const ENV_NAME_OF_OPTION: ReadonlyArray<readonly [string, string]> = [
   ['hostTier.capacityBytes', 'HOST_TIER_CAPACITY_BYTES'],
   ["hostTier: { kind: 'process' }", 'HOST_TIER=process'],
   ['nativeBackend', 'NATIVE_BACKEND'],
+  ['pagedAttention', 'PAGED_ATTENTION'],
 ];
 
 /** Rewrites the messages of error and its causes in place, and returns it. */

@@ -7,6 +7,9 @@ describe('parseWorkerConfig: NATIVE_BACKEND', () => {
     assert.equal(parseWorkerConfig({}).engine.nativeBackend, undefined);
     assert.equal(parseWorkerConfig({ EXECUTION_PROVIDER: 'cpu', NATIVE_BACKEND: 'true' }).engine.nativeBackend, true);
     assert.equal(parseWorkerConfig({ EXECUTION_PROVIDER: 'cuda', NATIVE_BACKEND: 'false' }).engine.nativeBackend, false);
+    assert.equal(parseWorkerConfig({}).engine.pagedAttention, undefined);
+    assert.equal(parseWorkerConfig({ EXECUTION_PROVIDER: 'cuda', PAGED_ATTENTION: 'false' }).engine.pagedAttention, false);
+    assert.equal(parseWorkerConfig({ NATIVE_BACKEND: 'true', PAGED_ATTENTION: 'true' }).engine.pagedAttention, true);
   });
 
   it('names the variable, not its value, when the value is neither true nor false', () => {

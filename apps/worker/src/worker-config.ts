@@ -54,6 +54,8 @@ const workerEnvSchema = z.object({
   EXECUTION_PROVIDER: z.enum(['cpu', 'webgpu', 'cuda']).default('cpu'),
   /** The engine's native backend (onnxruntime's C API, arenas bound in place): on with cuda, off otherwise unless set; cpu + true runs cuda's code path on the CPU. */
   NATIVE_BACKEND: z.enum(['true', 'false']).optional(),
+  /** Decode attention as the native backend's PagedDecodeAttention kernel: on with cuda where its CUDA kernels are built, off otherwise unless set. */
+  PAGED_ATTENTION: z.enum(['true', 'false']).optional(),
   /** The engine's decode loop on a thread of its own (on), so a long step never holds up relaying, jobs and heartbeats; or on the main thread (off). */
   ENGINE_THREAD: z.enum(['on', 'off']).default('on'),
   /** Generated tokens of a resumed or preempted request: replayed by decode (bit-exact) or recomputed by prefill (faster). */
@@ -100,6 +102,7 @@ export interface WorkerConfig {
     readonly numThreads?: number;
     readonly executionProvider: 'cpu' | 'webgpu' | 'cuda';
     readonly nativeBackend?: boolean;
+    readonly pagedAttention?: boolean;
     readonly recompute: 'decode' | 'prefill';
     readonly hostTier: HostTierOptions;
   };
@@ -162,6 +165,7 @@ export function parseWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
       numThreads: e.NUM_THREADS,
       executionProvider: e.EXECUTION_PROVIDER,
       nativeBackend: e.NATIVE_BACKEND === undefined ? undefined : e.NATIVE_BACKEND === 'true',
+      pagedAttention: e.PAGED_ATTENTION === undefined ? undefined : e.PAGED_ATTENTION === 'true',
       recompute: e.RECOMPUTE,
       hostTier:
         e.HOST_TIER === 'process'

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { pagedAttentionCudaKernelsBuilt } from '../ort-native/native-ort';
 import { InvalidRequestError } from '../request/invalid-request-error';
 import { resolveEngineOptions } from './engine-options';
 
@@ -32,5 +33,20 @@ describe('engine options: execution provider and native backend', () => {
       );
     refused({ currentRowInArena: true }, /native backend/);
     refused({ executionProvider: 'cuda', currentRowInArena: 1 }, /must be true or false, got 1/);
+  });
+
+  it('pagedAttention: on for cuda where its CUDA kernels are built, else off unless asked for; a native-backend kernel only, a boolean', () => {
+    assert.equal(resolveEngineOptions({ model: 'm', executionProvider: 'cuda' }).pagedAttention, pagedAttentionCudaKernelsBuilt());
+    assert.equal(resolveEngineOptions({ model: 'm', executionProvider: 'cuda', pagedAttention: false }).pagedAttention, false);
+    assert.equal(resolveEngineOptions({ model: 'm', executionProvider: 'cuda', nativeBackend: false }).pagedAttention, false);
+    assert.equal(resolveEngineOptions({ model: 'm', nativeBackend: true }).pagedAttention, false);
+    assert.equal(resolveEngineOptions({ model: 'm', nativeBackend: true, pagedAttention: true }).pagedAttention, true);
+    const refused = (options: object, message: RegExp) =>
+      assert.throws(
+        () => resolveEngineOptions({ model: 'm', ...options }),
+        (error: unknown) => error instanceof InvalidRequestError && error.field === 'pagedAttention' && message.test(error.reason),
+      );
+    refused({ pagedAttention: true }, /native backend/);
+    refused({ executionProvider: 'cuda', pagedAttention: 'on' }, /must be true or false, got "on"/);
   });
 });

@@ -2,6 +2,7 @@ import { AttentionConfig, FULL_ATTENTION } from '../attention/attention-config';
 import { DEFAULT_HOST_TIER, HostTierOptions, resolveSharedHostTierOptions } from '../host-tier/host-tier-options';
 import { EXECUTION_PROVIDERS, ExecutionProviderName, isExecutionProvider } from '../runtime/execution-provider';
 import { ModelConfig } from '../model/model-config';
+import { pagedAttentionCudaKernelsBuilt } from '../ort-native/native-ort';
 import { InvalidRequestError } from '../request/invalid-request-error';
 
 export interface EngineOptions {
@@ -40,7 +41,8 @@ export interface EngineOptions {
    * Native backend only: every layer's decode attention as one kernel of the kcache_ort addon (the com.kcache
    * PagedDecodeAttention operator: native/paged_attention.h), reading K and V in the arenas where they lie and, for
    * TopN layers, only the N selected host-V rows. Implies currentRowInArena. On cuda it needs the addon's CUDA kernels
-   * (kcache_paged_attention_cuda.so, built by build-native.sh where nvcc is found). Default false.
+   * (kcache_paged_attention_cuda.so, built by build-native.sh where nvcc is found). Default: true on cuda where
+   * those kernels are built (faster, and exact to the oracle on an H100: docs/gpu.md), false otherwise.
    */
   readonly pagedAttention?: boolean;
   /**
@@ -82,7 +84,8 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
     executionProvider: options.executionProvider ?? 'cpu',
     nativeBackend: options.nativeBackend ?? options.executionProvider === 'cuda',
     currentRowInArena: options.currentRowInArena ?? false,
-    pagedAttention: options.pagedAttention ?? false,
+    pagedAttention:
+      options.pagedAttention ?? ((options.nativeBackend ?? options.executionProvider === 'cuda') && options.executionProvider === 'cuda' && pagedAttentionCudaKernelsBuilt()),
     hostTier: options.hostTier ?? DEFAULT_HOST_TIER,
     recompute: options.recompute ?? 'decode',
   };

@@ -86,6 +86,11 @@ export const NATIVE_ORT_ADDON_PATH = join(__dirname, '..', '..', 'native', 'buil
 /** The CUDA kernels of the PagedDecodeAttention operator (built by build-native.sh where nvcc is found), beside the addon. */
 export const PAGED_ATTENTION_CUDA_LIBRARY_PATH = join(dirname(NATIVE_ORT_ADDON_PATH), 'kcache_paged_attention_cuda.so');
 
+/** Whether build-native.sh built the PagedDecodeAttention CUDA kernels (it does where nvcc is found). */
+export function pagedAttentionCudaKernelsBuilt(): boolean {
+  return existsSync(PAGED_ATTENTION_CUDA_LIBRARY_PATH);
+}
+
 /** onnxruntime-node's own libonnxruntime.so.1, which its JavaScript binding loads: the process keeps one onnxruntime. */
 export function onnxruntimeLibraryPath(): string {
   const root = dirname(require.resolve('onnxruntime-node/package.json'));
