@@ -46,7 +46,7 @@ typedef struct KcachePagedAttention {
   float scale;
 } KcachePagedAttention;
 
-// The CPU version (paged_attention_cpu.cc). Returns 0, or a positive code with kcache_paged_attention_error.
+// The CPU version (paged_attention_cpu.cc). Returns 0, or 1 when the shape fields are unusable (kcache_paged_attention_invalid says why).
 size_t kcache_paged_attention_cpu_scratch_bytes(const KcachePagedAttention* args);
 int kcache_paged_attention_cpu(const KcachePagedAttention* args);
 

@@ -1,0 +1,540 @@
+// kcache_paged_attention_check [--quick] [--no-timing]: the CUDA paged decode attention (kcache_paged_attention_cuda.so,
+// beside this program) against its CPU version (paged_attention_cpu.cc, linked in), on a machine with a GPU.
+//   Correctness: random cases from a fixed seed (head_dim 8 and 64 and odd ones, group 1, 2, 3 and 9, contexts
+//     1 to 32768, exact / top_n 64 / top_n >= context, renormalize 0/1, padded and holed masks with a length per
+//     sequence, permuted slice tables, exact score ties, V in device memory and in mapped pinned host memory).
+//     Each case: the largest |cuda - cpu| over the outputs (fails above 1e-4), a second CUDA run over garbage
+//     output and scratch that must give the same bits, and for some cases a replay through a CUDA graph.
+//   Timing: the ~110M model's shapes (12 KV heads, group 1, head_dim 64, block 16): time per call (CUDA
+//     events over many calls after a warm-up) and the GB/s of the K and V rows read.
+//   --quick: no context-32768 correctness cases and shorter timing. --no-timing: the correctness cases only
+//   (e.g. under compute-sanitizer).
+// Prints one line per case; exit status 0 only when every comparison passes (1 otherwise, 2 on a CUDA error).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "paged_attention.h"
+
+namespace {
+
+#define CK(call)                                                                                  \
+  do {                                                                                            \
+    cudaError_t e_ = (call);                                                                      \
+    if (e_ != cudaSuccess) {                                                                      \
+      std::fprintf(stderr, "CUDA error at %s:%d: %s (%s)\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+      std::exit(2);                                                                               \
+    }                                                                                             \
+  } while (0)
+
+constexpr float kFail = 1e-4f;
+
+struct Rng {
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed) {}
+  uint64_t next() {  // splitmix64
+    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  float uniform() { return float(next() >> 40) / float(1ull << 24) * 2.0f - 1.0f; }  // [-1, 1)
+  uint64_t below(uint64_t n) { return next() % n; }
+};
+
+enum class MaskKind { Full, Padded, Holes, Soft };
+const char* mask_name(MaskKind m) {
+  switch (m) {
+    case MaskKind::Full: return "full";
+    case MaskKind::Padded: return "padded";
+    case MaskKind::Holes: return "holes";
+    default: return "soft";
+  }
+}
+
+struct Case {
+  int64_t batch = 1, heads = 3, group = 1, head_dim = 64, block_size = 16, context = 512;
+  int64_t top_n = 0;
+  int renormalize = 0;
+  MaskKind mask = MaskKind::Padded;
+  bool v_host = false;
+  bool ties = false;       // K rows drawn from 3 vectors: exact ties in the scores
+  bool empty_seq = false;  // the last sequence has every position masked
+  bool graph = false;      // also replay through a CUDA graph
+  float scale_mul = 1.0f;  // scale = scale_mul / sqrt(head_dim)
+};
+
+std::string describe(const Case& c) {
+  char mode[48];
+  if (c.top_n == 0) {
+    std::snprintf(mode, sizeof mode, "exact");
+  } else {
+    std::snprintf(mode, sizeof mode, "top%lld%s", (long long)c.top_n, c.renormalize ? "/renorm" : "");
+  }
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%-13s d%-3lld g%lld bs%-2lld B%-2lld H%-2lld ctx%-5lld mask=%s v=%s%s%s%s", mode,
+                (long long)c.head_dim, (long long)c.group, (long long)c.block_size, (long long)c.batch,
+                (long long)c.heads, (long long)c.context, mask_name(c.mask), c.v_host ? "host" : "device",
+                c.ties ? " ties" : "", c.empty_seq ? " empty-seq" : "",
+                c.scale_mul > 1.0f ? " peaky" : c.scale_mul < 1.0f ? " flat" : "");
+  return buf;
+}
+
+// A case's data on the host and on the device.
+struct Data {
+  KcachePagedAttention host{}, dev{};
+  std::vector<float> q, k, v, mask, out_cpu;
+  std::vector<int32_t> k_slices, v_slices;
+  std::vector<int64_t> lengths_open;  // unmasked positions per sequence
+  float* d_q = nullptr;
+  float* d_k = nullptr;
+  float* d_v = nullptr;  // device memory, or the mapped pinned host buffer
+  float* h_v = nullptr;  // the pinned host buffer (v_host)
+  int32_t* d_ks = nullptr;
+  int32_t* d_vs = nullptr;
+  float* d_mask = nullptr;
+  float* d_out = nullptr;
+  void* d_scratch = nullptr;
+  size_t scratch_bytes = 0, out_floats = 0;
+};
+
+template <typename T>
+T* device_copy(const std::vector<T>& v) {
+  T* p = nullptr;
+  CK(cudaMalloc(&p, std::max<size_t>(v.size() * sizeof(T), 256)));
+  if (!v.empty()) CK(cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return p;
+}
+
+void build(const Case& c, uint64_t seed, Data& d) {
+  Rng rng(seed);
+  const int64_t B = c.batch, H = c.heads, G = c.group, D = c.head_dim, BS = c.block_size;
+  const int64_t NB = (c.context + BS - 1) / BS, T = NB * BS;
+  const int64_t slices = B * H * NB + 5;  // a few slices no table names
+  const size_t arena = size_t(slices) * BS * D;
+
+  d.q.resize(size_t(B * H * G * D));
+  for (float& x : d.q) x = rng.uniform();
+  d.k.resize(arena);
+  if (c.ties) {
+    float base[3][256];
+    for (auto& row : base) {
+      for (int64_t i = 0; i < D; i++) row[i] = rng.uniform();
+    }
+    for (size_t r = 0; r < arena / D; r++) std::memcpy(&d.k[r * D], base[(r * 7 + r / 5) % 3], D * sizeof(float));
+  } else {
+    for (float& x : d.k) x = rng.uniform();
+  }
+  d.v.resize(arena);
+  for (float& x : d.v) x = rng.uniform();
+
+  // Slice tables: the first B*H*NB entries of two random permutations of the arena's slices.
+  std::vector<int32_t> perm(static_cast<size_t>(slices));
+  for (int pass = 0; pass < 2; pass++) {
+    for (int64_t i = 0; i < slices; i++) perm[i] = int32_t(i);
+    for (int64_t i = slices - 1; i > 0; i--) std::swap(perm[i], perm[rng.below(uint64_t(i + 1))]);
+    (pass == 0 ? d.k_slices : d.v_slices).assign(perm.begin(), perm.begin() + B * H * NB);
+  }
+
+  // Masks: each sequence has its own length (the first the whole context); -inf past it.
+  d.mask.assign(size_t(B * T), 0.0f);
+  d.lengths_open.assign(size_t(B), 0);
+  const float ninf = -std::numeric_limits<float>::infinity();
+  for (int64_t b = 0; b < B; b++) {
+    int64_t len = c.context;
+    if (c.mask != MaskKind::Full && b > 0 && c.context > 0) len = 1 + int64_t(rng.below(uint64_t(c.context)));
+    if (c.empty_seq && b == B - 1) len = 0;
+    for (int64_t t = 0; t < T; t++) {
+      float& m = d.mask[b * T + t];
+      if (t >= len) {
+        m = ninf;
+      } else if (c.mask == MaskKind::Holes && rng.below(4) == 0) {
+        m = ninf;
+      } else if (c.mask == MaskKind::Soft) {
+        m = -1.5f * (rng.uniform() + 1.0f);
+      }
+      if (m != ninf) d.lengths_open[b]++;
+    }
+  }
+
+  KcachePagedAttention& a = d.host;
+  a.q = d.q.data();
+  a.k_arena = d.k.data();
+  a.k_slices = d.k_slices.data();
+  a.v_arena = d.v.data();
+  a.v_slices = d.v_slices.data();
+  a.mask = d.mask.data();
+  d.out_floats = size_t(B * H * G * D);
+  d.out_cpu.assign(d.out_floats, 0.0f);
+  a.out = d.out_cpu.data();
+  a.scratch = nullptr;
+  a.batch = B;
+  a.num_kv_heads = H;
+  a.group = G;
+  a.head_dim = D;
+  a.block_size = BS;
+  a.num_blocks = NB;
+  a.top_n = c.top_n;
+  a.renormalize = c.renormalize;
+  a.scale = c.scale_mul / std::sqrt(float(D));
+
+  d.d_q = device_copy(d.q);
+  d.d_k = device_copy(d.k);
+  d.d_ks = device_copy(d.k_slices);
+  d.d_vs = device_copy(d.v_slices);
+  d.d_mask = device_copy(d.mask);
+  if (c.v_host) {
+    CK(cudaHostAlloc(reinterpret_cast<void**>(&d.h_v), std::max<size_t>(arena * sizeof(float), 256),
+                     cudaHostAllocMapped | cudaHostAllocPortable));
+    std::memcpy(d.h_v, d.v.data(), arena * sizeof(float));
+    d.d_v = d.h_v;  // under unified addressing the host pointer is the device pointer
+  } else {
+    d.d_v = device_copy(d.v);
+  }
+  CK(cudaMalloc(&d.d_out, std::max<size_t>(d.out_floats * sizeof(float), 256)));
+  d.dev = a;
+  d.dev.q = d.d_q;
+  d.dev.k_arena = d.d_k;
+  d.dev.k_slices = d.d_ks;
+  d.dev.v_arena = d.d_v;
+  d.dev.v_slices = d.d_vs;
+  d.dev.mask = d.d_mask;
+  d.dev.out = d.d_out;
+  d.scratch_bytes = kcache_paged_attention_cuda_scratch_bytes(&d.dev);
+  CK(cudaMalloc(&d.d_scratch, std::max<size_t>(d.scratch_bytes, 256)));
+  d.dev.scratch = d.d_scratch;
+}
+
+void release(Data& d) {
+  CK(cudaFree(d.d_q));
+  CK(cudaFree(d.d_k));
+  CK(cudaFree(d.d_ks));
+  CK(cudaFree(d.d_vs));
+  CK(cudaFree(d.d_mask));
+  CK(cudaFree(d.d_out));
+  CK(cudaFree(d.d_scratch));
+  if (d.h_v != nullptr) {
+    CK(cudaFreeHost(d.h_v));
+  } else {
+    CK(cudaFree(d.d_v));
+  }
+}
+
+void run_cuda(Data& d, cudaStream_t stream) {
+  const int rc = kcache_paged_attention_cuda(&d.dev, stream);
+  if (rc != 0) {
+    std::fprintf(stderr, "kcache_paged_attention_cuda failed: %d (%s)\n", rc, kcache_paged_attention_cuda_error(rc));
+    std::exit(2);
+  }
+}
+
+// Fills the output and the scratch with a byte pattern (0xff: NaN) so that unwritten outputs or reads of
+// unwritten scratch show.
+void poison(Data& d, int byte, cudaStream_t stream) {
+  CK(cudaMemsetAsync(d.d_out, byte, std::max<size_t>(d.out_floats * sizeof(float), 1), stream));
+  CK(cudaMemsetAsync(d.d_scratch, byte, std::max<size_t>(d.scratch_bytes, 1), stream));
+}
+
+std::vector<float> fetch(const Data& d, cudaStream_t stream) {
+  std::vector<float> out(d.out_floats);
+  CK(cudaStreamSynchronize(stream));
+  if (!out.empty()) CK(cudaMemcpy(out.data(), d.d_out, out.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  return out;
+}
+
+double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0.0;
+  for (size_t i = 0; i < a.size(); i++) {
+    const double x = std::fabs(double(a[i]) - double(b[i]));
+    if (!(x <= m)) m = std::isnan(x) ? std::numeric_limits<double>::infinity() : x;
+  }
+  return m;
+}
+
+bool run_cpu(Data& d) {
+  std::vector<unsigned char> scratch(std::max<size_t>(kcache_paged_attention_cpu_scratch_bytes(&d.host), 1));
+  d.host.scratch = scratch.data();
+  const int rc = kcache_paged_attention_cpu(&d.host);
+  d.host.scratch = nullptr;
+  if (rc != 0) std::printf("  the CPU version failed: %d\n", rc);
+  return rc == 0;
+}
+
+// One correctness case; returns whether it passed.
+bool check_case(const Case& c, uint64_t seed, cudaStream_t stream) {
+  Data d;
+  build(c, seed, d);
+  bool ok = run_cpu(d);
+  poison(d, 0xff, stream);
+  run_cuda(d, stream);
+  const std::vector<float> first = fetch(d, stream);
+  poison(d, 0x7e, stream);
+  run_cuda(d, stream);
+  const std::vector<float> second = fetch(d, stream);
+  const bool same = first.size() == second.size() &&
+                    (first.empty() || std::memcmp(first.data(), second.data(), first.size() * sizeof(float)) == 0);
+  bool graph_same = true;
+  if (c.graph) {
+    poison(d, 0xff, stream);
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    const int rc = kcache_paged_attention_cuda(&d.dev, stream);
+    CK(cudaStreamEndCapture(stream, &graph));
+    if (rc != 0) {
+      std::printf("  kcache_paged_attention_cuda under capture failed: %d (%s)\n", rc,
+                  kcache_paged_attention_cuda_error(rc));
+      graph_same = false;
+    } else {
+      CK(cudaGraphInstantiate(&exec, graph, 0));
+      CK(cudaGraphLaunch(exec, stream));
+      const std::vector<float> replay = fetch(d, stream);
+      graph_same = replay.empty() || std::memcmp(replay.data(), first.data(), replay.size() * sizeof(float)) == 0;
+      CK(cudaGraphExecDestroy(exec));
+    }
+    CK(cudaGraphDestroy(graph));
+  }
+  const double diff = max_diff(first, d.out_cpu);
+  ok = ok && diff <= kFail && same && graph_same;
+  std::printf("%s %s  max|cuda-cpu| %.3g  %s%s\n", ok ? "PASS" : "FAIL", describe(c).c_str(), diff,
+              same ? "deterministic" : "NOT DETERMINISTIC",
+              c.graph ? (graph_same ? ", graph replay same" : ", GRAPH REPLAY DIFFERS") : "");
+  std::fflush(stdout);
+  release(d);
+  return ok;
+}
+
+// One timing row; returns whether its comparison with the CPU version passed.
+bool time_case(const Case& c, uint64_t seed, bool quick, cudaStream_t stream) {
+  Data d;
+  build(c, seed, d);
+  bool ok = run_cpu(d);
+  poison(d, 0xff, stream);
+  run_cuda(d, stream);
+  const double diff = max_diff(fetch(d, stream), d.out_cpu);
+  ok = ok && diff <= kFail;
+
+  cudaEvent_t start, stop;
+  CK(cudaEventCreate(&start));
+  CK(cudaEventCreate(&stop));
+  for (int i = 0; i < 10; i++) run_cuda(d, stream);
+  CK(cudaEventRecord(start, stream));
+  for (int i = 0; i < 10; i++) run_cuda(d, stream);
+  CK(cudaEventRecord(stop, stream));
+  CK(cudaEventSynchronize(stop));
+  float ms = 0.0f;
+  CK(cudaEventElapsedTime(&ms, start, stop));
+  const double budget_ms = quick ? 50.0 : 300.0;
+  const int iters = int(std::min(5000.0, std::max(20.0, budget_ms / std::max(ms / 10.0, 1e-3))));
+  CK(cudaEventRecord(start, stream));
+  for (int i = 0; i < iters; i++) run_cuda(d, stream);
+  CK(cudaEventRecord(stop, stream));
+  CK(cudaEventSynchronize(stop));
+  CK(cudaEventElapsedTime(&ms, start, stop));
+  const double us = 1000.0 * ms / iters;
+
+  // Bytes of K and V rows read: K once per KV head for each unmasked position; V the same (exact) or the
+  // selected rows of every query head (top_n).
+  const double row_bytes = double(c.head_dim) * sizeof(float);
+  double k_rows = 0.0, v_rows = 0.0;
+  for (int64_t b = 0; b < c.batch; b++) {
+    const double open = double(d.lengths_open[b]);
+    k_rows += open * c.heads;
+    v_rows += c.top_n == 0 ? open * c.heads : std::min(open, double(c.top_n)) * c.heads * c.group;
+  }
+  const double mb = (k_rows + v_rows) * row_bytes / 1e6;
+  std::printf("%s %-55s %9.1f us %9.2f MB %8.1f GB/s  (K %.2f MB, V %.2f MB, %d calls, max|cuda-cpu| %.3g)\n",
+              ok ? "PASS" : "FAIL", describe(c).c_str(), us, mb, mb * 1e-3 / (us * 1e-6), k_rows * row_bytes / 1e6,
+              v_rows * row_bytes / 1e6, iters, diff);
+  std::fflush(stdout);
+  CK(cudaEventDestroy(start));
+  CK(cudaEventDestroy(stop));
+  release(d);
+  return ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false, timed = true;
+  for (int i = 1; i < argc; i++) {
+    if (std::strcmp(argv[i], "--quick") == 0) {
+      quick = true;
+    } else if (std::strcmp(argv[i], "--no-timing") == 0) {
+      timed = false;
+    } else {
+      std::fprintf(stderr, "usage: %s [--quick] [--no-timing]\n", argv[0]);
+      return 2;
+    }
+  }
+  int device = 0;
+  CK(cudaGetDevice(&device));
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, device));
+  std::printf("device %d: %s, %d SMs, compute %d.%d\n", device, prop.name, prop.multiProcessorCount, prop.major,
+              prop.minor);
+  cudaStream_t stream;
+  CK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+
+  std::vector<Case> cases;
+  // The main grid: head_dim 8 and 64, group 1 and 2, contexts short (batch 32) to long (batch 1-2), exact,
+  // top_n 64 (plain and renormalized) and top_n at or past the context.
+  const MaskKind kinds[] = {MaskKind::Padded, MaskKind::Holes, MaskKind::Soft, MaskKind::Full};
+  int index = 0;
+  for (int64_t D : {8, 64}) {
+    for (int64_t G : {1, 2}) {
+      for (int64_t ctx : {1, 17, 512, 2048, 32768}) {
+        if (quick && ctx > 2048) continue;
+        for (int mode = 0; mode < 4; mode++) {
+          Case c;
+          c.head_dim = D;
+          c.group = G;
+          c.context = ctx;
+          c.batch = ctx <= 512 ? 32 : ctx <= 2048 ? 4 : (G == 1 ? 2 : 1);
+          c.top_n = mode == 0 ? 0 : mode == 3 ? ctx + (index % 2) * 7 : 64;
+          c.renormalize = mode == 2 || (mode == 3 && index % 2 == 0);
+          c.mask = kinds[index % 4];
+          c.v_host = index % 3 == 1;
+          c.graph = ctx == 2048 && (mode == 0 || mode == 1);
+          cases.push_back(c);
+          index++;
+        }
+      }
+    }
+  }
+  // Exact ties in the scores (identical K rows): the lower position first.
+  for (int renorm = 0; renorm < 2; renorm++) {
+    Case c;
+    c.ties = true;
+    c.batch = 8;
+    c.top_n = 64;
+    c.renormalize = renorm;
+    c.mask = renorm ? MaskKind::Holes : MaskKind::Full;
+    cases.push_back(c);
+  }
+  {
+    Case c;
+    c.ties = true;
+    c.head_dim = 8;
+    c.group = 2;
+    c.batch = 4;
+    c.context = 2048;
+    c.top_n = 100;
+    c.v_host = true;
+    cases.push_back(c);
+  }
+  // Selections too large for the kernel's shared-memory sort (its radix path over the keys in memory): many
+  // ties, a nearly flat softmax, a top_n in the thousands.
+  for (int renorm = 0; renorm < 2; renorm++) {
+    Case c;
+    c.ties = true;
+    c.batch = 2;
+    c.context = 8192;
+    c.top_n = 64;
+    c.renormalize = renorm;
+    c.mask = renorm ? MaskKind::Holes : MaskKind::Padded;
+    cases.push_back(c);
+  }
+  {
+    Case c;
+    c.batch = 1;
+    c.group = 2;
+    c.context = quick ? 8192 : 32768;
+    c.top_n = 64;
+    c.scale_mul = 0.01f;
+    c.mask = MaskKind::Full;
+    cases.push_back(c);
+    c.batch = 2;
+    c.group = 1;
+    c.context = 8192;
+    c.top_n = 3000;
+    c.scale_mul = 1.0f;
+    c.renormalize = 1;
+    c.mask = MaskKind::Padded;
+    c.v_host = true;
+    cases.push_back(c);
+  }
+  // A sequence with every position masked; peaky softmax (exp underflows); odd shapes.
+  for (int64_t top_n : {0, 64}) {
+    Case c;
+    c.batch = 4;
+    c.empty_seq = true;
+    c.top_n = top_n;
+    cases.push_back(c);
+    Case p;
+    p.batch = 4;
+    p.context = 2048;
+    p.scale_mul = 24.0f;
+    p.top_n = top_n;
+    p.mask = MaskKind::Soft;
+    cases.push_back(p);
+  }
+  struct Odd {
+    int64_t D, G, BS, ctx, batch;
+  };
+  for (const Odd& o : {Odd{4, 1, 16, 300, 5}, Odd{12, 3, 16, 700, 3}, Odd{160, 2, 16, 1000, 2}, Odd{256, 8, 16, 600, 2},
+                       Odd{256, 1, 16, 5000, 1}, Odd{64, 9, 16, 520, 2}, Odd{64, 4, 1, 300, 3}, Odd{32, 5, 7, 777, 3},
+                       Odd{128, 6, 32, 3000, 2}, Odd{64, 1, 16, 0, 2}}) {
+    for (int64_t top_n : {int64_t(0), int64_t(32)}) {
+      Case c;
+      c.head_dim = o.D;
+      c.group = o.G;
+      c.block_size = o.BS;
+      c.context = o.ctx;
+      c.batch = o.batch;
+      c.heads = 2;
+      c.top_n = top_n;
+      c.renormalize = top_n != 0;
+      c.mask = top_n ? MaskKind::Holes : MaskKind::Padded;
+      c.v_host = o.D == 160;
+      cases.push_back(c);
+    }
+  }
+  {
+    Case c;  // batch 0: nothing to do, nothing written
+    c.batch = 0;
+    cases.push_back(c);
+  }
+
+  int failed = 0;
+  uint64_t seed = 20240611;
+  std::printf("correctness: %zu cases (fail above %.0e)\n", cases.size(), double(kFail));
+  for (const Case& c : cases) failed += !check_case(c, seed++, stream);
+
+  // Timing at the ~110M model's shapes.
+  if (timed) {
+    std::printf("timing: 12 KV heads, group 1, head_dim 64, block 16; time per call and GB/s of K and V rows read\n");
+  }
+  std::vector<Case> timing;
+  auto shape = [](int64_t batch, int64_t ctx, int64_t top_n, bool v_host) {
+    Case c;
+    c.batch = batch;
+    c.heads = 12;
+    c.context = ctx;
+    c.top_n = top_n;
+    c.v_host = v_host;
+    c.mask = MaskKind::Full;
+    return c;
+  };
+  timing.push_back(shape(32, 512, 0, false));
+  timing.push_back(shape(32, 512, 64, false));
+  timing.push_back(shape(32, 512, 64, true));
+  timing.push_back(shape(1, 32768, 0, false));
+  timing.push_back(shape(2, 32768, 64, true));
+  timing.push_back(shape(4, 8192, 0, false));
+  timing.push_back(shape(8, 8192, 64, true));
+  if (!timed) timing.clear();
+  for (const Case& c : timing) failed += !time_case(c, seed++, quick, stream);
+
+  CK(cudaStreamDestroy(stream));
+  std::printf("%s: %d of %zu comparisons failed\n", failed ? "FAILED" : "OK", failed, cases.size() + timing.size());
+  return failed ? 1 : 0;
+}
