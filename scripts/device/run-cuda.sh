@@ -15,7 +15,7 @@
 #                 (12 prompts batched, full and kcache N=512, exact tokens) and teacher-forced logits vs the CPU (1e-4)
 #   paged-check   kcache_paged_attention_check: the PagedDecodeAttention CUDA kernels against their CPU version on
 #                 random cases (exact and TopN, GQA, padding, ties, V in device and in pinned host memory), then
-#                 their time and GB/s at the ~110M shapes
+#                 their time and GB/s at the ~110M shapes (paged-check.log, paged-attention-check.json)
 #   bench-engine  bench:engine --ep cuda, ~110M decode steps at context 512, batch 1 and 32, with the fraction of
 #                 the HBM roofline, with each decode attention of KCACHE_BENCH_KERNELS (default onnx,paged: the
 #                 onnx operators' graph and the PagedDecodeAttention kernel, in one run) (KCACHE_BENCH_CONTEXTS,
@@ -104,7 +104,8 @@ for stage in "$@"; do
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     paged-check)
       timeout 300 "$app/libs/kcache/native/build/Release/kcache_paged_attention_check" 2>&1 | tee "$OUT/paged-check.log"
-      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+      [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      node scripts/device/paged-check-json.js "$OUT/paged-check.log" "$OUT/paged-attention-check.json" || status=1 ;;
     oracle)
       timeout 300 node scripts/device/cuda-engine-oracle.js "$app" "$OUT" cuda 2>&1 | tee "$OUT/oracle.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
