@@ -2,15 +2,10 @@ import { ModelConfig } from '../model/model-config';
 import { GraphInputs } from './backend/execution-backend';
 import { IO } from './graph-io';
 import { GraphVariant, hasTopNLayer } from './graph-variant';
-import { ArenaGroup, KvArenas, placeInGroups } from './kv-arenas';
+import { DecodeLayouts } from './decode-layouts';
+import { KvArenas } from './kv-arenas';
 import { FeedBuffers, fillRowTable, fillSliceTable } from './row-tables';
 import { DecodeItem } from './run-items';
-
-/** Where decode's slice tables point: the first arena slice of each layer (K) and each exact layer (device V) in its group's buffer. */
-interface DecodeLayout {
-  readonly kFirstSlice: readonly number[];
-  readonly denseFirstSlice: readonly number[];
-}
 
 /**
  * A decode batch's small input tables (tokens, positions, mask, arena slice tables, host-V row
@@ -19,14 +14,16 @@ interface DecodeLayout {
 export class DecodeInputs {
   private readonly kept = new FeedBuffers();
   private keptInUse = false;
-  private readonly layouts = new Map<string, DecodeLayout>();
+  private readonly layouts: DecodeLayouts;
 
   constructor(
     private readonly config: ModelConfig,
     private readonly arenas: KvArenas,
     /** How the backend's decode graph reads the past (BackendGraphOptions.layerArenaViews, currentRowInArena). */
     private readonly graphOptions: { readonly layerArenaViews?: boolean; readonly currentRowInArena?: boolean; readonly pagedAttention?: boolean } = {},
-  ) {}
+  ) {
+    this.layouts = new DecodeLayouts(arenas, config.numKvHeads);
+  }
 
   /**
    * Buffers for one decode's inputs, held until release(): the kept ones, unless another decode is
@@ -53,7 +50,7 @@ export class DecodeInputs {
     const past = numBlocks * blockSize;
     const columns = inArena ? past : past + 1;
     const numKv = this.config.numKvHeads;
-    const layout = this.layout(variant);
+    const layout = this.layouts.of(variant);
     const numLayers = layout.kFirstSlice.length;
     const numDense = layout.denseFirstSlice.length;
     const tokens = buffers.int64(IO.tokens, [batch]);
@@ -107,20 +104,5 @@ export class DecodeInputs {
       inputs[IO.rowTableOffsets] = offsets.tensor;
     }
     return inputs;
-  }
-
-  private layout(variant: GraphVariant): DecodeLayout {
-    let layout = this.layouts.get(variant.key);
-    if (!layout) {
-      const a = this.arenas;
-      const numKv = this.config.numKvHeads;
-      const firstSlice = (groups: readonly ArenaGroup[], idsPerLayer: number, layer: number) => placeInGroups(groups, layer).indexInGroup * idsPerLayer * numKv;
-      layout = {
-        kFirstSlice: variant.isDenseLayer.map((_, layer) => firstSlice(a.kGroups, a.kIdsPerLayer, layer)),
-        denseFirstSlice: variant.isDenseLayer.flatMap((dense, layer) => (dense ? [firstSlice(a.deviceVGroups, a.deviceVIdsPerLayer, layer)] : [])),
-      };
-      this.layouts.set(variant.key, layout);
-    }
-    return layout;
   }
 }

@@ -2,6 +2,7 @@ import type * as ort from 'onnxruntime-node';
 import { ModelConfig } from '../../model/model-config';
 import { SequenceBlocks } from '../../memory/sequence-blocks';
 import { NativeDtype, NativeMemory, NativeOrt, NativeTensor } from '../../ort-native/native-ort';
+import { DecodeLayouts } from '../decode-layouts';
 import { ExecutionProviderError } from '../execution-provider';
 import { IO } from '../graph-io';
 import { GraphVariant, hasTopNLayer } from '../graph-variant';
@@ -83,7 +84,7 @@ export class NativeBackend implements ExecutionBackend {
   private readonly layerViews = new Map<string, Record<string, NativeTensor>>();
   /** The runner's kept input tensors (FeedBuffers) as addon tensors over the same memory: read (or, on cuda, copied at bind) every run. */
   private readonly hostTensors = new WeakMap<ort.Tensor, NativeTensor>();
-  private readonly layouts = new Map<string, { kFirstSlice: number[]; denseFirstSlice: number[] }>();
+  private readonly layouts: DecodeLayouts;
   /** The write tables of decode, kept from step to step (and their addon tensors, through hostTensors): filled just before the run, which is synchronous. */
   private readonly writeBuffers = new FeedBuffers();
   private logits: LogitsBuffer | null = null;
@@ -111,6 +112,7 @@ export class NativeBackend implements ExecutionBackend {
     if (options.fusedAttention && pagedAttention) throw new RangeError('fusedAttention and pagedAttention are two kernels for one place: pick one');
     this.graphOptions = { hostVAsHalves: false, writeKvInPlace: true, layerArenaViews: true, currentRowInArena, fusedAttention: options.fusedAttention ?? false, pagedAttention };
     this.arenas = this.memory.arenas;
+    this.layouts = new DecodeLayouts(this.arenas, config.numKvHeads);
     this.feedTables = new NativeFeedTables(native, options.provider, options.deviceId ?? 0);
     this.writeBack = new KvWriteBack(this.arenas, options.isHostVBlockReadOnly);
   }
@@ -263,7 +265,7 @@ export class NativeBackend implements ExecutionBackend {
     const numKv = this.config.numKvHeads;
     const numLayers = this.config.numLayers;
     const inArena = this.graphOptions.currentRowInArena === true;
-    const layout = this.layout(variant);
+    const layout = this.layouts.of(variant);
     const numDense = layout.denseFirstSlice.length;
     // In the arena: one write per sequence and KV head, the same slice of every layer's own arena (no layer offsets).
     const kLayers = inArena ? 1 : numLayers;
@@ -378,21 +380,6 @@ export class NativeBackend implements ExecutionBackend {
       this.arenaTensors.set(key, tensors);
     }
     return tensors;
-  }
-
-  /** The first arena slice of each layer's K and each exact layer's device V in its group (as the runner's slice tables). */
-  private layout(variant: GraphVariant): { kFirstSlice: number[]; denseFirstSlice: number[] } {
-    let layout = this.layouts.get(variant.key);
-    if (!layout) {
-      const a = this.arenas;
-      const numKv = this.config.numKvHeads;
-      layout = {
-        kFirstSlice: variant.isDenseLayer.map((_, layer) => placeInGroups(a.kGroups, layer).indexInGroup * a.kIdsPerLayer * numKv),
-        denseFirstSlice: variant.isDenseLayer.flatMap((dense, layer) => (dense ? [placeInGroups(a.deviceVGroups, layer).indexInGroup * a.deviceVIdsPerLayer * numKv] : [])),
-      };
-      this.layouts.set(variant.key, layout);
-    }
-    return layout;
   }
 }
 
