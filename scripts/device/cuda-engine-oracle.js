@@ -22,10 +22,15 @@ const { loadGreedyOracle, stories260kDir } = require(path.resolve(appRoot, 'libs
 const log = (...args) => process.stdout.write(args.join(' ') + '\n');
 const KCACHE_512 = { mode: 'kcache', topN: 512, denseLayers: 0, renormalize: false };
 const modes = [['full', k.FULL_ATTENTION], ['kcache N=512', KCACHE_512]];
-// The decode graph that writes the current row into the arena first (EngineOptions.currentRowInArena), and the
-// one whose attention is the addon's PagedDecodeAttention kernel (pagedAttention), not yet the default: the oracle
-// through the engine with them too (KCACHE_ORACLE_GRAPHS=default,in-arena,paged picks).
-const allGraphs = { default: ['', {}], 'in-arena': [' (current row in the arena)', { currentRowInArena: true }], paged: [' (PagedDecodeAttention kernel)', { pagedAttention: true }] };
+// The onnx operators' decode graph, the one that writes the current row into the arena first
+// (EngineOptions.currentRowInArena), and the one whose attention is the addon's PagedDecodeAttention kernel
+// (pagedAttention, the default on cuda where its kernels are built): the oracle through the engine with each
+// (KCACHE_ORACLE_GRAPHS=default,in-arena,paged picks).
+const allGraphs = {
+  default: [' (onnx operators)', { pagedAttention: false }],
+  'in-arena': [' (current row in the arena)', { currentRowInArena: true, pagedAttention: false }],
+  paged: [' (PagedDecodeAttention kernel)', { pagedAttention: true }],
+};
 const graphs = (process.env.KCACHE_ORACLE_GRAPHS || 'default,in-arena,paged').split(',').map((name) => allGraphs[name]);
 const results = { provider };
 let failures = 0;

@@ -72,6 +72,7 @@ struct Cudart {
   using Memcpy = int (*)(void*, const void*, size_t, int);
   using Memset = int (*)(void*, int, size_t);
   using SetDevice = int (*)(int);
+  using StreamSynchronize = int (*)(void*);
   using GetErrorString = const char* (*)(int);
   Malloc malloc = nullptr;
   Free free = nullptr;
@@ -83,6 +84,7 @@ struct Cudart {
   Memcpy memcpy = nullptr;
   Memset memset = nullptr;
   SetDevice set_device = nullptr;
+  StreamSynchronize stream_synchronize = nullptr;
   GetErrorString error_string = nullptr;
 };
 
@@ -123,6 +125,7 @@ const Cudart& cuda() {
   c.memcpy = reinterpret_cast<Cudart::Memcpy>(sym("cudaMemcpy"));
   c.memset = reinterpret_cast<Cudart::Memset>(sym("cudaMemset"));
   c.set_device = reinterpret_cast<Cudart::SetDevice>(sym("cudaSetDevice"));
+  c.stream_synchronize = reinterpret_cast<Cudart::StreamSynchronize>(sym("cudaStreamSynchronize"));
   c.error_string = reinterpret_cast<Cudart::GetErrorString>(sym("cudaGetErrorString"));
   cudart = c;
   return cudart;
@@ -387,6 +390,9 @@ napi_value memory_copy(napi_env env, napi_callback_info info) {
     if (!to_device && direction != "fromDevice") throw JsError{"direction must be toDevice or fromDevice", "ERR_INVALID_ARG_VALUE"};
     if (m->kind == MemoryKind::Device) {
       check_cuda(cuda().memcpy(to_device ? base : data, to_device ? data : base, length, to_device ? kMemcpyHostToDevice : kMemcpyDeviceToHost), "cudaMemcpy");
+      // From pageable memory, cudaMemcpy may return before the DMA lands, and onnxruntime's kernels run on a
+      // non-blocking stream that does not wait for the default one: wait here, so the next run reads these bytes.
+      if (to_device) check_cuda(cuda().stream_synchronize(nullptr), "cudaStreamSynchronize");
     } else {
       std::memmove(to_device ? base : data, to_device ? data : base, length);
     }
@@ -403,8 +409,10 @@ napi_value memory_fill(napi_env env, napi_callback_info info) {
     int64_t bytes = to_int64(env, arg(a, 1, "bytes"), "bytes");
     int value = static_cast<int>(to_int64(env, arg(a, 2, "value"), "value"));
     if (offset < 0 || bytes < 0 || static_cast<size_t>(offset + bytes) > m->bytes) throw JsError{"fill is outside the memory", "ERR_OUT_OF_RANGE"};
-    if (m->kind == MemoryKind::Device) check_cuda(cuda().memset(static_cast<char*>(m->device_ptr) + offset, value, bytes), "cudaMemset");
-    else std::memset(static_cast<char*>(m->host_ptr) + offset, value, bytes);
+    if (m->kind == MemoryKind::Device) {
+      check_cuda(cuda().memset(static_cast<char*>(m->device_ptr) + offset, value, bytes), "cudaMemset");
+      check_cuda(cuda().stream_synchronize(nullptr), "cudaStreamSynchronize");  // cudaMemset may return before it is done
+    } else std::memset(static_cast<char*>(m->host_ptr) + offset, value, bytes);
     return undefined(env);
   });
 }

@@ -581,7 +581,9 @@ __global__ void __launch_bounds__(kKeyThreads) keys_kernel(const Params p) {
     unsigned kv[4];
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      kv[e] = (i4 * 4 + e < p.T && x[e] != -INFINITY) ? __float_as_uint(expf(x[e] - M) / L) + 1u : 0u;
+      // p is in [0, 1], so its key is at most 0x3f800001; a NaN p (a NaN or infinite score) is held to that bound
+      // too, so that its histogram bin stays inside s_hist.
+      kv[e] = (i4 * 4 + e < p.T && x[e] != -INFINITY) ? min(__float_as_uint(expf(x[e] - M) / L) + 1u, 0x3f800001u) : 0u;
       unmasked += kv[e] != 0u;
     }
     if (i4 < g_end) keys4[i4] = make_uint4(kv[0], kv[1], kv[2], kv[3]);

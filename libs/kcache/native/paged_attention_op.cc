@@ -110,7 +110,10 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
   if (k_slices.size() != 3 || k_slices[0] != q[0] || k_slices[1] != q[1]) return fail(api, "k_slices must be [batch, kv heads, blocks]");
   if (v_slices != k_slices) return fail(api, "v_slices must have k_slices' shape");
   if (dims[1][1] != dims[3][1] || dims[1][2] != q[3] || dims[3][2] != q[3]) return fail(api, "the arenas' block size and head dim must agree with q");
-  if (mask.size() != 4 || mask[0] != q[0] || mask[3] != k_slices[2] * dims[1][1]) return fail(api, "mask must be [batch, 1, 1, blocks x block size]");
+  if (mask.size() != 4 || mask[0] != q[0] || mask[1] != 1 || mask[2] != 1 || mask[3] != k_slices[2] * dims[1][1]) {
+    return fail(api, "mask must be [batch, 1, 1, blocks x block size]");
+  }
+  if (data[kTopNInput] != nullptr && (dims[kTopNInput].size() != 1 || dims[kTopNInput][0] != 1)) return fail(api, "top_n must be [1]");
 
   KcachePagedAttention a{};
   a.q = static_cast<const float*>(data[0]);
@@ -139,6 +142,12 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
   ORT_TRY(api->GetTensorMutableData(scratch, &a.scratch));
 
   if (!kernel.cuda) {
+    // Host memory: every slice id is checked against its arena, so a bad table is an error, not a stray read.
+    const int64_t entries = a.batch * a.num_kv_heads * a.num_blocks;
+    for (int64_t i = 0; i < entries; i++) {
+      if (a.k_slices[i] < 0 || a.k_slices[i] >= dims[1][0]) return fail(api, "k_slices holds a slice outside k_arena");
+      if (a.v_slices[i] < 0 || a.v_slices[i] >= dims[3][0]) return fail(api, "v_slices holds a slice outside v_arena");
+    }
     return kcache_paged_attention_cpu(&a) == 0 ? nullptr : fail(api, "the CPU kernel refused its arguments");
   }
   void* stream = nullptr;

@@ -36,6 +36,9 @@ describe('execution providers', () => {
     assert.match(hint('no CUDA runtime: the CUDA runtime (libcudart.so.13 or .12) could not be opened'), /CUDA runtime libraries were not found: put CUDA's lib folder .* on LD_LIBRARY_PATH/);
     assert.match(hint('cudaHostAlloc failed: CUDA driver version is insufficient for CUDA runtime version'), /no usable GPU or driver: nvidia-smi/);
     assert.match(hint('the onnxruntime C API addon is not built (.../kcache_ort.node is missing)'), /build-native\.sh/);
+    const kernels = hint('PagedDecodeAttention: the CUDA PagedDecodeAttention kernels could not be opened (x.so: cannot open shared object file): build them with libs/kcache/scripts/build-native.sh on a machine with nvcc');
+    assert.match(kernels, /PagedDecodeAttention operator's CUDA kernels .* nvcc .*\(pagedAttention: false, PAGED_ATTENTION=false/);
+    assert.doesNotMatch(kernels, /onnxruntime addon is missing/);
     const cpuError = new Error('bad graph');
     assert.equal(providerError('cpu', cpuError), cpuError);
   });

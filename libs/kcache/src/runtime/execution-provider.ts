@@ -73,6 +73,13 @@ function hintFor(provider: ExecutionProviderName, detail: string): string {
     return 'the WebGPU provider failed to create the session';
   }
   if (provider === 'cuda') {
+    if (/PagedDecodeAttention/.test(detail)) {
+      return (
+        "the PagedDecodeAttention operator's CUDA kernels (kcache_paged_attention_cuda.so) could not be used: build them with " +
+        '`bash libs/kcache/scripts/build-native.sh` on a machine with nvcc (CUDA 12 or 13; they run on compute capability 8.0 and later), ' +
+        'or run without them (pagedAttention: false, PAGED_ATTENTION=false in the worker)'
+      );
+    }
     if (/ERR_KCACHE_ORT_LOAD|addon .*(not built|does not load)|build-native/.test(detail)) {
       return "the native backend's onnxruntime addon is missing: run `bash libs/kcache/scripts/build-native.sh` (needs g++ and onnxruntime's C API headers, ORT_INCLUDE_DIR)";
     }

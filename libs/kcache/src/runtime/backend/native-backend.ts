@@ -222,6 +222,7 @@ export class NativeBackend implements ExecutionBackend {
     this.arenaTensors.clear();
     this.layerViews.clear();
     this.logits = null;
+    this.feedTables.release();
     this.memory.release();
   }
 

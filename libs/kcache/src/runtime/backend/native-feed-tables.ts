@@ -17,7 +17,7 @@ const READ_ON_HOST: ReadonlySet<string> = new Set([IO.topN]);
  *   H100). Tables read on the host (READ_ON_HOST) stay in the slot's memory.
  */
 export class NativeFeedTables {
-  private readonly tables = new WeakMap<ort.Tensor, FeedTable>();
+  private tables = new WeakMap<ort.Tensor, FeedTable>();
   /** cuda: each input's device buffer, grown as needed (a table changes shape every blockSize steps). */
   private readonly device = new Map<string, NativeMemory>();
 
@@ -40,6 +40,13 @@ export class NativeFeedTables {
       tensors[name] = table.tensor;
     }
     return tensors;
+  }
+
+  /** Frees the device copies now (a backend's release; else the garbage collector does it). */
+  release(): void {
+    for (const memory of this.device.values()) memory.release();
+    this.device.clear();
+    this.tables = new WeakMap();
   }
 
   private make(name: string, tensor: ort.Tensor): FeedTable {

@@ -15,7 +15,18 @@ export class NativeGraph implements CompiledGraph {
   runKeepingBindings(inputs: Record<string, NativeTensor>, outputs: Record<string, NativeTensor>): void {
     const changedInputs = changed(this.bound, inputs);
     const changedOutputs = changed(this.bound, outputs, 'output:');
-    if (Object.keys(changedInputs).length > 0 || Object.keys(changedOutputs).length > 0) this.session.bind(changedInputs, changedOutputs);
+    if (Object.keys(changedInputs).length > 0 || Object.keys(changedOutputs).length > 0) {
+      try {
+        this.session.bind(changedInputs, changedOutputs);
+      } catch (error) {
+        // Part of it may be bound: forget every binding, so the next run binds everything again.
+        this.bound.clear();
+        this.session.clear();
+        throw error;
+      }
+      for (const [name, tensor] of Object.entries(changedInputs)) this.bound.set(name, tensor);
+      for (const [name, tensor] of Object.entries(changedOutputs)) this.bound.set(`output:${name}`, tensor);
+    }
     this.session.run();
   }
 
@@ -42,13 +53,9 @@ export function nativeGraph(graph: CompiledGraph): NativeGraph {
   return graph;
 }
 
-/** The entries of `next` whose tensor is not the one `bound` holds under prefix + name; records them as bound. */
-function changed(bound: Map<string, NativeTensor>, next: Record<string, NativeTensor>, prefix = ''): Record<string, NativeTensor> {
+/** The entries of `next` whose tensor is not the one `bound` holds under prefix + name. */
+function changed(bound: ReadonlyMap<string, NativeTensor>, next: Record<string, NativeTensor>, prefix = ''): Record<string, NativeTensor> {
   const out: Record<string, NativeTensor> = {};
-  for (const [name, tensor] of Object.entries(next)) {
-    if (bound.get(prefix + name) === tensor) continue;
-    bound.set(prefix + name, tensor);
-    out[name] = tensor;
-  }
+  for (const [name, tensor] of Object.entries(next)) if (bound.get(prefix + name) !== tensor) out[name] = tensor;
   return out;
 }
