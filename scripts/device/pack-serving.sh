@@ -27,11 +27,15 @@ if ! ls "$cache"/debs/redis-tools_*.deb >/dev/null 2>&1; then
   (cd "$cache/debs" && apt-get $o download "${debs[@]}" >/dev/null 2>&1) ||
     { apt-get $o update >/dev/null && (cd "$cache/debs" && apt-get $o download "${debs[@]}" >/dev/null); }
 fi
-rm -rf "$cache/root" "$cache/redis" && mkdir -p "$cache/root" "$cache/redis/lib"
-for deb in "$cache"/debs/*.deb; do dpkg-deb -x "$deb" "$cache/root"; done
-cp "$cache/root/usr/bin/redis-check-rdb" "$cache/redis/redis-server"
+# The packages unpacked side by side; the binary and the library folders are found in them, whatever their layout.
+tree=$cache/unpacked
+rm -rf "$tree" "$cache/redis" && mkdir -p "$tree" "$cache/redis/lib"
+for deb in "$cache"/debs/*.deb; do dpkg-deb -x "$deb" "$tree"; done
+binary=$(find "$tree" -type f -name redis-check-rdb | head -n 1)
+[ -n "$binary" ] || { echo "pack-serving: redis-tools holds no redis-check-rdb" >&2; exit 1; }
+cp "$binary" "$cache/redis/redis-server"
 dpkg-deb -f "$cache"/debs/redis-tools_*.deb Version >"$cache/redis/VERSION"
-libdirs=("$cache/root/lib/x86_64-linux-gnu" "$cache/root/usr/lib/x86_64-linux-gnu")
+mapfile -t libdirs < <(find "$tree" -name '*.so*' -printf '%h\n' | sort -u)
 base='^(libc|libm|libdl|libpthread|librt|libresolv|libstdc\+\+|libgcc_s|ld-linux-x86-64)\.so'
 queue=("$cache/redis/redis-server")
 while [ ${#queue[@]} -gt 0 ]; do
