@@ -202,6 +202,19 @@ __device__ __forceinline__ float4 shfl_xor4(float4 v, int off) {
 // exp(m - M) for a partial result with max m, 0 for an empty one (m == -inf).
 __device__ __forceinline__ float rescale(float m, float M) { return m == -INFINITY ? 0.f : (m == M ? 1.f : expf(m - M)); }
 
+// Writes four output floats: the weighted sum over the softmax denominator, or zeros for a row with every position
+// masked (M = -inf).
+__device__ __forceinline__ void write_normalised(float* o, float4 sum, float M, float L) {
+  if (M == -INFINITY) {
+    o[0] = o[1] = o[2] = o[3] = 0.f;
+  } else {
+    o[0] = sum.x / L;
+    o[1] = sum.y / L;
+    o[2] = sum.z / L;
+    o[3] = sum.w / L;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // chunk_kernel. Lanes [rg * tpr, rg * tpr + tpr) of a warp form row group rg (rpw = 32 / tpr groups per
 // warp, rb = kWarps * rpw per block); lane lr of a group reads the float4 columns lr, lr + tpr, ... of a row.
@@ -428,15 +441,7 @@ __global__ void __launch_bounds__(kThreads, MAXG > 1 ? 1 : EXACT ? 3 : 4) chunk_
             axpy4(f, reinterpret_cast<const float4*>(s_red[w])[tid], sum);
           }
           if (p.chunks == 1) {
-            float* o = p.out + (row0 + g) * p.D + tid * 4;
-            if (M == -INFINITY) {
-              o[0] = o[1] = o[2] = o[3] = 0.f;
-            } else {
-              o[0] = sum.x / L;
-              o[1] = sum.y / L;
-              o[2] = sum.z / L;
-              o[3] = sum.w / L;
-            }
+            write_normalised(p.out + (row0 + g) * p.D + tid * 4, sum, M, L);
           } else {
             if (M != -INFINITY) reinterpret_cast<float4*>(p.acc + ((row0 + g) * p.chunks + c) * p.D)[tid] = sum;
             if (tid == 0) p.stats[(row0 + g) * p.chunks + c] = make_float2(M, L);
@@ -501,15 +506,7 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(const Params p) {
       sum.z += x.z;
       sum.w += x.w;
     }
-    float* o = p.out + row * p.D + tid * 4;
-    if (M == -INFINITY) {
-      o[0] = o[1] = o[2] = o[3] = 0.f;
-    } else {
-      o[0] = sum.x / L;
-      o[1] = sum.y / L;
-      o[2] = sum.z / L;
-      o[3] = sum.w / L;
-    }
+    write_normalised(p.out + row * p.D + tid * 4, sum, M, L);
   }
 }
 
