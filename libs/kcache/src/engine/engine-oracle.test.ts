@@ -43,6 +43,22 @@ async function runAll(engine: LlmEngine, attention: AttentionConfig, records: re
   return Promise.all(records.map((r) => generate(engine, greedyRequest(r, attention))));
 }
 
+/** Long oracle prompts in a device tier too small for them together: the engine preempts, and tokens stay the reference's. */
+async function assertPreemptionKeepsReferenceTokens(backend: { nativeBackend?: boolean }): Promise<void> {
+  for (const attention of [FULL_ATTENTION, KCACHE_512]) {
+    // 5 layers · 32 floats · 4 B · 16 tokens = 10 KiB per K block: 48 blocks hold ~768 positions.
+    const engine = await createEngine(
+      { model: stories260kDir(), numThreads: 1, ...backend, deviceCapacityBytes: 48 * 10240 * (attention.mode === 'full' ? 2 : 1), hostCapacityBytes: 1 << 20 },
+      model,
+    );
+    const records = oracle.filter((r) => r.generated_token_ids.length > 150).slice(0, 4);
+    const results = await runAll(engine, attention, records);
+    assert.ok(engine.stats().numPreemptions > 0, `${attention.mode}: expected preemptions`);
+    results.forEach((result, i) => assertMatchesOracle(result.tokenIds, records[i]));
+    await engine.close();
+  }
+}
+
 describe('stories260K engine against the reference generations', () => {
   before(() => {
     model = loadModel(stories260kDir());
@@ -86,17 +102,7 @@ describe('stories260K engine against the reference generations', () => {
   }
 
   it('native backend: preemption by recompute, in a device tier too small for the batch, keeps the reference tokens', async () => {
-    for (const attention of [FULL_ATTENTION, KCACHE_512]) {
-      const engine = await createEngine(
-        { model: stories260kDir(), numThreads: 1, nativeBackend: true, deviceCapacityBytes: 48 * 10240 * (attention.mode === 'full' ? 2 : 1), hostCapacityBytes: 1 << 20 },
-        model,
-      );
-      const records = oracle.filter((r) => r.generated_token_ids.length > 150).slice(0, 4);
-      const results = await runAll(engine, attention, records);
-      assert.ok(engine.stats().numPreemptions > 0, `${attention.mode}: expected preemptions`);
-      results.forEach((result, i) => assertMatchesOracle(result.tokenIds, records[i]));
-      await engine.close();
-    }
+    await assertPreemptionKeepsReferenceTokens({ nativeBackend: true });
   });
 
   it('batch invariance: prompts alone, together, and joining mid-way give identical tokens', async () => {
@@ -113,18 +119,7 @@ describe('stories260K engine against the reference generations', () => {
   });
 
   it('preemption by recompute: a device tier too small for the batch preempts, and outputs stay identical', async () => {
-    for (const attention of [FULL_ATTENTION, KCACHE_512]) {
-      // 5 layers · 32 floats · 4 B · 16 tokens = 10 KiB per K block: 48 blocks hold ~768 positions.
-      const engine = await createEngine(
-        { model: stories260kDir(), numThreads: 1, deviceCapacityBytes: 48 * 10240 * (attention.mode === 'full' ? 2 : 1), hostCapacityBytes: 1 << 20 },
-        model,
-      );
-      const records = oracle.filter((r) => r.generated_token_ids.length > 150).slice(0, 4);
-      const results = await runAll(engine, attention, records);
-      assert.ok(engine.stats().numPreemptions > 0, `${attention.mode}: expected preemptions`);
-      results.forEach((result, i) => assertMatchesOracle(result.tokenIds, records[i]));
-      await engine.close();
-    }
+    await assertPreemptionKeepsReferenceTokens({});
   });
 
   it('seeded sampling gives the same tokens alone and in a batch', async () => {
