@@ -27,6 +27,9 @@
 #                 operators' graph instead of the PagedDecodeAttention kernel)
 #   profile       scripts/device/cuda-step-profile.js: onnxruntime's per-node profile of the ~110M decode step on the
 #                 native CUDA backend (context 512, batch 32): kernels per step and time by operator
+#   profile-kcache  the same profile at context 8192 (KCACHE_PROFILE_CONTEXT): full at batch 4, kcache (TopN 64,
+#                 host-tier V) at batch 4 and 8 (the fixed-budget benchmark's batches there), to see where a
+#                 kcache step's time goes as its batch doubles (run vs time outside it)
 #   serving       scripts/device/cuda-serving.sh (needs `pack-gpu.sh --cuda --serving`): Redis, the gateway and one
 #                 worker on EXECUTION_PROVIDER=cuda; a Python grpcio client checks the 12 stories260K oracle prompts
 #                 (full and kcache N=512) and runs 32 streams x 128 tokens; beside it the worker's engine driven
@@ -112,6 +115,13 @@ for stage in "$@"; do
     profile)
       timeout 300 node scripts/device/cuda-step-profile.js "$app" "$OUT" cuda 2>&1 | tee "$OUT/profile.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
+    profile-kcache)
+      ctx=${KCACHE_PROFILE_CONTEXT:-8192}
+      for run in "full 4" "kcache 4" "kcache 8"; do
+        read -r attention batch <<<"$run"
+        timeout 240 node scripts/device/cuda-step-profile.js "$app" "$OUT" cuda synthetic:llama-110m "$ctx" "$batch" paged "$attention" 2>&1 | tee -a "$OUT/profile-kcache.log"
+        [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+      done ;;
     profile-ab)
       for graph in ${KCACHE_PROFILE_GRAPHS:-in-arena apart fused paged}; do
         timeout 240 node scripts/device/cuda-step-profile.js "$app" "$OUT" cuda synthetic:llama-110m 512 32 "$graph" 2>&1 | tee "$OUT/profile-$graph.log"

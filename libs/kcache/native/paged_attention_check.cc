@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/mman.h>
+
 #include "paged_attention.h"
 
 namespace {
@@ -70,6 +72,12 @@ struct Case {
   bool empty_seq = false;  // the last sequence has every position masked
   bool graph = false;      // also replay through a CUDA graph
   float scale_mul = 1.0f;  // scale = scale_mul / sqrt(head_dim)
+  // Timing only, V in host memory: `layers` copies of the V arena, one allocation each like the engine's
+  // per-layer host tier, and call i reads copy i % layers (so a step's footprint in host memory is the whole
+  // model's, not one layer's); huge_pages: each copy is transparent-huge-page memory registered with
+  // cudaHostRegister instead of cudaHostAlloc.
+  int layers = 1;
+  bool huge_pages = false;
 };
 
 std::string describe(const Case& c) {
@@ -80,9 +88,12 @@ std::string describe(const Case& c) {
     std::snprintf(mode, sizeof mode, "top%lld%s", (long long)c.top_n, c.renormalize ? "/renorm" : "");
   }
   char buf[256];
+  char where[32];
+  std::snprintf(where, sizeof where, "%s%s", c.v_host ? (c.huge_pages ? "host-thp" : "host") : "device",
+                c.layers > 1 ? (" x" + std::to_string(c.layers)).c_str() : "");
   std::snprintf(buf, sizeof buf, "%-13s d%-3lld g%lld bs%-2lld B%-2lld H%-2lld ctx%-5lld mask=%s v=%s%s%s%s", mode,
                 (long long)c.head_dim, (long long)c.group, (long long)c.block_size, (long long)c.batch,
-                (long long)c.heads, (long long)c.context, mask_name(c.mask), c.v_host ? "host" : "device",
+                (long long)c.heads, (long long)c.context, mask_name(c.mask), where,
                 c.ties ? " ties" : "", c.empty_seq ? " empty-seq" : "",
                 c.scale_mul > 1.0f ? " peaky" : c.scale_mul < 1.0f ? " flat" : "");
   return buf;
@@ -97,7 +108,10 @@ struct Data {
   float* d_q = nullptr;
   float* d_k = nullptr;
   float* d_v = nullptr;  // device memory, or the mapped pinned host buffer
-  float* h_v = nullptr;  // the pinned host buffer (v_host)
+  float* h_v = nullptr;  // the pinned host buffer (v_host): the first of h_vs
+  std::vector<float*> h_vs;  // Case::layers copies
+  size_t v_bytes = 0;        // of one copy (rounded up to 2 MiB with huge_pages)
+  bool huge_pages = false;
   int32_t* d_ks = nullptr;
   int32_t* d_vs = nullptr;
   float* d_mask = nullptr;
@@ -192,9 +206,29 @@ void build(const Case& c, uint64_t seed, Data& d) {
   d.d_vs = device_copy(d.v_slices);
   d.d_mask = device_copy(d.mask);
   if (c.v_host) {
-    CK(cudaHostAlloc(reinterpret_cast<void**>(&d.h_v), std::max<size_t>(arena * sizeof(float), 256),
-                     cudaHostAllocMapped | cudaHostAllocPortable));
-    std::memcpy(d.h_v, d.v.data(), arena * sizeof(float));
+    d.huge_pages = c.huge_pages;
+    const size_t huge = size_t(2) << 20;
+    d.v_bytes = std::max<size_t>(arena * sizeof(float), 256);
+    if (c.huge_pages) d.v_bytes = (d.v_bytes + huge - 1) / huge * huge;
+    for (int l = 0; l < std::max(c.layers, 1); l++) {
+      float* p = nullptr;
+      if (c.huge_pages) {
+        void* m = mmap(nullptr, d.v_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) {
+          std::perror("mmap");
+          std::exit(2);
+        }
+        madvise(m, d.v_bytes, MADV_HUGEPAGE);
+        std::memcpy(m, d.v.data(), arena * sizeof(float));  // faults the pages in (huge where the kernel gives them)
+        CK(cudaHostRegister(m, d.v_bytes, cudaHostRegisterMapped | cudaHostRegisterPortable));
+        p = static_cast<float*>(m);
+      } else {
+        CK(cudaHostAlloc(reinterpret_cast<void**>(&p), d.v_bytes, cudaHostAllocMapped | cudaHostAllocPortable));
+        std::memcpy(p, d.v.data(), arena * sizeof(float));
+      }
+      d.h_vs.push_back(p);
+    }
+    d.h_v = d.h_vs[0];
     d.d_v = d.h_v;  // under unified addressing the host pointer is the device pointer
   } else {
     d.d_v = device_copy(d.v);
@@ -222,7 +256,14 @@ void release(Data& d) {
   CK(cudaFree(d.d_out));
   CK(cudaFree(d.d_scratch));
   if (d.h_v != nullptr) {
-    CK(cudaFreeHost(d.h_v));
+    for (float* p : d.h_vs) {
+      if (d.huge_pages) {
+        CK(cudaHostUnregister(p));
+        munmap(p, d.v_bytes);
+      } else {
+        CK(cudaFreeHost(p));
+      }
+    }
   } else {
     CK(cudaFree(d.d_v));
   }
@@ -322,12 +363,18 @@ bool time_case(const Case& c, uint64_t seed, bool quick, cudaStream_t stream) {
   const double diff = max_diff(fetch(d, stream), d.out_cpu);
   ok = ok && diff <= kFail;
 
+  // Call i reads V copy i % layers (each holds the same values).
+  size_t call = 0;
+  auto run_next = [&]() {
+    if (!d.h_vs.empty()) d.dev.v_arena = d.h_vs[call++ % d.h_vs.size()];
+    run_cuda(d, stream);
+  };
   cudaEvent_t start, stop;
   CK(cudaEventCreate(&start));
   CK(cudaEventCreate(&stop));
-  for (int i = 0; i < 10; i++) run_cuda(d, stream);
+  for (int i = 0; i < 10; i++) run_next();
   CK(cudaEventRecord(start, stream));
-  for (int i = 0; i < 10; i++) run_cuda(d, stream);
+  for (int i = 0; i < 10; i++) run_next();
   CK(cudaEventRecord(stop, stream));
   CK(cudaEventSynchronize(stop));
   float ms = 0.0f;
@@ -335,7 +382,7 @@ bool time_case(const Case& c, uint64_t seed, bool quick, cudaStream_t stream) {
   const double budget_ms = quick ? 50.0 : 300.0;
   const int iters = int(std::min(5000.0, std::max(20.0, budget_ms / std::max(ms / 10.0, 1e-3))));
   CK(cudaEventRecord(start, stream));
-  for (int i = 0; i < iters; i++) run_cuda(d, stream);
+  for (int i = 0; i < iters; i++) run_next();
   CK(cudaEventRecord(stop, stream));
   CK(cudaEventSynchronize(stop));
   CK(cudaEventElapsedTime(&ms, start, stop));
@@ -531,6 +578,23 @@ int main(int argc, char** argv) {
   timing.push_back(shape(2, 32768, 64, true));
   timing.push_back(shape(4, 8192, 0, false));
   timing.push_back(shape(8, 8192, 64, true));
+  // V in host memory spread like the engine's host tier (12 layer arenas, one read per call in turn), and the
+  // same in transparent huge pages: is a step's host-V time the rows' bytes, or the GPU's address translation
+  // over a footprint of gigabytes?
+  auto spread = [&](int64_t batch, int64_t ctx, bool huge) {
+    Case c = shape(batch, ctx, 64, true);
+    c.layers = 12;
+    c.huge_pages = huge;
+    return c;
+  };
+  timing.push_back(shape(4, 8192, 64, true));
+  timing.push_back(spread(4, 8192, false));
+  timing.push_back(spread(8, 8192, false));
+  timing.push_back(spread(8, 8192, true));
+  timing.push_back(spread(2, 32768, false));
+  timing.push_back(spread(2, 32768, true));
+  timing.push_back(spread(32, 2048, false));
+  timing.push_back(spread(32, 2048, true));
   if (!timed) timing.clear();
   for (const Case& c : timing) failed += !time_case(c, seed++, quick, stream);
 
