@@ -292,7 +292,7 @@ async function decodeSteps(state: ModeState, sequences: readonly KvSequence[], s
   const start = performance.now();
   for (let step = 0; step < numSteps; step++) {
     const items = sequences.map((seq, b) => ({ tokenId: tokenIds[b], position: startPosition + step, blocks: seq.blocks }));
-    const logits = await state.runner.decode(items, state.variant, topN); // [B, vocab]
+    const logits = await state.runner.decode(items, state.variant, topN, { untilNextDecode: true }); // [B, vocab], read before the next step
     tokenIds = tokenIds.map((_, b) => argmax(logits.subarray(b * vocab, (b + 1) * vocab)));
   }
   return performance.now() - start;

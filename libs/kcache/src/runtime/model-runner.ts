@@ -90,9 +90,10 @@ export class ModelRunner {
       if (prefill.sample) logits.set(prefill.requestId, rows);
     }
     const vocab = this.config.vocabSize;
-    for (const group of plan.decodeGroups) {
+    for (const [i, group] of plan.decodeGroups.entries()) {
       const startMs = performance.now();
-      const rows = await this.decode(group.items, group.variant, group.topN);
+      // The last group's logits may stay in the backend's buffer: nothing runs before they are sampled.
+      const rows = await this.decode(group.items, group.variant, group.topN, { untilNextDecode: i === plan.decodeGroups.length - 1 });
       this.gatherStats.recordDecode(group.variant, group.topN, group.items, performance.now() - startMs);
       for (let b = 0; b < group.items.length; b++) {
         if (group.sample[b]) logits.set(group.requestIds[b], rows.length === vocab ? rows : rows.subarray(b * vocab, (b + 1) * vocab));
@@ -101,8 +102,11 @@ export class ModelRunner {
     return logits;
   }
 
-  /** logits: [items.length, vocab]. */
-  async decode(items: readonly DecodeItem[], variant: GraphVariant, topN: number): Promise<Float32Array> {
+  /**
+   * logits: [items.length, vocab]. untilNextDecode: the caller reads them before the next decode, so they may
+   * be a view of the backend's own buffer (no copy of a batch's rows; a 32 x 32000 batch is 4 MiB).
+   */
+  async decode(items: readonly DecodeItem[], variant: GraphVariant, topN: number, options: { readonly untilNextDecode?: boolean } = {}): Promise<Float32Array> {
     const graph = this.graphs.cached(variant, this.decodeKind) ?? (await this.graphs.get(variant, this.decodeKind));
     const buffers = this.decodeInputs.acquire();
     let output: DecodeLogits;
@@ -116,6 +120,7 @@ export class ModelRunner {
     const vocab = this.config.vocabSize;
     const batch = items.length;
     if (batch === 1) return logits.subarray(0, vocab);
+    if (options.untilNextDecode && rowStride === vocab) return logits.subarray(0, batch * vocab);
     const rows = new Float32Array(batch * vocab);
     for (let b = 0; b < batch; b++) rows.set(logits.subarray(b * rowStride, b * rowStride + vocab), b * vocab);
     return rows;

@@ -56,7 +56,8 @@ export interface BackendGraphOptions {
 
 /**
  * A decode run's logits: row b's vocab logits start at logits[b · rowStride]. They may lie in a buffer the
- * backend reuses (NativeBackend's pinned one): valid until its next run, so the runner copies them out.
+ * backend reuses (NativeBackend's pinned one): valid until its next run, so the runner copies them out unless its
+ * caller reads them before the next decode (ModelRunner.decode's untilNextDecode).
  */
 export interface DecodeLogits {
   readonly logits: Float32Array;

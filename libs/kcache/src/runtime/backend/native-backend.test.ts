@@ -187,4 +187,24 @@ describe('native backend on the CPU provider (the CUDA path, checked without a G
     assert.ok(Buffer.compare(bytes(runner.arenas.hostV[0]), before) === 0);
     await runner.release();
   });
+
+  it("a batch's logits: untilNextDecode hands over the backend's own buffer (the same values), the default a copy that the next decode leaves alone", async () => {
+    const config = model.weights.config;
+    const kv = new KvCacheManager({ model: config, deviceCapacityBytes: 8 << 20, hostCapacityBytes: 8 << 20 });
+    const runner = new ModelRunner(model.weights, { blockSize: 16, arenaCapacity: kv.arenaCapacity(), numThreads: 1, nativeBackend: true });
+    const variant = graphVariantOf(FULL_ATTENTION, config.numLayers);
+    const items = [3, 9].map((tokenId, b) => {
+      const seq = { blocks: emptySequenceBlocks(), attention: FULL_ATTENTION };
+      kv.allocate(seq, 8);
+      return { tokenId, position: b, blocks: seq.blocks };
+    });
+    const copied = await runner.decode(items, variant, 0);
+    const kept = Float32Array.from(copied);
+    const view = await runner.decode(items, variant, 0, { untilNextDecode: true });
+    assert.deepEqual(Array.from(view), Array.from(kept));
+    await runner.decode([{ ...items[0], tokenId: 20 }, { ...items[1], tokenId: 30 }], variant, 0, { untilNextDecode: true });
+    assert.notDeepEqual(Array.from(view), Array.from(kept), 'the view is the next decode\'s buffer');
+    assert.deepEqual(Array.from(copied), Array.from(kept), 'the copy stays');
+    await runner.release();
+  });
 });
