@@ -165,6 +165,7 @@ struct Params {
   int32_t* sel_pos;  // [rows, n_sel]
   uint32_t* sel_key;
   int64_t T, Tp, n_sel, top_n;
+  int64_t q_stride;  // floats between (b, h)'s query rows
   int H, G, D, BS, NB;
   Divider bs_div;  // n / BS
   int chunks, chunk_len, key_chunks, tpr, sel_tpr;
@@ -245,7 +246,7 @@ __global__ void __launch_bounds__(kThreads, MAXG > 1 ? 1 : EXACT ? 3 : 4) chunk_
 #pragma unroll
     for (int j = 0; j < NQ; ++j) {
       const int c4 = lr + j * tpr;
-      qf[g][j] = (g < gn && c4 < d4) ? __ldg(reinterpret_cast<const float4*>(p.q + (row0 + g) * p.D) + c4) : f4_zero();
+      qf[g][j] = (g < gn && c4 < d4) ? __ldg(reinterpret_cast<const float4*>(p.q + bh * p.q_stride + int64_t(g0 + g) * p.D) + c4) : f4_zero();
     }
   }
   float m[MAXG], l[MAXG];
@@ -1034,6 +1035,7 @@ extern "C" int kcache_paged_attention_cuda(const KcachePagedAttention* a, void* 
   p.Tp = plan.Tp;
   p.n_sel = plan.n_sel;
   p.top_n = a->top_n;
+  p.q_stride = a->q_stride != 0 ? a->q_stride : a->group * a->head_dim;
   p.H = int(a->num_kv_heads);
   p.G = int(a->group);
   p.D = int(a->head_dim);
@@ -1061,6 +1063,37 @@ extern "C" int kcache_paged_attention_cuda(const KcachePagedAttention* a, void* 
       select_kernel<2><<<unsigned(plan.rows), kSelThreads, 0, stream>>>(p);
     }
   }
+  return int(cudaGetLastError());
+}
+
+namespace {
+
+// append_rows_kernel: one block per (sequence, KV head), a thread per float4 of the two rows.
+__global__ void append_rows_kernel(const KcacheAppendRows a) {
+  const int64_t i = blockIdx.x;
+  const int64_t d4 = a.head_dim / 4;
+  const float4* k = reinterpret_cast<const float4*>(a.qkv + (i * (a.group + 2) + a.group) * a.head_dim);
+  const int64_t* kw = a.k_writes + i * a.k_write_width;
+  const int64_t* vw = a.v_writes + i * a.v_write_width;
+  const int64_t k_row = a.k_write_width == 2 ? kw[0] * a.block_size + kw[1] : kw[0];
+  const int64_t v_row = a.v_write_width == 2 ? vw[0] * a.block_size + vw[1] : vw[0];
+  for (int64_t j = threadIdx.x; j < 2 * d4; j += blockDim.x) {
+    const bool is_k = j < d4;
+    const int64_t row = is_k ? k_row : v_row;
+    if (row < 0 || row >= (is_k ? a.k_arena_rows : a.v_arena_rows)) continue;
+    float4* arena = reinterpret_cast<float4*>((is_k ? a.k_arena : a.v_arena) + row * a.head_dim);
+    arena[is_k ? j : j - d4] = k[j];  // V is the next row of qkv
+  }
+}
+
+}  // namespace
+
+extern "C" int kcache_append_rows_cuda(const KcacheAppendRows* a, void* stream_ptr) {
+  if (a->batch * a->num_kv_heads == 0) return 0;
+  if (a->head_dim % 4 != 0 || a->batch * a->num_kv_heads > INT32_MAX) return int(cudaErrorInvalidValue);
+  const int64_t d2 = a->head_dim / 2;  // float4s of the two rows
+  const unsigned threads = unsigned(d2 < 32 ? 32 : d2 > 256 ? 256 : d2);
+  append_rows_kernel<<<unsigned(a->batch * a->num_kv_heads), threads, 0, static_cast<cudaStream_t>(stream_ptr)>>>(*a);
   return int(cudaGetLastError());
 }
 

@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 typedef struct KcachePagedAttention {
-  const float* q;           // [batch, num_kv_heads, group, head_dim]
+  const float* q;           // [batch, num_kv_heads, group, head_dim], (b, h)'s rows q_stride floats apart
   const float* k_arena;     // [any, block_size, head_dim]
   const int32_t* k_slices;  // [batch, num_kv_heads, num_blocks]
   const float* v_arena;     // [any, block_size, head_dim]; on CUDA it may be mapped host memory (read over the bus)
@@ -44,11 +44,39 @@ typedef struct KcachePagedAttention {
   int64_t top_n;      // 0: exact attention over every unmasked position
   int32_t renormalize;
   float scale;
+  int64_t q_stride;   // floats from one (b, h)'s query rows to the next; 0: group * head_dim (q packed)
 } KcachePagedAttention;
+
+// A decode step's new K and V rows, appended to their arenas before the step attends (the operator does both).
+// For each sequence b and KV head h: K row qkv[b, h, group, :] goes to row k_row(b, h) of k_arena, V row
+// qkv[b, h, group + 1, :] to row v_row(b, h) of v_arena (arenas viewed as rows of head_dim floats). A write
+// table entry is (slice, row in the block) when its width is 2, the arena row itself when it is 1. Rows outside
+// an arena (at or past *_arena_rows, or negative) are not written.
+typedef struct KcacheAppendRows {
+  const float* qkv;         // [batch, num_kv_heads, group + 2, head_dim]
+  float* k_arena;
+  float* v_arena;           // on CUDA it may be mapped host memory (written over the bus)
+  const int64_t* k_writes;  // [batch, num_kv_heads, k_write_width]
+  const int64_t* v_writes;  // [batch, num_kv_heads, v_write_width]
+  int64_t k_write_width;    // 1 or 2
+  int64_t v_write_width;
+  int64_t k_arena_rows;
+  int64_t v_arena_rows;
+  int64_t batch;
+  int64_t num_kv_heads;
+  int64_t group;
+  int64_t head_dim;
+  int64_t block_size;
+} KcacheAppendRows;
 
 // The CPU version (paged_attention_cpu.cc). Returns 0, or 1 when the shape fields are unusable (kcache_paged_attention_invalid says why).
 size_t kcache_paged_attention_cpu_scratch_bytes(const KcachePagedAttention* args);
 int kcache_paged_attention_cpu(const KcachePagedAttention* args);
+
+// Appends the rows (KcacheAppendRows). The CUDA version launches on `stream` without synchronising and returns 0
+// or a cudaError_t.
+void kcache_append_rows_cpu(const KcacheAppendRows* args);
+int kcache_append_rows_cuda(const KcacheAppendRows* args, void* stream);
 
 // The CUDA version (paged_attention.cu, in kcache_paged_attention_cuda.so). Every pointer is device-visible
 // (device memory, or pinned/registered host memory under unified addressing). Launches on `stream`

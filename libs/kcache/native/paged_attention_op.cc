@@ -3,11 +3,16 @@
 // opened when a CUDA session first creates the kernel, so the addon itself needs no CUDA to build or load).
 //
 // Node (decode graph, runtime/paged-attention-op.ts):
-//   out, scratch = PagedDecodeAttention(q [B, Hkv, G, d], k_arena [S, bs, d], k_slices int32 [B, Hkv, nb],
-//                                      v_arena [S', bs, d], v_slices int32 [B, Hkv, nb], mask [B, 1, 1, nb·bs],
-//                                      top_n int64 [1] (optional: absent = exact attention))
+//   out, scratch = PagedDecodeAttention(qkv [B, Hkv, G + 2, d], k_arena [S, bs, d], k_slices int32 [B, Hkv, nb],
+//                                      k_writes int64 [B, Hkv, 1, 2], v_arena [S', bs, d] or [S' · bs, d],
+//                                      v_slices int32 [B, Hkv, nb], v_writes int64 [B, Hkv, 1, 1 or 2],
+//                                      mask [B, 1, 1, nb·bs], top_n int64 [1] (optional: absent = exact attention))
 //   attributes: scale (float), renormalize (int, 0/1)
-//   out [B, Hkv, G, d]; scratch uint8 [bytes]: the kernel's working memory (onnxruntime allocates it like any
+//   First the step's rows are appended: qkv's K row (slot G) and V row (slot G + 1) of each (b, h) go to the arena
+//   rows that k_writes and v_writes name (KcacheAppendRows: an entry is (slice, row in the block), or the row
+//   itself). The arenas are written in place: they are inputs bound to the caller's memory. Then the G query
+//   rows attend over the arenas (KcachePagedAttention), the new position included where the mask opens it.
+//   out [B, Hkv · G · d]; scratch uint8 [bytes]: the kernel's working memory (onnxruntime allocates it like any
 //   intermediate tensor; no node reads it).
 #include "paged_attention_op.h"
 
@@ -24,14 +29,17 @@ namespace {
 
 constexpr const char* kDomain = "com.kcache";
 constexpr const char* kOpName = "PagedDecodeAttention";
-constexpr size_t kInputs = 7, kTopNInput = 6;
+constexpr size_t kQkv = 0, kKArena = 1, kKSlices = 2, kKWrites = 3, kVArena = 4, kVSlices = 5, kVWrites = 6, kMask = 7,
+                 kTopNInput = 8, kInputs = 9;
 
 struct CudaKernels {
   using ScratchBytes = size_t (*)(const KcachePagedAttention*);
   using Run = int (*)(const KcachePagedAttention*, void*);
   using ErrorText = const char* (*)(int);
+  using Append = int (*)(const KcacheAppendRows*, void*);
   ScratchBytes scratch_bytes = nullptr;
   Run run = nullptr;
+  Append append = nullptr;
   ErrorText error_text = nullptr;
 };
 
@@ -53,7 +61,8 @@ std::string load_cuda_kernels() {
   k.scratch_bytes = reinterpret_cast<CudaKernels::ScratchBytes>(dlsym(lib, "kcache_paged_attention_cuda_scratch_bytes"));
   k.run = reinterpret_cast<CudaKernels::Run>(dlsym(lib, "kcache_paged_attention_cuda"));
   k.error_text = reinterpret_cast<CudaKernels::ErrorText>(dlsym(lib, "kcache_paged_attention_cuda_error"));
-  if (k.scratch_bytes == nullptr || k.run == nullptr || k.error_text == nullptr) {
+  k.append = reinterpret_cast<CudaKernels::Append>(dlsym(lib, "kcache_append_rows_cuda"));
+  if (k.scratch_bytes == nullptr || k.run == nullptr || k.error_text == nullptr || k.append == nullptr) {
     return cuda_library_path + " lacks the kcache_paged_attention_cuda functions: rebuild it";
   }
   cuda_kernels = k;
@@ -104,37 +113,69 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
   std::vector<int64_t> dims[kInputs];
   const void* data[kInputs];
   for (size_t i = 0; i < kInputs; i++) ORT_TRY(input_of(api, context, i, dims[i], &data[i]));
-  const std::vector<int64_t>&q = dims[0], &k_slices = dims[2], &v_slices = dims[4], &mask = dims[5];
-  if (q.size() != 4) return fail(api, "q must be [batch, kv heads, group, head dim]");
-  if (dims[1].size() != 3 || dims[3].size() != 3) return fail(api, "k_arena and v_arena must be [slices, block size, head dim]");
-  if (k_slices.size() != 3 || k_slices[0] != q[0] || k_slices[1] != q[1]) return fail(api, "k_slices must be [batch, kv heads, blocks]");
+  const std::vector<int64_t>&qkv = dims[kQkv], &k_arena = dims[kKArena], &v_arena = dims[kVArena], &k_slices = dims[kKSlices],
+                        &v_slices = dims[kVSlices], &mask = dims[kMask];
+  if (qkv.size() != 4 || qkv[2] < 3) return fail(api, "qkv must be [batch, kv heads, group + 2, head dim]");
+  const int64_t batch = qkv[0], heads = qkv[1], group = qkv[2] - 2, head_dim = qkv[3];
+  if (k_arena.size() != 3 || k_arena[2] != head_dim) return fail(api, "k_arena must be [slices, block size, head dim]");
+  const int64_t block_size = k_arena[1];
+  const bool v_blocks = v_arena.size() == 3;
+  if (!(v_blocks ? v_arena[1] == block_size && v_arena[2] == head_dim : v_arena.size() == 2 && v_arena[1] == head_dim && block_size > 0 && v_arena[0] % block_size == 0)) {
+    return fail(api, "v_arena must be [slices, block size, head dim] or [slices x block size, head dim], with k_arena's block size and qkv's head dim");
+  }
+  if (k_slices.size() != 3 || k_slices[0] != batch || k_slices[1] != heads) return fail(api, "k_slices must be [batch, kv heads, blocks]");
   if (v_slices != k_slices) return fail(api, "v_slices must have k_slices' shape");
-  if (dims[1][1] != dims[3][1] || dims[1][2] != q[3] || dims[3][2] != q[3]) return fail(api, "the arenas' block size and head dim must agree with q");
-  if (mask.size() != 4 || mask[0] != q[0] || mask[1] != 1 || mask[2] != 1 || mask[3] != k_slices[2] * dims[1][1]) {
+  const std::vector<int64_t>&k_writes = dims[kKWrites], &v_writes = dims[kVWrites];
+  auto writes_ok = [&](const std::vector<int64_t>& w) {
+    return w.size() == 4 && w[0] == batch && w[1] == heads && w[2] == 1 && (w[3] == 1 || w[3] == 2);
+  };
+  if (!writes_ok(k_writes)) return fail(api, "k_writes must be [batch, kv heads, 1, 2 or 1]");
+  if (!writes_ok(v_writes)) return fail(api, "v_writes must be [batch, kv heads, 1, 2 or 1]");
+  if (mask.size() != 4 || mask[0] != batch || mask[1] != 1 || mask[2] != 1 || mask[3] != k_slices[2] * block_size) {
     return fail(api, "mask must be [batch, 1, 1, blocks x block size]");
   }
   if (data[kTopNInput] != nullptr && (dims[kTopNInput].size() != 1 || dims[kTopNInput][0] != 1)) return fail(api, "top_n must be [1]");
 
   KcachePagedAttention a{};
-  a.q = static_cast<const float*>(data[0]);
-  a.k_arena = static_cast<const float*>(data[1]);
-  a.k_slices = static_cast<const int32_t*>(data[2]);
-  a.v_arena = static_cast<const float*>(data[3]);
-  a.v_slices = static_cast<const int32_t*>(data[4]);
-  a.mask = static_cast<const float*>(data[5]);
-  a.batch = q[0];
-  a.num_kv_heads = q[1];
-  a.group = q[2];
-  a.head_dim = q[3];
-  a.block_size = dims[1][1];
+  a.q = static_cast<const float*>(data[kQkv]);
+  a.q_stride = (group + 2) * head_dim;
+  a.k_arena = static_cast<const float*>(data[kKArena]);
+  a.k_slices = static_cast<const int32_t*>(data[kKSlices]);
+  a.v_arena = static_cast<const float*>(data[kVArena]);
+  a.v_slices = static_cast<const int32_t*>(data[kVSlices]);
+  a.mask = static_cast<const float*>(data[kMask]);
+  a.batch = batch;
+  a.num_kv_heads = heads;
+  a.group = group;
+  a.head_dim = head_dim;
+  a.block_size = block_size;
   a.num_blocks = k_slices[2];
   a.top_n = data[kTopNInput] != nullptr ? *static_cast<const int64_t*>(data[kTopNInput]) : 0;
   a.renormalize = kernel.renormalize;
   a.scale = kernel.scale;
   if (const char* invalid = kcache_paged_attention_invalid(&a)) return fail(api, invalid);
+  const int64_t k_slice_count = k_arena[0], v_slice_count = v_blocks ? v_arena[0] : v_arena[0] / block_size;
 
+  // The arenas are written in place: inputs bound to the caller's memory (never one of onnxruntime's own).
+  KcacheAppendRows rows{};
+  rows.qkv = a.q;
+  rows.k_arena = const_cast<float*>(a.k_arena);
+  rows.v_arena = const_cast<float*>(a.v_arena);
+  rows.k_writes = static_cast<const int64_t*>(data[kKWrites]);
+  rows.v_writes = static_cast<const int64_t*>(data[kVWrites]);
+  rows.k_write_width = k_writes[3];
+  rows.v_write_width = v_writes[3];
+  rows.k_arena_rows = k_slice_count * block_size;
+  rows.v_arena_rows = v_slice_count * block_size;
+  rows.batch = batch;
+  rows.num_kv_heads = heads;
+  rows.group = group;
+  rows.head_dim = head_dim;
+  rows.block_size = block_size;
+
+  const int64_t out_dims[2] = {batch, heads * group * head_dim};
   OrtValue* out = nullptr;
-  ORT_TRY(api->KernelContext_GetOutput(context, 0, q.data(), q.size(), &out));
+  ORT_TRY(api->KernelContext_GetOutput(context, 0, out_dims, 2, &out));
   ORT_TRY(api->GetTensorMutableData(out, reinterpret_cast<void**>(&a.out)));
   const int64_t scratch_bytes = static_cast<int64_t>(kernel.cuda ? cuda_kernels.scratch_bytes(&a) : kcache_paged_attention_cpu_scratch_bytes(&a));
   OrtValue* scratch = nullptr;
@@ -142,17 +183,28 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
   ORT_TRY(api->GetTensorMutableData(scratch, &a.scratch));
 
   if (!kernel.cuda) {
-    // Host memory: every slice id is checked against its arena, so a bad table is an error, not a stray read.
+    // Host memory: every slice id and written row is checked against its arena, so a bad table is an error, not a
+    // stray read or write.
     const int64_t entries = a.batch * a.num_kv_heads * a.num_blocks;
     for (int64_t i = 0; i < entries; i++) {
-      if (a.k_slices[i] < 0 || a.k_slices[i] >= dims[1][0]) return fail(api, "k_slices holds a slice outside k_arena");
-      if (a.v_slices[i] < 0 || a.v_slices[i] >= dims[3][0]) return fail(api, "v_slices holds a slice outside v_arena");
+      if (a.k_slices[i] < 0 || a.k_slices[i] >= k_slice_count) return fail(api, "k_slices holds a slice outside k_arena");
+      if (a.v_slices[i] < 0 || a.v_slices[i] >= v_slice_count) return fail(api, "v_slices holds a slice outside v_arena");
     }
+    for (int64_t i = 0; i < batch * heads; i++) {
+      const int64_t* kw = rows.k_writes + i * rows.k_write_width;
+      const int64_t* vw = rows.v_writes + i * rows.v_write_width;
+      const int64_t k_row = rows.k_write_width == 2 ? kw[0] * block_size + kw[1] : kw[0];
+      const int64_t v_row = rows.v_write_width == 2 ? vw[0] * block_size + vw[1] : vw[0];
+      if (k_row < 0 || k_row >= rows.k_arena_rows || (rows.k_write_width == 2 && (kw[1] < 0 || kw[1] >= block_size))) return fail(api, "k_writes names a row outside k_arena");
+      if (v_row < 0 || v_row >= rows.v_arena_rows || (rows.v_write_width == 2 && (vw[1] < 0 || vw[1] >= block_size))) return fail(api, "v_writes names a row outside v_arena");
+    }
+    kcache_append_rows_cpu(&rows);
     return kcache_paged_attention_cpu(&a) == 0 ? nullptr : fail(api, "the CPU kernel refused its arguments");
   }
   void* stream = nullptr;
   ORT_TRY(api->KernelContext_GetGPUComputeStream(context, &stream));
-  const int rc = cuda_kernels.run(&a, stream);
+  int rc = cuda_kernels.append(&rows, stream);
+  if (rc == 0) rc = cuda_kernels.run(&a, stream);
   if (rc != 0) return api->CreateStatus(ORT_EP_FAIL, (std::string(kOpName) + ": CUDA kernel launch failed: " + cuda_kernels.error_text(rc)).c_str());
   return nullptr;
 }
@@ -177,9 +229,11 @@ OrtStatus* create_kernel(const OrtCustomOp* op, const OrtApi* api, const OrtKern
 
 ONNXTensorElementDataType input_type(const OrtCustomOp*, size_t index) {
   switch (index) {
-    case 2:
-    case 4:
+    case kKSlices:
+    case kVSlices:
       return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
+    case kKWrites:
+    case kVWrites:
     case kTopNInput:
       return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
     default:

@@ -166,7 +166,8 @@ export function buildDecodeGraph(
     g,
     config,
     names,
-    (g, layer, q, k, v) => {
+    (g, layer, heads) => {
+      const [q, k, v] = heads.split();
       const dense = variant.isDenseLayer[layer];
       const layerView = (name: string) => g.input(name, 'float32', [`${name}_slices`, blockSize, d]);
       const kArena = options.layerArenaViews ? layerView(IO.kArena(layer)) : groupArena(IO.kArenaGroup(arenaGroups.k[layer]));
@@ -210,7 +211,7 @@ export function buildDecodeGraph(
       return g.op('Reshape', [out, g.constInt([0, config.dim])]);
     },
     options.writeKvInPlace
-      ? { lastRowLogitsOnly: false, writeNewKv: (newK, newV) => writeKvInPlace(g, variant, arenaGroups, groupArena, newK, newV, { blockSize, d, numKv }) }
+      ? { lastRowLogitsOnly: false, writeNewKv: (newK, newV) => writeKvInPlace(g, variant, arenaGroups, groupArena, newK(), newV(), { blockSize, d, numKv }) }
       : { lastRowLogitsOnly: false, packOutputs: true },
   );
   return g.toBytes();

@@ -31,8 +31,9 @@ export function inArenaAttention(
    * - 'fused': exact layers as one com.microsoft MultiHeadAttention node (q [B, 1, dim], the gathered K and V as
    *   [B, H, T, d], the mask as its attention bias), only where every query head has its own KV head (Hkv = H;
    *   otherwise as 'onnx'); TopN layers as 'onnx';
-   * - 'paged': every layer as one com.kcache PagedDecodeAttention node over the arenas themselves (no gather;
-   *   pagedDecodeAttention). TopN layers read host V through IO.vSlicesHost.
+   * - 'paged': every layer as one com.kcache PagedDecodeAttention node over the arenas themselves, which also
+   *   writes the step's rows (no gather, no ScatterND, no Split; pagedDecodeAttention). TopN layers read host V
+   *   through IO.vSlicesHost. The graph then has no IO.written outputs: the arenas are inputs only.
    */
   kernel: InArenaKernel = 'onnx',
 ): LayerAttention {
@@ -74,18 +75,18 @@ export function inArenaAttention(
   };
 
   if (paged) {
-    const blocksView = g.constInt([-1, blockSize, d]);
-    return (g, layer, q, k, v) => {
-      const kArena = blocksArena(IO.kArena(layer), kWrites, k);
-      const [vArena, vSlices] = dense[layer]
-        ? [blocksArena(IO.vArena(layer), vWritesDevice, v), vSlicesDevice]
-        : [g.op('Reshape', [hostVWritten(layer, v), blocksView]), vSlicesHost]; // host V's rows of a block are consecutive
-      const out = pagedDecodeAttention(g, { q, kArena, kSlices, vArena, vSlices, mask, topN: dense[layer] ? '' : topN }, alpha.float, variant.renormalize);
-      return g.op('Reshape', [out, g.constInt([0, shape.dim])]);
+    // The operator writes the step's rows itself (no ScatterND, no written outputs) and takes qkv whole (no Split).
+    return (g, layer, heads) => {
+      const kArena = g.input(IO.kArena(layer), 'float32', [`${IO.kArena(layer)}_slices`, blockSize, d]);
+      const [vArena, vSlices, vWrites] = dense[layer]
+        ? [g.input(IO.vArena(layer), 'float32', [`${IO.vArena(layer)}_slices`, blockSize, d]), vSlicesDevice, vWritesDevice]
+        : [g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]), vSlicesHost, vWritesHost]; // host V's rows of a block are consecutive
+      return pagedDecodeAttention(g, { qkv: heads.qkv, kArena, kSlices, kWrites, vArena, vSlices, vWrites, mask, topN: dense[layer] ? '' : topN }, alpha.float, variant.renormalize);
     };
   }
 
-  return (g, layer, q, k, v) => {
+  return (g, layer, heads) => {
+    const [q, k, v] = heads.split();
     // q: [B, Hkv, G, d]; k, v (the current token): [B, Hkv, 1, d]
     const kPast = gather.gather(blocksArena(IO.kArena(layer), kWrites, k), kSlices); // [B, Hkv, T, d]
     if (fused && dense[layer]) {

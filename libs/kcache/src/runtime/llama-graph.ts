@@ -5,10 +5,17 @@ import { ModelWeightNames } from './layer-weights-layout';
 import { addAndRmsNorm, applyRotary, linear, rmsNorm, rotaryPositionIds, swiGlu } from './transformer-ops';
 
 /**
- * Attention of one layer for `rows` query tokens, in the grouped layout: q [rows, Hkv, G, d],
- * k and v [rows, Hkv, 1, d] (q and k rotated). Returns [rows, dim].
+ * A layer's heads for `rows` query tokens, q and k rotated: `qkv` [rows, Hkv, G + 2, d] in the grouped layout
+ * (per KV head its G query heads, then K, then V), and split() the same as q [rows, Hkv, G, d], k and v
+ * [rows, Hkv, 1, d] (one Split node, made at the first call).
  */
-export type LayerAttention = (g: GraphBuilder, layer: number, q: string, k: string, v: string) => string;
+export interface LayerHeads {
+  readonly qkv: string;
+  split(): readonly [q: string, k: string, v: string];
+}
+
+/** Attention of one layer for `rows` query tokens. Returns [rows, dim]. */
+export type LayerAttention = (g: GraphBuilder, layer: number, heads: LayerHeads) => string;
 
 /**
  * The Llama decoder around a pluggable attention: embedding, per layer RMSNorm → fused QKV
@@ -31,7 +38,7 @@ export function buildLlamaGraph(
      * outputs: the graph writes them where they belong itself (buildDecodeGraph's writeKvInPlace), and its
      * only other output is IO.logits of every row.
      */
-    writeNewKv?: (newK: readonly string[], newV: readonly string[]) => void;
+    writeNewKv?: (newK: () => readonly string[], newV: () => readonly string[]) => void;
   },
 ): void {
   if ((options.packOutputs || options.writeNewKv) && options.lastRowLogitsOnly) throw new Error('packOutputs and writeNewKv need the logits of every row');
@@ -44,18 +51,22 @@ export function buildLlamaGraph(
   const ropeTables = { cos: names.ropeCos, sin: names.ropeSin };
   const groupedShape = g.constInt([0, numKv, group + 2, d]);
   const qkvSizes = g.constInt([group, 1, 1]);
-  const newK: string[] = [];
-  const newV: string[] = [];
+  // Each layer's split(): its new K and V rows, split off when an output needs them (an attention that takes
+  // qkv whole and writes the rows itself leaves them unsplit).
+  const splits: Array<LayerHeads['split']> = [];
+  const newK = () => splits.map((split) => split()[1]);
+  const newV = () => splits.map((split) => split()[2]);
 
   let residual = g.op('Gather', [names.tokenEmbedding, tokens], { axis: 0 }); // [rows, dim]
   let normalized = rmsNorm(g, residual, names.layers[0].attentionNorm, config.normEps);
   names.layers.forEach((w, layer) => {
     const projected = linear(g, normalized, w.wqkvT);
     const grouped = g.op('Reshape', [w.qkvBias ? g.op('Add', [projected, w.qkvBias]) : projected, groupedShape]);
-    const [q, k, v] = g.opMulti('Split', [applyRotary(g, grouped, positionIds, ropeTables), qkvSizes], 3, { axis: 2 });
-    newK.push(k);
-    newV.push(v);
-    const attended = linear(g, attention(g, layer, q, k, v), w.woT);
+    const qkv = applyRotary(g, grouped, positionIds, ropeTables);
+    let parts: readonly [string, string, string] | undefined;
+    const split = () => (parts ??= g.opMulti('Split', [qkv, qkvSizes], 3, { axis: 2 }) as [string, string, string]);
+    splits.push(split);
+    const attended = linear(g, attention(g, layer, { qkv, split }), w.woT);
     const afterAttention = addAndRmsNorm(g, attended, residual, w.ffnNorm, config.normEps);
     const ffn = swiGlu(g, afterAttention.normalized, w.w13T, w.w2T, config.hiddenDim);
     if (layer + 1 < names.layers.length) {
@@ -74,12 +85,12 @@ export function buildLlamaGraph(
   }
   if (options.packOutputs) {
     const logits = linear(g, rmsNorm(g, residual, names.finalNorm, config.normEps), names.classifierT);
-    const newKv = g.op('Reshape', [g.op('Concat', [...newK, ...newV], { axis: 2 }), g.constInt([0, -1])]); // [rows, Hkv · 2L · d]
+    const newKv = g.op('Reshape', [g.op('Concat', [...newK(), ...newV()], { axis: 2 }), g.constInt([0, -1])]); // [rows, Hkv · 2L · d]
     g.output(g.op('Concat', [logits, newKv], { axis: 1 }), IO.logitsAndKv, 'float32', ['rows', packedRowWidth(config)]);
     return;
   }
-  g.output(g.op('Concat', newK, { axis: 2 }), IO.newK, 'float32', ['rows', numKv, config.numLayers, d]);
-  g.output(g.op('Concat', newV, { axis: 2 }), IO.newV, 'float32', ['rows', numKv, config.numLayers, d]);
+  g.output(g.op('Concat', newK(), { axis: 2 }), IO.newK, 'float32', ['rows', numKv, config.numLayers, d]);
+  g.output(g.op('Concat', newV(), { axis: 2 }), IO.newV, 'float32', ['rows', numKv, config.numLayers, d]);
 
   if (options.lastRowLogitsOnly) {
     residual = g.op('Slice', [residual, g.constInt([-1]), g.constInt([Number.MAX_SAFE_INTEGER]), g.constInt([0])]);

@@ -44,7 +44,8 @@ export function buildMassThresholdScoreGraph(weights: GraphWeights, variant: Gra
     g,
     config,
     names,
-    (g, layer, q, k, v) => {
+    (g, layer, heads) => {
+      const [q, k, v] = heads.split();
       // q: [C, Hkv, G, d]; k, v: [C, Hkv, 1, d]
       const byHead = { perm: [1, 2, 0, 3] };
       const kHeads = g.op('Transpose', [k], byHead); // [Hkv, 1, C, d]

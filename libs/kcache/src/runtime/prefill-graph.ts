@@ -46,7 +46,8 @@ export function buildPrefillGraph(
     g,
     config,
     names,
-    (g, layer, q, k, v) => {
+    (g, layer, heads) => {
+      const [q, k, v] = heads.split();
       const kArena = g.input(IO.kArena(layer), 'float32', ['k_arena_slices', blockSize * d]);
       const vArena = g.input(IO.vArena(layer), 'float32', [`v_arena_slices_${layer}`, blockSize * d]);
       const dense = variant.isDenseLayer[layer];

@@ -159,10 +159,13 @@ export class NativeBackend implements ExecutionBackend {
     const outputs: Record<string, NativeTensor> = {};
     const inArena = this.graphOptions.currentRowInArena === true;
     // Written arenas: K/device-V groups and host V, or (current row in the arena) every layer's views and host V.
+    // ScatterND writes them as outputs bound to the arenas' own memory; the paged attention operator writes its
+    // inputs in place (no IO.written outputs).
     const written = inArena ? { ...this.decodeLayerViews(variant), ...this.hostVTensors(variant) } : this.decodeArenaTensors(variant);
+    const paged = this.graphOptions.pagedAttention === true;
     for (const [name, tensor] of Object.entries(written)) {
       bound[name] = tensor;
-      outputs[IO.written(name)] = tensor;
+      if (!paged) outputs[IO.written(name)] = tensor;
     }
     if (!inArena) Object.assign(bound, this.decodeLayerViews(variant));
     const vocab = this.config.vocabSize;
