@@ -1068,32 +1068,45 @@ extern "C" int kcache_paged_attention_cuda(const KcachePagedAttention* a, void* 
 
 namespace {
 
-// append_rows_kernel: one block per (sequence, KV head), a thread per float4 of the two rows.
-__global__ void append_rows_kernel(const KcacheAppendRows a) {
+// step_rows_kernel: one block per (sequence, KV head). A thread per pair of the G query rows and the K row (RoPE,
+// interleaved pairs), then per float2 of the V row.
+__global__ void step_rows_kernel(const KcacheStepRows a) {
   const int64_t i = blockIdx.x;
-  const int64_t d4 = a.head_dim / 4;
-  const float4* k = reinterpret_cast<const float4*>(a.qkv + (i * (a.group + 2) + a.group) * a.head_dim);
+  const int64_t b = i / a.num_kv_heads;
+  const int64_t half = a.head_dim / 2;
+  const int64_t pos = a.positions[b];
+  const bool in_table = pos >= 0 && pos < a.rope_positions;
+  const float2* rows = reinterpret_cast<const float2*>(a.qkv + i * (a.group + 2) * a.head_dim);
   const int64_t* kw = a.k_writes + i * a.k_write_width;
   const int64_t* vw = a.v_writes + i * a.v_write_width;
   const int64_t k_row = a.k_write_width == 2 ? kw[0] * a.block_size + kw[1] : kw[0];
   const int64_t v_row = a.v_write_width == 2 ? vw[0] * a.block_size + vw[1] : vw[0];
-  for (int64_t j = threadIdx.x; j < 2 * d4; j += blockDim.x) {
-    const bool is_k = j < d4;
-    const int64_t row = is_k ? k_row : v_row;
-    if (row < 0 || row >= (is_k ? a.k_arena_rows : a.v_arena_rows)) continue;
-    float4* arena = reinterpret_cast<float4*>((is_k ? a.k_arena : a.v_arena) + row * a.head_dim);
-    arena[is_k ? j : j - d4] = k[j];  // V is the next row of qkv
+  const bool k_in = k_row >= 0 && k_row < a.k_arena_rows, v_in = v_row >= 0 && v_row < a.v_arena_rows;
+  for (int64_t j = threadIdx.x; j < (a.group + 2) * half; j += blockDim.x) {
+    const int64_t slot = j / half, jj = j - slot * half;
+    float2 x = rows[j];
+    if (slot <= a.group && in_table) {
+      const float c = a.cos[pos * half + jj], s = a.sin[pos * half + jj];
+      x = make_float2(x.x * c - x.y * s, x.y * c + x.x * s);
+    }
+    if (slot < a.group) {
+      reinterpret_cast<float2*>(a.q_out + (i * a.group + slot) * a.head_dim)[jj] = x;
+    } else if (slot == a.group) {
+      if (k_in) reinterpret_cast<float2*>(a.k_arena + k_row * a.head_dim)[jj] = x;
+    } else if (v_in) {
+      reinterpret_cast<float2*>(a.v_arena + v_row * a.head_dim)[jj] = x;
+    }
   }
 }
 
 }  // namespace
 
-extern "C" int kcache_append_rows_cuda(const KcacheAppendRows* a, void* stream_ptr) {
+extern "C" int kcache_step_rows_cuda(const KcacheStepRows* a, void* stream_ptr) {
   if (a->batch * a->num_kv_heads == 0) return 0;
-  if (a->head_dim % 4 != 0 || a->batch * a->num_kv_heads > INT32_MAX) return int(cudaErrorInvalidValue);
-  const int64_t d2 = a->head_dim / 2;  // float4s of the two rows
-  const unsigned threads = unsigned(d2 < 32 ? 32 : d2 > 256 ? 256 : d2);
-  append_rows_kernel<<<unsigned(a->batch * a->num_kv_heads), threads, 0, static_cast<cudaStream_t>(stream_ptr)>>>(*a);
+  if (a->head_dim % 2 != 0 || a->batch * a->num_kv_heads > INT32_MAX) return int(cudaErrorInvalidValue);
+  const int64_t pairs = (a->group + 2) * (a->head_dim / 2);
+  const unsigned threads = unsigned(pairs < 32 ? 32 : pairs > 256 ? 256 : (pairs + 31) / 32 * 32);
+  step_rows_kernel<<<unsigned(a->batch * a->num_kv_heads), threads, 0, static_cast<cudaStream_t>(stream_ptr)>>>(*a);
   return int(cudaGetLastError());
 }
 

@@ -47,13 +47,20 @@ typedef struct KcachePagedAttention {
   int64_t q_stride;   // floats from one (b, h)'s query rows to the next; 0: group * head_dim (q packed)
 } KcachePagedAttention;
 
-// A decode step's new K and V rows, appended to their arenas before the step attends (the operator does both).
-// For each sequence b and KV head h: K row qkv[b, h, group, :] goes to row k_row(b, h) of k_arena, V row
-// qkv[b, h, group + 1, :] to row v_row(b, h) of v_arena (arenas viewed as rows of head_dim floats). A write
-// table entry is (slice, row in the block) when its width is 2, the arena row itself when it is 1. Rows outside
-// an arena (at or past *_arena_rows, or negative) are not written.
-typedef struct KcacheAppendRows {
+// A decode step's rows before it attends (the operator does both): for each sequence b and KV head h, the G query
+// rows qkv[b, h, 0..G-1, :] and the K row qkv[b, h, G, :] rotate by RoPE at positions[b] (interleaved pairs: pair
+// (2j, 2j+1) by the angle whose cos and sin are row positions[b], column j of the tables; a position outside the
+// tables leaves the rows as they are). The rotated query rows go to q_out; the rotated K row to row k_row(b, h) of
+// k_arena and the V row qkv[b, h, G + 1, :] (not rotated) to row v_row(b, h) of v_arena (arenas viewed as rows of
+// head_dim floats). A write table entry is (slice, row in the block) when its width is 2, the arena row itself
+// when it is 1. Rows outside an arena (at or past *_arena_rows, or negative) are not written.
+typedef struct KcacheStepRows {
   const float* qkv;         // [batch, num_kv_heads, group + 2, head_dim]
+  const int64_t* positions; // [batch]
+  const float* cos;         // [rope_positions, head_dim / 2]
+  const float* sin;
+  int64_t rope_positions;
+  float* q_out;             // [batch, num_kv_heads, group, head_dim]
   float* k_arena;
   float* v_arena;           // on CUDA it may be mapped host memory (written over the bus)
   const int64_t* k_writes;  // [batch, num_kv_heads, k_write_width]
@@ -67,16 +74,16 @@ typedef struct KcacheAppendRows {
   int64_t group;
   int64_t head_dim;
   int64_t block_size;
-} KcacheAppendRows;
+} KcacheStepRows;
 
 // The CPU version (paged_attention_cpu.cc). Returns 0, or 1 when the shape fields are unusable (kcache_paged_attention_invalid says why).
 size_t kcache_paged_attention_cpu_scratch_bytes(const KcachePagedAttention* args);
 int kcache_paged_attention_cpu(const KcachePagedAttention* args);
 
-// Appends the rows (KcacheAppendRows). The CUDA version launches on `stream` without synchronising and returns 0
-// or a cudaError_t.
-void kcache_append_rows_cpu(const KcacheAppendRows* args);
-int kcache_append_rows_cuda(const KcacheAppendRows* args, void* stream);
+// Rotates and writes the step's rows (KcacheStepRows). The CUDA version launches on `stream` without synchronising
+// and returns 0 or a cudaError_t.
+void kcache_step_rows_cpu(const KcacheStepRows* args);
+int kcache_step_rows_cuda(const KcacheStepRows* args, void* stream);
 
 // The CUDA version (paged_attention.cu, in kcache_paged_attention_cuda.so). Every pointer is device-visible
 // (device memory, or pinned/registered host memory under unified addressing). Launches on `stream`

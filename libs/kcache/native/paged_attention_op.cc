@@ -3,17 +3,19 @@
 // opened when a CUDA session first creates the kernel, so the addon itself needs no CUDA to build or load).
 //
 // Node (decode graph, runtime/paged-attention-op.ts):
-//   out, scratch = PagedDecodeAttention(qkv [B, Hkv, G + 2, d], k_arena [S, bs, d], k_slices int32 [B, Hkv, nb],
-//                                      k_writes int64 [B, Hkv, 1, 2], v_arena [S', bs, d] or [S' · bs, d],
-//                                      v_slices int32 [B, Hkv, nb], v_writes int64 [B, Hkv, 1, 1 or 2],
-//                                      mask [B, 1, 1, nb·bs], top_n int64 [1] (optional: absent = exact attention))
+//   out, scratch, q = PagedDecodeAttention(qkv [B, Hkv · (G + 2) · d], positions int64 [B], cos [P, d / 2],
+//                                          sin [P, d / 2], k_arena [S, bs, d], k_slices int32 [B, Hkv, nb],
+//                                          k_writes int64 [B, Hkv, 1, 2], v_arena [S', bs, d] or [S' · bs, d],
+//                                          v_slices int32 [B, Hkv, nb], v_writes int64 [B, Hkv, 1, 1 or 2],
+//                                          mask [B, 1, 1, nb·bs], top_n int64 [1] (optional: absent = exact attention))
 //   attributes: scale (float), renormalize (int, 0/1)
-//   First the step's rows are appended: qkv's K row (slot G) and V row (slot G + 1) of each (b, h) go to the arena
-//   rows that k_writes and v_writes name (KcacheAppendRows: an entry is (slice, row in the block), or the row
-//   itself). The arenas are written in place: they are inputs bound to the caller's memory. Then the G query
-//   rows attend over the arenas (KcachePagedAttention), the new position included where the mask opens it.
-//   out [B, Hkv · G · d]; scratch uint8 [bytes]: the kernel's working memory (onnxruntime allocates it like any
-//   intermediate tensor; no node reads it).
+//   First the step's rows (KcacheStepRows): qkv is the layer's projection, per KV head its G query rows, K and V.
+//   The query rows and K rotate by RoPE at the sequence's position (the cos and sin tables); the rotated query
+//   rows go to q, K and V to the arena rows that k_writes and v_writes name (an entry is (slice, row in the block),
+//   or the row itself). The arenas are written in place: they are inputs bound to the caller's memory. Then the G
+//   query rows attend over the arenas (KcachePagedAttention), the new position included where the mask opens it.
+//   out [B, Hkv · G · d]; scratch uint8 [bytes]: the kernel's working memory; q [B, Hkv, G, d]: the rotated query
+//   rows (onnxruntime allocates both like any intermediate tensor; no node reads them).
 #include "paged_attention_op.h"
 
 #include <dlfcn.h>
@@ -29,17 +31,17 @@ namespace {
 
 constexpr const char* kDomain = "com.kcache";
 constexpr const char* kOpName = "PagedDecodeAttention";
-constexpr size_t kQkv = 0, kKArena = 1, kKSlices = 2, kKWrites = 3, kVArena = 4, kVSlices = 5, kVWrites = 6, kMask = 7,
-                 kTopNInput = 8, kInputs = 9;
+constexpr size_t kQkv = 0, kPositions = 1, kCos = 2, kSin = 3, kKArena = 4, kKSlices = 5, kKWrites = 6, kVArena = 7,
+                 kVSlices = 8, kVWrites = 9, kMask = 10, kTopNInput = 11, kInputs = 12, kOutputs = 3;
 
 struct CudaKernels {
   using ScratchBytes = size_t (*)(const KcachePagedAttention*);
   using Run = int (*)(const KcachePagedAttention*, void*);
   using ErrorText = const char* (*)(int);
-  using Append = int (*)(const KcacheAppendRows*, void*);
+  using StepRows = int (*)(const KcacheStepRows*, void*);
   ScratchBytes scratch_bytes = nullptr;
   Run run = nullptr;
-  Append append = nullptr;
+  StepRows step_rows = nullptr;
   ErrorText error_text = nullptr;
 };
 
@@ -61,8 +63,8 @@ std::string load_cuda_kernels() {
   k.scratch_bytes = reinterpret_cast<CudaKernels::ScratchBytes>(dlsym(lib, "kcache_paged_attention_cuda_scratch_bytes"));
   k.run = reinterpret_cast<CudaKernels::Run>(dlsym(lib, "kcache_paged_attention_cuda"));
   k.error_text = reinterpret_cast<CudaKernels::ErrorText>(dlsym(lib, "kcache_paged_attention_cuda_error"));
-  k.append = reinterpret_cast<CudaKernels::Append>(dlsym(lib, "kcache_append_rows_cuda"));
-  if (k.scratch_bytes == nullptr || k.run == nullptr || k.error_text == nullptr || k.append == nullptr) {
+  k.step_rows = reinterpret_cast<CudaKernels::StepRows>(dlsym(lib, "kcache_step_rows_cuda"));
+  if (k.scratch_bytes == nullptr || k.run == nullptr || k.error_text == nullptr || k.step_rows == nullptr) {
     return cuda_library_path + " lacks the kcache_paged_attention_cuda functions: rebuild it";
   }
   cuda_kernels = k;
@@ -114,14 +116,19 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
   const void* data[kInputs];
   for (size_t i = 0; i < kInputs; i++) ORT_TRY(input_of(api, context, i, dims[i], &data[i]));
   const std::vector<int64_t>&qkv = dims[kQkv], &k_arena = dims[kKArena], &v_arena = dims[kVArena], &k_slices = dims[kKSlices],
-                        &v_slices = dims[kVSlices], &mask = dims[kMask];
-  if (qkv.size() != 4 || qkv[2] < 3) return fail(api, "qkv must be [batch, kv heads, group + 2, head dim]");
-  const int64_t batch = qkv[0], heads = qkv[1], group = qkv[2] - 2, head_dim = qkv[3];
-  if (k_arena.size() != 3 || k_arena[2] != head_dim) return fail(api, "k_arena must be [slices, block size, head dim]");
-  const int64_t block_size = k_arena[1];
+                        &v_slices = dims[kVSlices], &mask = dims[kMask], &cos = dims[kCos], &sin = dims[kSin];
+  if (k_arena.size() != 3 || k_arena[1] < 1 || k_arena[2] < 1) return fail(api, "k_arena must be [slices, block size, head dim]");
+  if (k_slices.size() != 3 || k_slices[1] < 1) return fail(api, "k_slices must be [batch, kv heads, blocks]");
+  const int64_t block_size = k_arena[1], head_dim = k_arena[2], heads = k_slices[1];
+  if (qkv.size() != 2 || qkv[1] % (heads * head_dim) != 0 || qkv[1] / (heads * head_dim) < 3) {
+    return fail(api, "qkv must be [batch, kv heads x (group + 2) x head dim], with k_slices' kv heads and k_arena's head dim");
+  }
+  const int64_t batch = qkv[0], group = qkv[1] / (heads * head_dim) - 2;
+  if (dims[kPositions] != std::vector<int64_t>{batch}) return fail(api, "positions must be [batch]");
+  if (cos.size() != 2 || cos[1] * 2 != head_dim || sin != cos) return fail(api, "cos and sin must be [positions, head dim / 2]");
   const bool v_blocks = v_arena.size() == 3;
-  if (!(v_blocks ? v_arena[1] == block_size && v_arena[2] == head_dim : v_arena.size() == 2 && v_arena[1] == head_dim && block_size > 0 && v_arena[0] % block_size == 0)) {
-    return fail(api, "v_arena must be [slices, block size, head dim] or [slices x block size, head dim], with k_arena's block size and qkv's head dim");
+  if (!(v_blocks ? v_arena[1] == block_size && v_arena[2] == head_dim : v_arena.size() == 2 && v_arena[1] == head_dim && v_arena[0] % block_size == 0)) {
+    return fail(api, "v_arena must be [slices, block size, head dim] or [slices x block size, head dim], with k_arena's block size and head dim");
   }
   if (k_slices.size() != 3 || k_slices[0] != batch || k_slices[1] != heads) return fail(api, "k_slices must be [batch, kv heads, blocks]");
   if (v_slices != k_slices) return fail(api, "v_slices must have k_slices' shape");
@@ -137,8 +144,6 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
   if (data[kTopNInput] != nullptr && (dims[kTopNInput].size() != 1 || dims[kTopNInput][0] != 1)) return fail(api, "top_n must be [1]");
 
   KcachePagedAttention a{};
-  a.q = static_cast<const float*>(data[kQkv]);
-  a.q_stride = (group + 2) * head_dim;
   a.k_arena = static_cast<const float*>(data[kKArena]);
   a.k_slices = static_cast<const int32_t*>(data[kKSlices]);
   a.v_arena = static_cast<const float*>(data[kVArena]);
@@ -157,8 +162,12 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
   const int64_t k_slice_count = k_arena[0], v_slice_count = v_blocks ? v_arena[0] : v_arena[0] / block_size;
 
   // The arenas are written in place: inputs bound to the caller's memory (never one of onnxruntime's own).
-  KcacheAppendRows rows{};
-  rows.qkv = a.q;
+  KcacheStepRows rows{};
+  rows.qkv = static_cast<const float*>(data[kQkv]);
+  rows.positions = static_cast<const int64_t*>(data[kPositions]);
+  rows.cos = static_cast<const float*>(data[kCos]);
+  rows.sin = static_cast<const float*>(data[kSin]);
+  rows.rope_positions = cos[0];
   rows.k_arena = const_cast<float*>(a.k_arena);
   rows.v_arena = const_cast<float*>(a.v_arena);
   rows.k_writes = static_cast<const int64_t*>(data[kKWrites]);
@@ -181,6 +190,11 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
   OrtValue* scratch = nullptr;
   ORT_TRY(api->KernelContext_GetOutput(context, 1, &scratch_bytes, 1, &scratch));
   ORT_TRY(api->GetTensorMutableData(scratch, &a.scratch));
+  const int64_t q_dims[4] = {batch, heads, group, head_dim};
+  OrtValue* q_out = nullptr;
+  ORT_TRY(api->KernelContext_GetOutput(context, 2, q_dims, 4, &q_out));
+  ORT_TRY(api->GetTensorMutableData(q_out, reinterpret_cast<void**>(&rows.q_out)));
+  a.q = rows.q_out;
 
   if (!kernel.cuda) {
     // Host memory: every slice id and written row is checked against its arena, so a bad table is an error, not a
@@ -198,12 +212,15 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
       if (k_row < 0 || k_row >= rows.k_arena_rows || (rows.k_write_width == 2 && (kw[1] < 0 || kw[1] >= block_size))) return fail(api, "k_writes names a row outside k_arena");
       if (v_row < 0 || v_row >= rows.v_arena_rows || (rows.v_write_width == 2 && (vw[1] < 0 || vw[1] >= block_size))) return fail(api, "v_writes names a row outside v_arena");
     }
-    kcache_append_rows_cpu(&rows);
+    for (int64_t b = 0; b < batch; b++) {
+      if (rows.positions[b] < 0 || rows.positions[b] >= rows.rope_positions) return fail(api, "positions holds a position outside the cos and sin tables");
+    }
+    kcache_step_rows_cpu(&rows);
     return kcache_paged_attention_cpu(&a) == 0 ? nullptr : fail(api, "the CPU kernel refused its arguments");
   }
   void* stream = nullptr;
   ORT_TRY(api->KernelContext_GetGPUComputeStream(context, &stream));
-  int rc = cuda_kernels.append(&rows, stream);
+  int rc = cuda_kernels.step_rows(&rows, stream);
   if (rc == 0) rc = cuda_kernels.run(&a, stream);
   if (rc != 0) return api->CreateStatus(ORT_EP_FAIL, (std::string(kOpName) + ": CUDA kernel launch failed: " + cuda_kernels.error_text(rc)).c_str());
   return nullptr;
@@ -232,6 +249,7 @@ ONNXTensorElementDataType input_type(const OrtCustomOp*, size_t index) {
     case kKSlices:
     case kVSlices:
       return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
+    case kPositions:
     case kKWrites:
     case kVWrites:
     case kTopNInput:
@@ -250,9 +268,9 @@ OrtCustomOp make_op(bool cuda) {
   op.GetInputType = input_type;
   op.GetInputTypeCount = [](const OrtCustomOp*) { return kInputs; };
   op.GetOutputType = [](const OrtCustomOp*, size_t index) {
-    return index == 0 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8;
+    return index == 1 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
   };
-  op.GetOutputTypeCount = [](const OrtCustomOp*) -> size_t { return 2; };
+  op.GetOutputTypeCount = [](const OrtCustomOp*) -> size_t { return kOutputs; };
   op.KernelDestroy = [](void* kernel) { delete static_cast<Kernel*>(kernel); };
   op.GetInputCharacteristic = [](const OrtCustomOp*, size_t index) {
     return index == kTopNInput ? INPUT_OUTPUT_OPTIONAL : INPUT_OUTPUT_REQUIRED;

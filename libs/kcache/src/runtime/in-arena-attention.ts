@@ -32,7 +32,7 @@ export function inArenaAttention(
    *   [B, H, T, d], the mask as its attention bias), only where every query head has its own KV head (Hkv = H;
    *   otherwise as 'onnx'); TopN layers as 'onnx';
    * - 'paged': every layer as one com.kcache PagedDecodeAttention node over the arenas themselves, which also
-   *   writes the step's rows (no gather, no ScatterND, no Split; pagedDecodeAttention). TopN layers read host V
+   *   rotates and writes the step's rows (no gather, no RotaryEmbedding, ScatterND or Split; pagedDecodeAttention). TopN layers read host V
    *   through IO.vSlicesHost. The graph then has no IO.written outputs: the arenas are inputs only.
    */
   kernel: InArenaKernel = 'onnx',
@@ -75,13 +75,15 @@ export function inArenaAttention(
   };
 
   if (paged) {
-    // The operator writes the step's rows itself (no ScatterND, no written outputs) and takes qkv whole (no Split).
+    // The operator rotates and writes the step's rows itself from the projection (no Reshape, RotaryEmbedding,
+    // Split or ScatterND; no written outputs).
     return (g, layer, heads) => {
       const kArena = g.input(IO.kArena(layer), 'float32', [`${IO.kArena(layer)}_slices`, blockSize, d]);
       const [vArena, vSlices, vWrites] = dense[layer]
         ? [g.input(IO.vArena(layer), 'float32', [`${IO.vArena(layer)}_slices`, blockSize, d]), vSlicesDevice, vWritesDevice]
         : [g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]), vSlicesHost, vWritesHost]; // host V's rows of a block are consecutive
-      return pagedDecodeAttention(g, { qkv: heads.qkv, kArena, kSlices, kWrites, vArena, vSlices, vWrites, mask, topN: dense[layer] ? '' : topN }, alpha.float, variant.renormalize);
+      const { projected, positions, rope } = heads;
+      return pagedDecodeAttention(g, { projected, positions, rope, kArena, kSlices, kWrites, vArena, vSlices, vWrites, mask, topN: dense[layer] ? '' : topN }, alpha.float, variant.renormalize);
     };
   }
 

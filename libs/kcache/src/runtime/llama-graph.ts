@@ -5,12 +5,16 @@ import { ModelWeightNames } from './layer-weights-layout';
 import { addAndRmsNorm, applyRotary, linear, rmsNorm, rotaryPositionIds, swiGlu } from './transformer-ops';
 
 /**
- * A layer's heads for `rows` query tokens, q and k rotated: `qkv` [rows, Hkv, G + 2, d] in the grouped layout
- * (per KV head its G query heads, then K, then V), and split() the same as q [rows, Hkv, G, d], k and v
- * [rows, Hkv, 1, d] (one Split node, made at the first call).
+ * A layer's heads for `rows` query tokens. `projected` is its QKV projection [rows, Hkv · (G + 2) · d] (bias
+ * added; per KV head its G query heads, then K, then V), not yet rotated; `positions` [rows] and `rope` (cos and
+ * sin tables [maxSeqLen, d / 2]) rotate it. split() gives q [rows, Hkv, G, d], k and v [rows, Hkv, 1, d] with q and
+ * k rotated (Reshape, RotaryEmbedding and Split nodes, made at the first call): an attention that rotates and
+ * writes the rows itself takes `projected` and leaves them unmade.
  */
 export interface LayerHeads {
-  readonly qkv: string;
+  readonly projected: string;
+  readonly positions: string;
+  readonly rope: { readonly cos: string; readonly sin: string };
   split(): readonly [q: string, k: string, v: string];
 }
 
@@ -47,7 +51,7 @@ export function buildLlamaGraph(
   const group = config.numHeads / numKv;
   const tokens = g.input(IO.tokens, 'int64', ['rows']);
   const positions = g.input(IO.positions, 'int64', ['rows']);
-  const positionIds = rotaryPositionIds(g, positions, group);
+  let positionIds: string | undefined; // made with the first rotation
   const ropeTables = { cos: names.ropeCos, sin: names.ropeSin };
   const groupedShape = g.constInt([0, numKv, group + 2, d]);
   const qkvSizes = g.constInt([group, 1, 1]);
@@ -60,13 +64,19 @@ export function buildLlamaGraph(
   let residual = g.op('Gather', [names.tokenEmbedding, tokens], { axis: 0 }); // [rows, dim]
   let normalized = rmsNorm(g, residual, names.layers[0].attentionNorm, config.normEps);
   names.layers.forEach((w, layer) => {
-    const projected = linear(g, normalized, w.wqkvT);
-    const grouped = g.op('Reshape', [w.qkvBias ? g.op('Add', [projected, w.qkvBias]) : projected, groupedShape]);
-    const qkv = applyRotary(g, grouped, positionIds, ropeTables);
+    const linearQkv = linear(g, normalized, w.wqkvT);
+    const projected = w.qkvBias ? g.op('Add', [linearQkv, w.qkvBias]) : linearQkv;
     let parts: readonly [string, string, string] | undefined;
-    const split = () => (parts ??= g.opMulti('Split', [qkv, qkvSizes], 3, { axis: 2 }) as [string, string, string]);
+    const split = () => {
+      if (!parts) {
+        const grouped = g.op('Reshape', [projected, groupedShape]);
+        const rotated = applyRotary(g, grouped, (positionIds ??= rotaryPositionIds(g, positions, group)), ropeTables);
+        parts = g.opMulti('Split', [rotated, qkvSizes], 3, { axis: 2 }) as [string, string, string];
+      }
+      return parts;
+    };
     splits.push(split);
-    const attended = linear(g, attention(g, layer, { qkv, split }), w.woT);
+    const attended = linear(g, attention(g, layer, { projected, positions, rope: ropeTables, split }), w.woT);
     const afterAttention = addAndRmsNorm(g, attended, residual, w.ffnNorm, config.normEps);
     const ffn = swiGlu(g, afterAttention.normalized, w.w13T, w.w2T, config.hiddenDim);
     if (layer + 1 < names.layers.length) {
