@@ -5,6 +5,8 @@
 //     sequence, permuted slice tables, exact score ties, V in device memory and in mapped pinned host memory).
 //     Each case: the largest |cuda - cpu| over the outputs (fails above 1e-4), a second CUDA run over garbage
 //     output and scratch that must give the same bits, and for some cases a replay through a CUDA graph.
+//   Step rows: kcache_step_rows_cuda (RoPE, the query rows out, K and V written through the write tables)
+//     against kcache_step_rows_cpu.
 //   Timing: the ~110M model's shapes (12 KV heads, group 1, head_dim 64, block 16): time per call (CUDA
 //     events over many calls after a warm-up) and the GB/s of the K and V rows read.
 //   --quick: no context-32768 correctness cases and shorter timing. --no-timing: the correctness cases only
@@ -78,6 +80,7 @@ struct Case {
   // cudaHostRegister instead of cudaHostAlloc.
   int layers = 1;
   bool huge_pages = false;
+  bool q_strided = false;  // q rows as the operator passes them: (b, h)'s G rows within G + 2 (q_stride)
 };
 
 std::string describe(const Case& c) {
@@ -94,7 +97,7 @@ std::string describe(const Case& c) {
   std::snprintf(buf, sizeof buf, "%-13s d%-3lld g%lld bs%-2lld B%-2lld H%-2lld ctx%-5lld mask=%s v=%s%s%s%s", mode,
                 (long long)c.head_dim, (long long)c.group, (long long)c.block_size, (long long)c.batch,
                 (long long)c.heads, (long long)c.context, mask_name(c.mask), where,
-                c.ties ? " ties" : "", c.empty_seq ? " empty-seq" : "",
+                c.ties ? " ties" : c.q_strided ? " q-strided" : "", c.empty_seq ? " empty-seq" : "",
                 c.scale_mul > 1.0f ? " peaky" : c.scale_mul < 1.0f ? " flat" : "");
   return buf;
 }
@@ -135,7 +138,8 @@ void build(const Case& c, uint64_t seed, Data& d) {
   const int64_t slices = B * H * NB + 5;  // a few slices no table names
   const size_t arena = size_t(slices) * BS * D;
 
-  d.q.resize(size_t(B * H * G * D));
+  const int64_t q_slots = c.q_strided ? G + 2 : G;
+  d.q.resize(size_t(B * H * q_slots * D));
   for (float& x : d.q) x = rng.uniform();
   d.k.resize(arena);
   if (c.ties) {
@@ -199,6 +203,7 @@ void build(const Case& c, uint64_t seed, Data& d) {
   a.top_n = c.top_n;
   a.renormalize = c.renormalize;
   a.scale = c.scale_mul / std::sqrt(float(D));
+  a.q_stride = c.q_strided ? (G + 2) * D : 0;
 
   d.d_q = device_copy(d.q);
   d.d_k = device_copy(d.k);
@@ -408,6 +413,109 @@ bool time_case(const Case& c, uint64_t seed, bool quick, cudaStream_t stream) {
   return ok;
 }
 
+// The step's rows (KcacheStepRows) on CUDA against the CPU version: rotated query rows, K and V written where the
+// tables say (tables of width 1 and 2, some rows outside the arenas and a position outside the RoPE tables, which
+// the CPU version leaves unwritten or unrotated the same way), V in device or mapped host memory. Returns whether
+// every output and arena matches within 1e-6.
+bool check_step_rows(uint64_t seed, int64_t D, int64_t G, int64_t k_width, int64_t v_width, bool v_host, cudaStream_t stream) {
+  Rng rng(seed);
+  const int64_t B = 5, H = 3, BS = 16, slices = 40, rope_positions = 64;
+  const int64_t arena_rows = slices * BS;
+  std::vector<float> qkv(size_t(B * H * (G + 2) * D)), cos(size_t(rope_positions * D / 2)), sin(cos.size());
+  for (float& x : qkv) x = rng.uniform();
+  for (size_t i = 0; i < cos.size(); i++) {
+    const float angle = float(i / size_t(D / 2)) * 0.01f * float(i % size_t(D / 2) + 1);
+    cos[i] = std::cos(angle);
+    sin[i] = std::sin(angle);
+  }
+  std::vector<int64_t> positions(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; b++) positions[b] = b == B - 1 ? rope_positions + 3 : int64_t(rng.below(uint64_t(rope_positions)));
+  auto table = [&](int64_t width) {
+    std::vector<int64_t> t;
+    for (int64_t i = 0; i < B * H; i++) {
+      const int64_t r = i == 2 ? arena_rows + 5 : i == 4 ? -1 : int64_t(rng.below(uint64_t(arena_rows)));  // two outside
+      if (width == 2) {
+        t.push_back(r < 0 ? -1 : r / BS);
+        t.push_back(r < 0 ? 0 : r % BS);
+      } else {
+        t.push_back(r);
+      }
+    }
+    return t;
+  };
+  const std::vector<int64_t> k_writes = table(k_width), v_writes = table(v_width);
+  std::vector<float> k_cpu(size_t(arena_rows * D)), v_cpu(k_cpu.size()), q_cpu(size_t(B * H * G * D));
+  for (float& x : k_cpu) x = rng.uniform();
+  for (float& x : v_cpu) x = rng.uniform();
+  const std::vector<float> k_start = k_cpu, v_start = v_cpu;
+
+  KcacheStepRows r{};
+  r.qkv = qkv.data();
+  r.positions = positions.data();
+  r.cos = cos.data();
+  r.sin = sin.data();
+  r.rope_positions = rope_positions;
+  r.q_out = q_cpu.data();
+  r.k_arena = k_cpu.data();
+  r.v_arena = v_cpu.data();
+  r.k_writes = k_writes.data();
+  r.v_writes = v_writes.data();
+  r.k_write_width = k_width;
+  r.v_write_width = v_width;
+  r.k_arena_rows = arena_rows;
+  r.v_arena_rows = arena_rows;
+  r.batch = B;
+  r.num_kv_heads = H;
+  r.group = G;
+  r.head_dim = D;
+  r.block_size = BS;
+  kcache_step_rows_cpu(&r);
+
+  float* h_v = nullptr;
+  KcacheStepRows dr = r;
+  dr.qkv = device_copy(qkv);
+  dr.positions = device_copy(positions);
+  dr.cos = device_copy(cos);
+  dr.sin = device_copy(sin);
+  dr.k_writes = device_copy(k_writes);
+  dr.v_writes = device_copy(v_writes);
+  dr.k_arena = device_copy(k_start);
+  CK(cudaMalloc(&dr.q_out, q_cpu.size() * sizeof(float)));
+  if (v_host) {
+    CK(cudaHostAlloc(reinterpret_cast<void**>(&h_v), v_start.size() * sizeof(float), cudaHostAllocMapped | cudaHostAllocPortable));
+    std::memcpy(h_v, v_start.data(), v_start.size() * sizeof(float));
+    dr.v_arena = h_v;
+  } else {
+    dr.v_arena = device_copy(v_start);
+  }
+  const int rc = kcache_step_rows_cuda(&dr, stream);
+  CK(cudaStreamSynchronize(stream));
+  std::vector<float> q_gpu(q_cpu.size()), k_gpu(k_cpu.size()), v_gpu(v_cpu.size());
+  CK(cudaMemcpy(q_gpu.data(), dr.q_out, q_gpu.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  CK(cudaMemcpy(k_gpu.data(), dr.k_arena, k_gpu.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  CK(cudaMemcpy(v_gpu.data(), dr.v_arena, v_gpu.size() * sizeof(float), cudaMemcpyDefault));
+  const double diff = std::max({max_diff(q_gpu, q_cpu), max_diff(k_gpu, k_cpu), max_diff(v_gpu, v_cpu)});
+  const bool ok = rc == 0 && diff <= 1e-6;
+  std::printf("%s step rows    d%-3lld g%lld B%lld H%lld writes k%lld v%lld v=%s  max|cuda-cpu| %.3g%s\n", ok ? "PASS" : "FAIL",
+              (long long)D, (long long)G, (long long)B, (long long)H, (long long)k_width, (long long)v_width,
+              v_host ? "host" : "device", diff, rc == 0 ? "" : "  (launch failed)");
+  std::fflush(stdout);
+  CK(cudaFree(const_cast<float*>(dr.qkv)));
+  CK(cudaFree(const_cast<int64_t*>(dr.positions)));
+  CK(cudaFree(const_cast<float*>(dr.cos)));
+  CK(cudaFree(const_cast<float*>(dr.sin)));
+  CK(cudaFree(const_cast<int64_t*>(dr.k_writes)));
+  CK(cudaFree(const_cast<int64_t*>(dr.v_writes)));
+  CK(cudaFree(dr.k_arena));
+  CK(cudaFree(dr.q_out));
+  if (h_v != nullptr) {
+    CK(cudaFreeHost(h_v));
+  } else {
+    CK(cudaFree(dr.v_arena));
+  }
+  return ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -451,6 +559,7 @@ int main(int argc, char** argv) {
           c.mask = kinds[index % 4];
           c.v_host = index % 3 == 1;
           c.graph = ctx == 2048 && (mode == 0 || mode == 1);
+          c.q_strided = index % 5 == 2;
           cases.push_back(c);
           index++;
         }
@@ -555,6 +664,13 @@ int main(int argc, char** argv) {
   uint64_t seed = 20240611;
   std::printf("correctness: %zu cases (fail above %.0e)\n", cases.size(), double(kFail));
   for (const Case& c : cases) failed += !check_case(c, seed++, stream);
+  int step_checks = 0;
+  for (int64_t D : {8, 64, 128}) {
+    for (int64_t G : {1, 4}) {
+      failed += !check_step_rows(seed++, D, G, 2, D == 8 ? 2 : 1, D != 128, stream);
+      step_checks++;
+    }
+  }
 
   // Timing at the ~110M model's shapes.
   if (timed) {
@@ -599,6 +715,6 @@ int main(int argc, char** argv) {
   for (const Case& c : timing) failed += !time_case(c, seed++, quick, stream);
 
   CK(cudaStreamDestroy(stream));
-  std::printf("%s: %d of %zu comparisons failed\n", failed ? "FAILED" : "OK", failed, cases.size() + timing.size());
+  std::printf("%s: %d of %zu comparisons failed\n", failed ? "FAILED" : "OK", failed, cases.size() + step_checks + timing.size());
   return failed ? 1 : 0;
 }
