@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "onnxruntime_c_api.h"
-#include "paged_attention_op.h"
+#include "kcache_ops.h"
 
 namespace {
 
@@ -653,7 +653,7 @@ napi_value session_new(napi_env env, napi_callback_info info) {
         NAPI_OK(napi_get_value_bool(env, ops, &on));
         std::string cuda_library;
         if (napi_value lib = get_property(env, opts, "pagedAttentionCudaLibrary")) cuda_library = to_string(env, lib, "pagedAttentionCudaLibrary");
-        if (on) check(add_paged_attention_ops(ort, options, cuda_library));
+        if (on) check(add_kcache_ops(ort, options, cuda_library));
       }
       if (provider == "cuda") append_cuda(env, options, opts);
       else if (provider != "cpu") throw JsError{"provider must be cpu or cuda, got '" + provider + "'", "ERR_INVALID_ARG_VALUE"};

@@ -6,7 +6,7 @@
 //     Each case: the largest |cuda - cpu| over the outputs (fails above 1e-4), a second CUDA run over garbage
 //     output and scratch that must give the same bits, and for some cases a replay through a CUDA graph.
 //   Step rows: kcache_step_rows_cuda (RoPE, the query rows out, K and V written through the write tables)
-//     against kcache_step_rows_cpu.
+//     against kcache_step_rows_cpu; the SwiGlu kernel against its CPU version.
 //   Timing: the ~110M model's shapes (12 KV heads, group 1, head_dim 64, block 16): time per call (CUDA
 //     events over many calls after a warm-up) and the GB/s of the K and V rows read.
 //   --quick: no context-32768 correctness cases and shorter timing. --no-timing: the correctness cases only
@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 
 #include "paged_attention.h"
+#include "swiglu.h"
 
 namespace {
 
@@ -516,6 +517,28 @@ bool check_step_rows(uint64_t seed, int64_t D, int64_t G, int64_t k_width, int64
   return ok;
 }
 
+// SwiGlu on CUDA against the CPU version (within 1e-6, relative to the output's size).
+bool check_swiglu(uint64_t seed, int64_t rows, int64_t hidden, cudaStream_t stream) {
+  Rng rng(seed);
+  std::vector<float> gate_up(size_t(rows * 2 * hidden)), cpu(size_t(rows * hidden)), gpu(cpu.size());
+  for (float& x : gate_up) x = 8.0f * rng.uniform() - 4.0f;
+  kcache_swiglu_cpu(gate_up.data(), cpu.data(), rows, hidden);
+  float* d_in = device_copy(gate_up);
+  float* d_out = nullptr;
+  CK(cudaMalloc(&d_out, std::max<size_t>(gpu.size() * sizeof(float), 256)));
+  const int rc = kcache_swiglu_cuda(d_in, d_out, rows, hidden, stream);
+  CK(cudaStreamSynchronize(stream));
+  if (!gpu.empty()) CK(cudaMemcpy(gpu.data(), d_out, gpu.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  double diff = 0.0;
+  for (size_t i = 0; i < gpu.size(); i++) diff = std::max(diff, std::fabs(double(gpu[i]) - double(cpu[i])) / std::max(1.0, std::fabs(double(cpu[i]))));
+  const bool ok = rc == 0 && diff <= 1e-6;
+  std::printf("%s swiglu       rows %lld hidden %lld  max|cuda-cpu| (relative) %.3g\n", ok ? "PASS" : "FAIL", (long long)rows, (long long)hidden, diff);
+  std::fflush(stdout);
+  CK(cudaFree(d_in));
+  CK(cudaFree(d_out));
+  return ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -670,6 +693,10 @@ int main(int argc, char** argv) {
       failed += !check_step_rows(seed++, D, G, 2, D == 8 ? 2 : 1, D != 128, stream);
       step_checks++;
     }
+  }
+  for (int64_t rows : {1, 32, 257}) {
+    failed += !check_swiglu(seed++, rows, rows == 257 ? 11 : 2048, stream);
+    step_checks++;
   }
 
   // Timing at the ~110M model's shapes.

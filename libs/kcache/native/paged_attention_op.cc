@@ -1,6 +1,6 @@
-// The com.kcache PagedDecodeAttention operator for onnxruntime sessions of the kcache_ort addon: a CPU
-// kernel (paged_attention_cpu.cc) and a CUDA kernel (paged_attention.cu, in kcache_paged_attention_cuda.so,
-// opened when a CUDA session first creates the kernel, so the addon itself needs no CUDA to build or load).
+// The com.kcache PagedDecodeAttention operator for onnxruntime sessions of the kcache_ort addon: a CPU kernel
+// (paged_attention_cpu.cc, step_rows_cpu.cc) and a CUDA kernel (paged_attention.cu, in the CUDA kernel library that
+// cuda_kernel_library.h opens when a CUDA session first creates the kernel, so the addon needs no CUDA to build or load).
 //
 // Node (decode graph, runtime/paged-attention-op.ts):
 //   out, scratch, q = PagedDecodeAttention(qkv [B, Hkv · (G + 2) · d], positions int64 [B], cos [P, d / 2],
@@ -18,58 +18,19 @@
 //   rows (onnxruntime allocates both like any intermediate tensor; no node reads them).
 #include "paged_attention_op.h"
 
-#include <dlfcn.h>
-
 #include <climits>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "cuda_kernel_library.h"
+#include "custom_op_io.h"
 #include "paged_attention.h"
 
 namespace {
 
-constexpr const char* kDomain = "com.kcache";
 constexpr const char* kOpName = "PagedDecodeAttention";
 constexpr size_t kQkv = 0, kPositions = 1, kCos = 2, kSin = 3, kKArena = 4, kKSlices = 5, kKWrites = 6, kVArena = 7,
                  kVSlices = 8, kVWrites = 9, kMask = 10, kTopNInput = 11, kInputs = 12, kOutputs = 3;
-
-struct CudaKernels {
-  using ScratchBytes = size_t (*)(const KcachePagedAttention*);
-  using Run = int (*)(const KcachePagedAttention*, void*);
-  using ErrorText = const char* (*)(int);
-  using StepRows = int (*)(const KcacheStepRows*, void*);
-  ScratchBytes scratch_bytes = nullptr;
-  Run run = nullptr;
-  StepRows step_rows = nullptr;
-  ErrorText error_text = nullptr;
-};
-
-std::mutex cuda_mutex;
-std::string cuda_library_path;
-CudaKernels cuda_kernels;
-
-// Opens the CUDA kernel library once; returns an error message, or "" when the kernels are there.
-std::string load_cuda_kernels() {
-  std::lock_guard<std::mutex> lock(cuda_mutex);
-  if (cuda_kernels.run != nullptr) return "";
-  if (cuda_library_path.empty()) return "no CUDA kernel library was named (pagedAttentionCudaLibrary)";
-  void* lib = dlopen(cuda_library_path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) {
-    return std::string("the CUDA PagedDecodeAttention kernels could not be opened (") + dlerror() +
-           "): build them with libs/kcache/scripts/build-native.sh on a machine with nvcc";
-  }
-  CudaKernels k;
-  k.scratch_bytes = reinterpret_cast<CudaKernels::ScratchBytes>(dlsym(lib, "kcache_paged_attention_cuda_scratch_bytes"));
-  k.run = reinterpret_cast<CudaKernels::Run>(dlsym(lib, "kcache_paged_attention_cuda"));
-  k.error_text = reinterpret_cast<CudaKernels::ErrorText>(dlsym(lib, "kcache_paged_attention_cuda_error"));
-  k.step_rows = reinterpret_cast<CudaKernels::StepRows>(dlsym(lib, "kcache_step_rows_cuda"));
-  if (k.scratch_bytes == nullptr || k.run == nullptr || k.error_text == nullptr || k.step_rows == nullptr) {
-    return cuda_library_path + " lacks the kcache_paged_attention_cuda functions: rebuild it";
-  }
-  cuda_kernels = k;
-  return "";
-}
 
 struct Kernel {
   const OrtApi* api;
@@ -78,36 +39,7 @@ struct Kernel {
   int32_t renormalize;
 };
 
-OrtStatus* fail(const OrtApi* api, const std::string& message) {
-  return api->CreateStatus(ORT_INVALID_ARGUMENT, (std::string(kOpName) + ": " + message).c_str());
-}
-
-#define ORT_TRY(call)                     \
-  do {                                    \
-    if (OrtStatus* s_ = (call)) return s_; \
-  } while (0)
-
-// The dims of input `index`, and its data.
-OrtStatus* input_of(const OrtApi* api, OrtKernelContext* context, size_t index, std::vector<int64_t>& dims, const void** data) {
-  const OrtValue* value = nullptr;
-  ORT_TRY(api->KernelContext_GetInput(context, index, &value));
-  if (value == nullptr) {
-    dims.clear();
-    *data = nullptr;
-    return nullptr;
-  }
-  OrtTensorTypeAndShapeInfo* info = nullptr;
-  ORT_TRY(api->GetTensorTypeAndShape(value, &info));
-  size_t rank = 0;
-  OrtStatus* status = api->GetDimensionsCount(info, &rank);
-  if (status == nullptr) {
-    dims.resize(rank);
-    status = api->GetDimensions(info, dims.data(), rank);
-  }
-  api->ReleaseTensorTypeAndShapeInfo(info);
-  ORT_TRY(status);
-  return api->GetTensorData(value, data);
-}
+OrtStatus* fail(const OrtApi* api, const std::string& message) { return op_error(api, kOpName, message); }
 
 OrtStatus* compute(void* state, OrtKernelContext* context) {
   const Kernel& kernel = *static_cast<Kernel*>(state);
@@ -186,7 +118,7 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
   OrtValue* out = nullptr;
   ORT_TRY(api->KernelContext_GetOutput(context, 0, out_dims, 2, &out));
   ORT_TRY(api->GetTensorMutableData(out, reinterpret_cast<void**>(&a.out)));
-  const int64_t scratch_bytes = static_cast<int64_t>(kernel.cuda ? cuda_kernels.scratch_bytes(&a) : kcache_paged_attention_cpu_scratch_bytes(&a));
+  const int64_t scratch_bytes = static_cast<int64_t>(kernel.cuda ? cuda_kernel_library().attention_scratch_bytes(&a) : kcache_paged_attention_cpu_scratch_bytes(&a));
   OrtValue* scratch = nullptr;
   ORT_TRY(api->KernelContext_GetOutput(context, 1, &scratch_bytes, 1, &scratch));
   ORT_TRY(api->GetTensorMutableData(scratch, &a.scratch));
@@ -220,15 +152,16 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
   }
   void* stream = nullptr;
   ORT_TRY(api->KernelContext_GetGPUComputeStream(context, &stream));
-  int rc = cuda_kernels.step_rows(&rows, stream);
-  if (rc == 0) rc = cuda_kernels.run(&a, stream);
-  if (rc != 0) return api->CreateStatus(ORT_EP_FAIL, (std::string(kOpName) + ": CUDA kernel launch failed: " + cuda_kernels.error_text(rc)).c_str());
+  const CudaKernelLibrary& cuda = cuda_kernel_library();
+  int rc = cuda.step_rows(&rows, stream);
+  if (rc == 0) rc = cuda.attention(&a, stream);
+  if (rc != 0) return api->CreateStatus(ORT_EP_FAIL, (std::string(kOpName) + ": CUDA kernel launch failed: " + cuda.error_text(rc)).c_str());
   return nullptr;
 }
 
 OrtStatus* create_kernel(const OrtCustomOp* op, const OrtApi* api, const OrtKernelInfo* info, void** out, bool cuda) {
   if (cuda) {
-    const std::string error = load_cuda_kernels();
+    const std::string error = open_cuda_kernel_library();
     if (!error.empty()) return api->CreateStatus(ORT_FAIL, (std::string(kOpName) + ": " + error).c_str());
   }
   auto* kernel = new Kernel{api, cuda, 1.0f, 0};
@@ -290,29 +223,6 @@ OrtCustomOp make_op(bool cuda) {
   return op;
 }
 
-const OrtCustomOp cpu_op = make_op(false);
-const OrtCustomOp cuda_op = make_op(true);
-std::mutex domain_mutex;
-OrtCustomOpDomain* domain = nullptr;  // one for the process: sessions keep pointers into it
-
 }  // namespace
 
-OrtStatus* add_paged_attention_ops(const OrtApi* api, OrtSessionOptions* options, const std::string& cuda_library) {
-  std::lock_guard<std::mutex> lock(domain_mutex);
-  if (!cuda_library.empty()) {
-    std::lock_guard<std::mutex> cuda_lock(cuda_mutex);
-    if (cuda_kernels.run == nullptr) cuda_library_path = cuda_library;
-  }
-  if (domain == nullptr) {
-    OrtCustomOpDomain* created = nullptr;
-    ORT_TRY(api->CreateCustomOpDomain(kDomain, &created));
-    OrtStatus* status = api->CustomOpDomain_Add(created, &cpu_op);
-    if (status == nullptr) status = api->CustomOpDomain_Add(created, &cuda_op);
-    if (status != nullptr) {
-      api->ReleaseCustomOpDomain(created);
-      return status;
-    }
-    domain = created;
-  }
-  return api->AddCustomOpDomain(options, domain);
-}
+OrtCustomOp make_paged_attention_op(bool cuda) { return make_op(cuda); }

@@ -89,9 +89,9 @@ log "building $(pwd)/$cuda_lib with $nvcc_bin"
 cuda_flags=(-O3 -std=c++17 -Xcompiler -fPIC,-Wall,-Wextra -cudart static
   -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90)
 # --exclude-libs: the static CUDA runtime's symbols stay inside the library (onnxruntime loads its own).
-if ! "$nvcc_bin" "${cuda_flags[@]}" -shared -Xlinker --exclude-libs,ALL -o "$cuda_lib" paged_attention.cu >build.log 2>&1 ||
+if ! "$nvcc_bin" "${cuda_flags[@]}" -shared -Xlinker --exclude-libs,ALL -o "$cuda_lib" paged_attention.cu swiglu.cu >build.log 2>&1 ||
   ! "$nvcc_bin" -O2 -std=c++17 -Xcompiler -Wall,-Wextra -cudart static -o "$cuda_check" \
-    paged_attention_check.cc paged_attention_cpu.cc step_rows_cpu.cc -Lbuild/Release -l:kcache_paged_attention_cuda.so \
+    paged_attention_check.cc paged_attention_cpu.cc step_rows_cpu.cc swiglu_cpu.cc -Lbuild/Release -l:kcache_paged_attention_cuda.so \
     -Xlinker -rpath,'$ORIGIN' >>build.log 2>&1; then
   cat build.log >&2
   rm -f "$cuda_lib" "$cuda_check"

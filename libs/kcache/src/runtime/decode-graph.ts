@@ -86,7 +86,7 @@ export function buildDecodeGraph(
     currentRowInArena?: boolean;
     /** With currentRowInArena: exact layers through MultiHeadAttention where Hkv = H (see inArenaAttention). */
     fusedAttention?: boolean;
-    /** With currentRowInArena: every layer's attention as one com.kcache PagedDecodeAttention node (see inArenaAttention). */
+    /** With currentRowInArena: every layer's attention as one com.kcache PagedDecodeAttention node (see inArenaAttention), and its feed-forward gate as one com.kcache SwiGlu node. */
     pagedAttention?: boolean;
   },
 ): Uint8Array {
@@ -103,7 +103,7 @@ export function buildDecodeGraph(
   const numKv = config.numKvHeads;
   if (options.currentRowInArena) {
     const attention = inArenaAttention(g, variant, { blockSize, d, numKv, numHeads: config.numHeads, dim: config.dim }, options.pagedAttention ? 'paged' : options.fusedAttention ? 'fused' : 'onnx');
-    buildLlamaGraph(g, config, names, attention, { lastRowLogitsOnly: false, writeNewKv: () => undefined });
+    buildLlamaGraph(g, config, names, attention, { lastRowLogitsOnly: false, writeNewKv: () => undefined, kcacheSwiGlu: options.pagedAttention ?? false });
     return g.toBytes();
   }
 

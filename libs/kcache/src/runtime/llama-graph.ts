@@ -43,6 +43,8 @@ export function buildLlamaGraph(
      * only other output is IO.logits of every row.
      */
     writeNewKv?: (newK: () => readonly string[], newV: () => readonly string[]) => void;
+    /** The feed-forward gate as one com.kcache SwiGlu node (swiGlu's kcacheOp; sessions with the addon's operators). */
+    kcacheSwiGlu?: boolean;
   },
 ): void {
   if ((options.packOutputs || options.writeNewKv) && options.lastRowLogitsOnly) throw new Error('packOutputs and writeNewKv need the logits of every row');
@@ -78,7 +80,7 @@ export function buildLlamaGraph(
     splits.push(split);
     const attended = linear(g, attention(g, layer, { projected, positions, rope: ropeTables, split }), w.woT);
     const afterAttention = addAndRmsNorm(g, attended, residual, w.ffnNorm, config.normEps);
-    const ffn = swiGlu(g, afterAttention.normalized, w.w13T, w.w2T, config.hiddenDim);
+    const ffn = swiGlu(g, afterAttention.normalized, w.w13T, w.w2T, config.hiddenDim, options.kcacheSwiGlu ?? false);
     if (layer + 1 < names.layers.length) {
       const next = addAndRmsNorm(g, ffn, afterAttention.sum, names.layers[layer + 1].attentionNorm, config.normEps);
       normalized = next.normalized;

@@ -1,5 +1,6 @@
 import { RopeScaling } from '../model/model-config';
 import { GraphBuilder } from './graph-builder';
+import { KCACHE_OP_DOMAIN } from './paged-attention-op';
 
 /** Building blocks of a Llama layer, shared by the prefill and decode graphs. */
 
@@ -78,9 +79,14 @@ export function applyRotary(g: GraphBuilder, qkv: string, positionIds: string, t
   return g.contribOp('RotaryEmbedding', [qkv, positionIds, tables.cos, tables.sin], { interleaved: 1 });
 }
 
-/** SwiGLU feed-forward: W2 · (SiLU(W1·m) ⊙ W3·m), with W1 and W3 fused into one [dim, 2·hidden] matrix. */
-export function swiGlu(g: GraphBuilder, m: string, w13T: string, w2T: string, hiddenDim: number): string {
+/**
+ * SwiGLU feed-forward: W2 · (SiLU(W1·m) ⊙ W3·m), with W1 and W3 fused into one [dim, 2·hidden] matrix. The gate is
+ * Split, Sigmoid, Mul and Mul, or with `kcacheOp` one com.kcache SwiGlu node (sessions of the kcache_ort addon with
+ * its operators; m must be [rows, dim]).
+ */
+export function swiGlu(g: GraphBuilder, m: string, w13T: string, w2T: string, hiddenDim: number, kcacheOp = false): string {
   const gateUp = linear(g, m, w13T);
+  if (kcacheOp) return linear(g, g.domainOpMulti(KCACHE_OP_DOMAIN, 'SwiGlu', [gateUp], 1)[0], w2T);
   const [gate, up] = g.opMulti('Split', [gateUp, g.constInt([hiddenDim, hiddenDim])], 2, { axis: -1 });
   const silu = g.op('Mul', [gate, g.op('Sigmoid', [gate])]);
   return linear(g, g.op('Mul', [silu, up]), w2T);

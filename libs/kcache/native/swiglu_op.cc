@@ -1,0 +1,84 @@
+// The com.kcache SwiGlu operator for onnxruntime sessions of the kcache_ort addon (swiglu.h says what it computes).
+//
+// Node (decode graph, runtime/transformer-ops.ts): out = SwiGlu(gate_up [rows, 2 · hidden]), out [rows, hidden].
+// One node where onnxruntime's operators take three (Split, then Sigmoid·Mul, which it fuses, and Mul).
+#include "swiglu_op.h"
+
+#include <climits>
+#include <string>
+#include <vector>
+
+#include "cuda_kernel_library.h"
+#include "custom_op_io.h"
+#include "swiglu.h"
+
+namespace {
+
+constexpr const char* kOpName = "SwiGlu";
+
+struct Kernel {
+  const OrtApi* api;
+  bool cuda;
+};
+
+OrtStatus* compute(void* state, OrtKernelContext* context) {
+  const Kernel& kernel = *static_cast<Kernel*>(state);
+  const OrtApi* api = kernel.api;
+  std::vector<int64_t> dims;
+  const void* data = nullptr;
+  ORT_TRY(input_of(api, context, 0, dims, &data));
+  if (dims.size() != 2 || dims[1] % 2 != 0) return op_error(api, kOpName, "gate_up must be [rows, 2 x hidden]");
+  const int64_t out_dims[2] = {dims[0], dims[1] / 2};
+  OrtValue* out = nullptr;
+  ORT_TRY(api->KernelContext_GetOutput(context, 0, out_dims, 2, &out));
+  float* out_data = nullptr;
+  ORT_TRY(api->GetTensorMutableData(out, reinterpret_cast<void**>(&out_data)));
+  const float* gate_up = static_cast<const float*>(data);
+  if (!kernel.cuda) {
+    kcache_swiglu_cpu(gate_up, out_data, out_dims[0], out_dims[1]);
+    return nullptr;
+  }
+  void* stream = nullptr;
+  ORT_TRY(api->KernelContext_GetGPUComputeStream(context, &stream));
+  const CudaKernelLibrary& cuda = cuda_kernel_library();
+  const int rc = cuda.swiglu(gate_up, out_data, out_dims[0], out_dims[1], stream);
+  if (rc != 0) return api->CreateStatus(ORT_EP_FAIL, (std::string(kOpName) + ": CUDA kernel launch failed: " + cuda.error_text(rc)).c_str());
+  return nullptr;
+}
+
+OrtStatus* create_kernel(const OrtApi* api, void** out, bool cuda) {
+  if (cuda) {
+    const std::string error = open_cuda_kernel_library();
+    if (!error.empty()) return api->CreateStatus(ORT_FAIL, (std::string(kOpName) + ": " + error).c_str());
+  }
+  *out = new Kernel{api, cuda};
+  return nullptr;
+}
+
+}  // namespace
+
+OrtCustomOp make_swiglu_op(bool cuda) {
+  OrtCustomOp op{};
+  op.version = ORT_API_VERSION;
+  op.GetName = [](const OrtCustomOp*) { return kOpName; };
+  op.GetExecutionProviderType = cuda ? [](const OrtCustomOp*) -> const char* { return "CUDAExecutionProvider"; }
+                                     : [](const OrtCustomOp*) -> const char* { return nullptr; };
+  op.GetInputType = [](const OrtCustomOp*, size_t) { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; };
+  op.GetInputTypeCount = [](const OrtCustomOp*) -> size_t { return 1; };
+  op.GetOutputType = [](const OrtCustomOp*, size_t) { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; };
+  op.GetOutputTypeCount = [](const OrtCustomOp*) -> size_t { return 1; };
+  op.KernelDestroy = [](void* kernel) { delete static_cast<Kernel*>(kernel); };
+  op.GetInputCharacteristic = [](const OrtCustomOp*, size_t) { return INPUT_OUTPUT_REQUIRED; };
+  op.GetOutputCharacteristic = [](const OrtCustomOp*, size_t) { return INPUT_OUTPUT_REQUIRED; };
+  op.GetInputMemoryType = [](const OrtCustomOp*, size_t) { return OrtMemTypeDefault; };
+  op.GetVariadicInputMinArity = [](const OrtCustomOp*) { return 1; };
+  op.GetVariadicInputHomogeneity = [](const OrtCustomOp*) { return 1; };
+  op.GetVariadicOutputMinArity = [](const OrtCustomOp*) { return 1; };
+  op.GetVariadicOutputHomogeneity = [](const OrtCustomOp*) { return 1; };
+  op.CreateKernelV2 = cuda ? [](const OrtCustomOp*, const OrtApi* api, const OrtKernelInfo*, void** out) { return create_kernel(api, out, true); }
+                           : [](const OrtCustomOp*, const OrtApi* api, const OrtKernelInfo*, void** out) { return create_kernel(api, out, false); };
+  op.KernelComputeV2 = compute;
+  op.GetStartVersion = [](const OrtCustomOp*) { return 1; };
+  op.GetEndVersion = [](const OrtCustomOp*) { return INT_MAX; };
+  return op;
+}
