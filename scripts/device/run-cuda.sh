@@ -24,7 +24,8 @@
 #   bench-kcache  bench:kcache --ep cuda: KCache vs full at a fixed GPU budget, contexts 2048..32768
 #                 (KCACHE_KCACHE_CONTEXTS overrides, e.g. 2048,8192; KCACHE_BUDGET_SEQUENCES: the budget in
 #                 full-attention sequences of 2048 positions, default 16; KCACHE_KCACHE_KERNEL=onnx measures the onnx
-#                 operators' graph instead of the PagedDecodeAttention kernel)
+#                 operators' graph instead of the PagedDecodeAttention kernel; KCACHE_HOST_HUGE_PAGES=1: host V in
+#                 transparent huge pages; results under kcache/ or kcache-huge/)
 #   profile       scripts/device/cuda-step-profile.js: onnxruntime's per-node profile of the ~110M decode step on the
 #                 native CUDA backend (context 512, batch 32): kernels per step and time by operator
 #   profile-kcache  the same profile at context 8192 (KCACHE_PROFILE_CONTEXT): full at batch 4, kcache (TopN 64,
@@ -137,8 +138,10 @@ for stage in "$@"; do
       cp "$app"/bench/results/engine*.json "$OUT/" 2>/dev/null ;;
     bench-kcache)
       paged_flag=--paged-attention && [ "${KCACHE_KCACHE_KERNEL:-paged}" = onnx ] && paged_flag=
-      timeout 480 node "$app/libs/kcache-bench/dist/bench/kcache-throughput.js" --ep cuda --out "$OUT" $paged_flag \
-        --contexts "${KCACHE_KCACHE_CONTEXTS:-2048,4096,8192,16384,32768}" --budget-sequences "${KCACHE_BUDGET_SEQUENCES:-16}" 2>&1 | tee "$OUT/bench-kcache.log"
+      huge=; [ "${KCACHE_HOST_HUGE_PAGES:-0}" = 1 ] && huge=-huge   # host V in transparent huge pages: results under $OUT/kcache-huge
+      mkdir -p "$OUT/kcache$huge"
+      timeout 480 node "$app/libs/kcache-bench/dist/bench/kcache-throughput.js" --ep cuda --out "$OUT/kcache$huge" $paged_flag ${huge:+--host-huge-pages} \
+        --contexts "${KCACHE_KCACHE_CONTEXTS:-2048,4096,8192,16384,32768}" --budget-sequences "${KCACHE_BUDGET_SEQUENCES:-16}" 2>&1 | tee "$OUT/bench-kcache$huge.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     serving)
       timeout 560 bash scripts/device/cuda-serving.sh "$app" "$OUT" "$serving_ep" 2>&1 | tee "$OUT/serving.log"

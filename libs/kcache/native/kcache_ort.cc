@@ -17,7 +17,10 @@
 
 #include <dlfcn.h>
 #include <node_api.h>
+#include <sys/mman.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -262,6 +265,16 @@ void finalize_pinned(napi_env, void* data, void*) {
   if (data) cuda().free_host(data);
 }
 
+// Pinned memory in transparent huge pages: unregistered, then unmapped (hint: its mapped size, owned here).
+void finalize_pinned_huge(napi_env, void* data, void* hint) {
+  auto* mapped = static_cast<size_t*>(hint);
+  if (data) {
+    cuda().host_unregister(data);
+    munmap(data, *mapped);
+  }
+  delete mapped;
+}
+
 void array_buffer_of(napi_env env, napi_value v, void** data, size_t* bytes, const char* name) {
   bool is_ab = false;
   NAPI_OK(napi_is_arraybuffer(env, v, &is_ab));
@@ -269,7 +282,8 @@ void array_buffer_of(napi_env env, napi_value v, void** data, size_t* bytes, con
   NAPI_OK(napi_get_arraybuffer_info(env, v, data, bytes));
 }
 
-// new Memory('host', arrayBuffer) | ('device', bytes, deviceId) | ('pinned', bytes) | ('registered', arrayBuffer, deviceId)
+// new Memory('host', arrayBuffer) | ('device', bytes, deviceId) | ('pinned', bytes) | ('pinned-huge', bytes) |
+//            ('registered', arrayBuffer, deviceId)
 napi_value memory_new(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     Args a = args_of(env, info, 3);
@@ -294,20 +308,46 @@ napi_value memory_new(napi_env env, napi_callback_info info) {
         m->device_id = a.argv.size() > 2 ? static_cast<int>(to_int64(env, a.argv[2], "deviceId")) : 0;
         check_cuda(cuda().set_device(m->device_id), "cudaSetDevice");
         check_cuda(cuda().malloc(&m->device_ptr, m->bytes == 0 ? 1 : m->bytes), "cudaMalloc");
-      } else if (kind == "pinned") {
+      } else if (kind == "pinned" || kind == "pinned-huge") {
         m->kind = MemoryKind::Pinned;
         m->bytes = static_cast<size_t>(to_int64(env, arg(a, 1, "bytes"), "bytes"));
-        check_cuda(cuda().host_alloc(&m->host_ptr, m->bytes == 0 ? 1 : m->bytes, kHostAllocMapped | kHostAllocPortable), "cudaHostAlloc");
-        std::memset(m->host_ptr, 0, m->bytes);
-        check_cuda(cuda().host_get_device_pointer(&m->device_ptr, m->host_ptr, 0), "cudaHostGetDevicePointer");
         napi_value external;
-        if (napi_create_external_arraybuffer(env, m->host_ptr, m->bytes, finalize_pinned, nullptr, &external) != napi_ok) {
-          cuda().free_host(m->host_ptr);
-          throw JsError{"this Node cannot expose native memory as an ArrayBuffer", "ERR_KCACHE_ORT_NAPI"};
+        napi_status made;
+        if (kind == "pinned") {
+          check_cuda(cuda().host_alloc(&m->host_ptr, m->bytes == 0 ? 1 : m->bytes, kHostAllocMapped | kHostAllocPortable), "cudaHostAlloc");
+          std::memset(m->host_ptr, 0, m->bytes);
+          made = napi_create_external_arraybuffer(env, m->host_ptr, m->bytes, finalize_pinned, nullptr, &external);
+          if (made != napi_ok) cuda().free_host(m->host_ptr);
+        } else {
+          // Transparent huge pages (2 MiB where the kernel grants them), registered with the GPU in place: fewer
+          // pages for the GPU to translate when it reads rows scattered over gigabytes.
+          const size_t huge = size_t(2) << 20;
+          auto* mapped = new size_t((std::max<size_t>(m->bytes, 1) + huge - 1) / huge * huge);
+          void* p = mmap(nullptr, *mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+          if (p == MAP_FAILED) {
+            delete mapped;
+            throw JsError{std::string("mmap of ") + std::to_string(m->bytes) + " bytes failed: " + std::strerror(errno), "ERR_KCACHE_ORT_MEMORY"};
+          }
+          madvise(p, *mapped, MADV_HUGEPAGE);
+          std::memset(p, 0, *mapped);  // faults the pages in now
+          if (int rc = cuda().host_register(p, *mapped, kHostRegisterMapped | kHostRegisterPortable)) {
+            munmap(p, *mapped);
+            delete mapped;
+            check_cuda(rc, "cudaHostRegister");
+          }
+          m->host_ptr = p;
+          made = napi_create_external_arraybuffer(env, p, m->bytes, finalize_pinned_huge, mapped, &external);
+          if (made != napi_ok) {
+            cuda().host_unregister(p);
+            munmap(p, *mapped);
+            delete mapped;
+          }
         }
+        if (made != napi_ok) throw JsError{"this Node cannot expose native memory as an ArrayBuffer", "ERR_KCACHE_ORT_NAPI"};
+        check_cuda(cuda().host_get_device_pointer(&m->device_ptr, m->host_ptr, 0), "cudaHostGetDevicePointer");
         NAPI_OK(napi_create_reference(env, external, 1, &m->buffer_ref));
       } else {
-        throw JsError{"memory kind must be host, device, pinned or registered, got '" + kind + "'", "ERR_INVALID_ARG_VALUE"};
+        throw JsError{"memory kind must be host, device, pinned, pinned-huge or registered, got '" + kind + "'", "ERR_INVALID_ARG_VALUE"};
       }
       NAPI_OK(napi_wrap(env, a.self, m, finalize_memory, nullptr, nullptr));
     } catch (...) {

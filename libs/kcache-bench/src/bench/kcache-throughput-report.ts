@@ -16,6 +16,7 @@ export interface ThroughputSettings {
   readonly nativeBackend?: boolean;
   /** Decode attention was the addon's PagedDecodeAttention operator. */
   readonly pagedAttention?: boolean;
+  readonly hostTierHugePages?: boolean;
 }
 
 const MIB = 1024 * 1024;
@@ -25,7 +26,7 @@ export function throughputMarkdown(run: ThroughputRun, settings: ThroughputSetti
   const parts: string[] = [];
   const ep = settings.executionProvider ?? 'cpu';
   const how = settings.nativeBackend
-    ? ` -- --ep ${ep}${ep === 'cpu' ? ' --native-backend' : ''}${settings.pagedAttention ? ' --paged-attention' : ''} (onnxruntime's ${ep} execution provider through its C API, arenas bound in place${settings.pagedAttention ? ', decode attention in the PagedDecodeAttention kernel' : ''})`
+    ? ` -- --ep ${ep}${ep === 'cpu' ? ' --native-backend' : ''}${settings.pagedAttention ? ' --paged-attention' : ''}${settings.hostTierHugePages ? ' --host-huge-pages' : ''} (onnxruntime's ${ep} execution provider through its C API, arenas bound in place${settings.pagedAttention ? ', decode attention in the PagedDecodeAttention kernel' : ''}${settings.hostTierHugePages ? ', host V in transparent huge pages' : ''})`
     : ep !== 'cpu'
       ? ` -- --ep ${ep} (onnxruntime's ${ep} execution provider, resident device tier)`
       : '';

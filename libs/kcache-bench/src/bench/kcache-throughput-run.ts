@@ -48,6 +48,8 @@ export interface ThroughputOptions {
   readonly nativeBackend?: boolean;
   /** Decode attention as the addon's PagedDecodeAttention operator (native backend). */
   readonly pagedAttention?: boolean;
+  /** cuda, native backend: host V in transparent huge pages (ExecutionBackendOptions.hostTierHugePages). */
+  readonly hostTierHugePages?: boolean;
 }
 
 export interface StepSplit {
@@ -191,7 +193,7 @@ async function benchModel(
       attention,
       variant: graphVariantOf(attention, config.numLayers),
       kv,
-      runner: new ModelRunner(weights, { blockSize: options.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: model.numThreads, executionProvider: options.executionProvider, ...(options.nativeBackend === undefined ? {} : { nativeBackend: options.nativeBackend }), ...(options.pagedAttention ? { pagedAttention: true } : {}) }),
+      runner: new ModelRunner(weights, { blockSize: options.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: model.numThreads, executionProvider: options.executionProvider, ...(options.nativeBackend === undefined ? {} : { nativeBackend: options.nativeBackend }), ...(options.pagedAttention ? { pagedAttention: true } : {}), ...(options.hostTierHugePages ? { hostTierHugePages: true } : {}) }),
       sequences: [],
       filled: { kIds: 0, deviceVIds: 0, hostVIds: 0 },
     };

@@ -38,6 +38,8 @@ export interface ExecutionBackendOptions {
   readonly fusedAttention?: boolean;
   /** The native backend's decode attention as the addon's PagedDecodeAttention operator (NativeBackendOptions.pagedAttention). Default false. */
   readonly pagedAttention?: boolean;
+  /** cuda, native backend: host V in transparent huge pages (NativeBackendOptions.hostTierHugePages). Default false. */
+  readonly hostTierHugePages?: boolean;
 }
 
 /**
@@ -64,6 +66,7 @@ export function createExecutionBackend(config: ModelConfig, options: ExecutionBa
       ...(options.currentRowInArena === undefined ? {} : { currentRowInArena: options.currentRowInArena }),
       ...(options.fusedAttention === undefined ? {} : { fusedAttention: options.fusedAttention }),
       ...(options.pagedAttention === undefined ? {} : { pagedAttention: options.pagedAttention }),
+      ...(options.hostTierHugePages ? { hostTierHugePages: true } : {}),
     });
   }
   const arenas = options.arenas ?? new KvArenas(config, options.blockSize, options.arenaCapacity, options.hostVArenas);

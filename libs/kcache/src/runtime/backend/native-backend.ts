@@ -50,6 +50,8 @@ export interface NativeBackendOptions {
    * no gather of the past, TopN layers read only their N host-V rows. Implies currentRowInArena. Default false.
    */
   readonly pagedAttention?: boolean;
+  /** cuda: host V allocated here in transparent huge pages registered with the GPU, not cudaHostAlloc (NativeKvMemory). Default false. */
+  readonly hostTierHugePages?: boolean;
 }
 
 /** Decode's logits buffer (pinned on cuda) and its tensor per batch size (one per size, so its binding is kept). */
@@ -102,6 +104,7 @@ export class NativeBackend implements ExecutionBackend {
         ...(options.hostVArenas ? { hostVArenas: options.hostVArenas } : {}),
         deviceId: options.deviceId ?? 0,
         deviceCopyOnHost: options.deviceCopyOnHost ?? false,
+        hugePages: options.hostTierHugePages ?? false,
       });
     } catch (error) {
       throw asProviderError(options.provider, error);

@@ -59,6 +59,8 @@ export class NativeKvMemory {
        * device memory is on cuda (uploads, reload), so the CPU provider checks that path: a missed upload shows.
        */
       deviceCopyOnHost?: boolean;
+      /** cuda: host V allocated here in transparent huge pages (NativeOrt.pinnedMemory's hugePages). */
+      hugePages?: boolean;
     } = {},
   ): NativeKvMemory {
     const deviceId = given.deviceId ?? 0;
@@ -66,7 +68,7 @@ export class NativeKvMemory {
     try {
       let arenas = given.arenas;
       if (!arenas) {
-        const hostV = given.hostVArenas ?? (provider === 'cuda' ? pinnedHostV(native, config, blockSize, capacity.hostVIds, owned) : undefined);
+        const hostV = given.hostVArenas ?? (provider === 'cuda' ? pinnedHostV(native, config, blockSize, capacity.hostVIds, owned, given.hugePages ?? false) : undefined);
         arenas = new KvArenas(config, blockSize, capacity, hostV);
       }
       const hostMemories = new Map<ArrayBufferLike, NativeMemory>();
@@ -170,10 +172,10 @@ export class NativeKvMemory {
 }
 
 /** numLayers host-V arenas of hostVIds blocks in pinned, mapped host memory (the GPU reads them in place). */
-function pinnedHostV(native: NativeOrt, config: ModelConfig, blockSize: number, hostVIds: number, owned: NativeMemory[]): Float32Array[] {
+function pinnedHostV(native: NativeOrt, config: ModelConfig, blockSize: number, hostVIds: number, owned: NativeMemory[], hugePages: boolean): Float32Array[] {
   const floats = Math.max(hostVIds, 1) * config.numKvHeads * blockSize * headDimOf(config);
   return Array.from({ length: config.numLayers }, () => {
-    const memory = native.pinnedMemory(floats * 4);
+    const memory = native.pinnedMemory(floats * 4, { hugePages });
     owned.push(memory);
     return new Float32Array(memory.buffer!, 0, floats);
   });
