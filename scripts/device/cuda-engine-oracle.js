@@ -24,14 +24,17 @@ const KCACHE_512 = { mode: 'kcache', topN: 512, denseLayers: 0, renormalize: fal
 const modes = [['full', k.FULL_ATTENTION], ['kcache N=512', KCACHE_512]];
 // The onnx operators' decode graph, the one that writes the current row into the arena first
 // (EngineOptions.currentRowInArena), and the one whose attention is the addon's PagedDecodeAttention kernel
-// (pagedAttention, the default on cuda where its kernels are built): the oracle through the engine with each
-// (KCACHE_ORACLE_GRAPHS=default,in-arena,paged picks).
+// (pagedAttention, the default on cuda where its kernels are built), that one run as CUDA graphs (cudaGraphs): the
+// oracle through the engine with each (KCACHE_ORACLE_GRAPHS=default,in-arena,paged,paged-graphs picks).
 const allGraphs = {
   default: [' (onnx operators)', { pagedAttention: false }],
   'in-arena': [' (current row in the arena)', { currentRowInArena: true, pagedAttention: false }],
   paged: [' (PagedDecodeAttention kernel)', { pagedAttention: true }],
+  'paged-graphs': [' (PagedDecodeAttention kernel, CUDA graphs)', { pagedAttention: true, cudaGraphs: true }],
 };
-const graphs = (process.env.KCACHE_ORACLE_GRAPHS || 'default,in-arena,paged').split(',').map((name) => allGraphs[name]);
+const graphs = (process.env.KCACHE_ORACLE_GRAPHS || `default,in-arena,paged${provider === 'cuda' ? ',paged-graphs' : ''}`).split(',').map((name) => allGraphs[name]);
+// Teacher-forced decode runs with the kernel, and with the kernel as CUDA graphs (cuda only).
+const decodeRuns = [['PagedDecodeAttention', { pagedAttention: true }], ...(provider === 'cuda' ? [['PagedDecodeAttention, CUDA graphs', { pagedAttention: true, cudaGraphs: true }]] : [])];
 const results = { provider };
 let failures = 0;
 
@@ -102,8 +105,8 @@ async function main() {
     });
   }
 
-  for (const [name, attention] of modes) {
-    await check(`teacher-forced decode logits ${name}, PagedDecodeAttention kernel: native ${provider} within 1e-4 of onnxruntime-node's CPU provider`, async () => {
+  for (const [runName, runOptions] of decodeRuns) for (const [name, attention] of modes) {
+    await check(`teacher-forced decode logits ${name}, ${runName}: native ${provider} within 1e-4 of onnxruntime-node's CPU provider`, async () => {
       const { KvCacheManager } = require(path.resolve(appRoot, 'libs/kcache/dist/memory/kv-cache-manager'));
       const { emptySequenceBlocks } = require(path.resolve(appRoot, 'libs/kcache/dist/memory/sequence-blocks'));
       const config = model.weights.config;
@@ -112,7 +115,7 @@ async function main() {
       const kv = new KvCacheManager({ model: config, deviceCapacityBytes: 64 << 20, hostCapacityBytes: 64 << 20 });
       const options = { blockSize: 16, arenaCapacity: kv.arenaCapacity(), numThreads: 4 };
       const reference = new k.ModelRunner(model.weights, options);
-      const runner = new k.ModelRunner(model.weights, { ...options, ...native, pagedAttention: true });
+      const runner = new k.ModelRunner(model.weights, { ...options, ...native, ...runOptions });
       // The oracle texts decoded in one batch, teacher-forced: each step feeds every text's next reference token.
       const texts = records.map((r) => [...r.prompt_token_ids, ...r.generated_token_ids].slice(0, config.maxSeqLen));
       const seqs = records.map((r, i) => {
@@ -136,8 +139,8 @@ async function main() {
       }
       await runner.release();
       await reference.release();
-      results[`teacher-forced decode ${name} paged`] = { positions, maxAbsDiff: maxDiff };
-      log(`teacher-forced decode ${name} (PagedDecodeAttention): ${positions} positions, max |${provider} - cpu| = ${maxDiff.toExponential(3)}`);
+      results[`teacher-forced decode ${name} ${runOptions.cudaGraphs ? 'paged-graphs' : 'paged'}`] = { positions, maxAbsDiff: maxDiff };
+      log(`teacher-forced decode ${name} (${runName}): ${positions} positions, max |${provider} - cpu| = ${maxDiff.toExponential(3)}`);
       assert.ok(maxDiff <= 1e-4, `max difference ${maxDiff}`);
     });
   }

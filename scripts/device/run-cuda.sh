@@ -17,15 +17,16 @@
 #                 random cases (exact and TopN, GQA, padding, ties, V in device and in pinned host memory), then
 #                 their time and GB/s at the ~110M shapes (paged-check.log, paged-attention-check.json)
 #   bench-engine  bench:engine --ep cuda, ~110M decode steps at context 512, batch 1 and 32, with the fraction of
-#                 the HBM roofline, with each decode attention of KCACHE_BENCH_KERNELS (default onnx,paged: the
-#                 onnx operators' graph and the PagedDecodeAttention kernel, in one run) (KCACHE_BENCH_CONTEXTS,
+#                 the HBM roofline, with each decode attention of KCACHE_BENCH_KERNELS (default onnx,paged,paged-graphs:
+#                 the onnx operators' graph, the PagedDecodeAttention kernel, and that graph as CUDA graphs, in one run) (KCACHE_BENCH_CONTEXTS,
 #                 KCACHE_BENCH_BATCHES override)
 #   bench-cpu     the same rows on the machine's CPU (onnxruntime-node), for the comparison in one run
 #   bench-kcache  bench:kcache --ep cuda: KCache vs full at a fixed GPU budget, contexts 2048..32768
 #                 (KCACHE_KCACHE_CONTEXTS overrides, e.g. 2048,8192; KCACHE_BUDGET_SEQUENCES: the budget in
 #                 full-attention sequences of 2048 positions, default 16; KCACHE_KCACHE_KERNEL=onnx measures the onnx
 #                 operators' graph instead of the PagedDecodeAttention kernel; KCACHE_HOST_HUGE_PAGES=1: host V in
-#                 transparent huge pages; results under kcache/ or kcache-huge/)
+#                 transparent huge pages; KCACHE_CUDA_GRAPHS=1: each decode shape a CUDA graph; results under
+#                 kcache[-huge][-graphs]/)
 #   profile       scripts/device/cuda-step-profile.js: onnxruntime's per-node profile of the ~110M decode step on the
 #                 native CUDA backend (context 512, batch 32): kernels per step and time by operator
 #   profile-kcache  the same profile at context 8192 (KCACHE_PROFILE_CONTEXT): full at batch 4, kcache (TopN 64,
@@ -133,15 +134,17 @@ for stage in "$@"; do
       rm -f "$app/bench/results/engine-$ep.json" "$app/bench/results/engine.json"
       timeout 400 node "$app/libs/kcache-bench/dist/bench/bench-engine.js" --ep "$ep" --only llama-110m \
         --contexts "${KCACHE_BENCH_CONTEXTS:-512}" --batch-sizes "${KCACHE_BENCH_BATCHES:-1,32}" \
-        $([ "$ep" = cuda ] && echo "--kernels ${KCACHE_BENCH_KERNELS:-onnx,paged}") 2>&1 | tee "$OUT/$stage.log"
+        $([ "$ep" = cuda ] && echo "--kernels ${KCACHE_BENCH_KERNELS:-onnx,paged,paged-graphs}") 2>&1 | tee "$OUT/$stage.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
       cp "$app"/bench/results/engine*.json "$OUT/" 2>/dev/null ;;
     bench-kcache)
       paged_flag=--paged-attention && [ "${KCACHE_KCACHE_KERNEL:-paged}" = onnx ] && paged_flag=
-      huge=; [ "${KCACHE_HOST_HUGE_PAGES:-0}" = 1 ] && huge=-huge   # host V in transparent huge pages: results under $OUT/kcache-huge
-      mkdir -p "$OUT/kcache$huge"
-      timeout 480 node "$app/libs/kcache-bench/dist/bench/kcache-throughput.js" --ep cuda --out "$OUT/kcache$huge" $paged_flag ${huge:+--host-huge-pages} \
-        --contexts "${KCACHE_KCACHE_CONTEXTS:-2048,4096,8192,16384,32768}" --budget-sequences "${KCACHE_BUDGET_SEQUENCES:-16}" 2>&1 | tee "$OUT/bench-kcache$huge.log"
+      huge=; [ "${KCACHE_HOST_HUGE_PAGES:-0}" = 1 ] && huge=-huge   # host V in transparent huge pages
+      graphs=; [ "${KCACHE_CUDA_GRAPHS:-0}" = 1 ] && graphs=-graphs  # each decode shape a CUDA graph
+      mkdir -p "$OUT/kcache$huge$graphs"
+      timeout 480 node "$app/libs/kcache-bench/dist/bench/kcache-throughput.js" --ep cuda --out "$OUT/kcache$huge$graphs" $paged_flag \
+        ${huge:+--host-huge-pages} ${graphs:+--cuda-graphs} \
+        --contexts "${KCACHE_KCACHE_CONTEXTS:-2048,4096,8192,16384,32768}" --budget-sequences "${KCACHE_BUDGET_SEQUENCES:-16}" 2>&1 | tee "$OUT/bench-kcache$huge$graphs.log"
       [ "${PIPESTATUS[0]}" -eq 0 ] || status=1 ;;
     serving)
       timeout 560 bash scripts/device/cuda-serving.sh "$app" "$OUT" "$serving_ep" 2>&1 | tee "$OUT/serving.log"

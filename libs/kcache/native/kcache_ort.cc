@@ -561,6 +561,7 @@ struct Session {
   OrtSession* session = nullptr;
   OrtIoBinding* binding = nullptr;
   OrtRunOptions* run_options = nullptr;
+  std::map<int64_t, OrtRunOptions*> graph_run_options;  // run(graphId): onnxruntime's gpu_graph_id, one per id
   std::vector<std::string> input_names, output_names;
   std::map<std::string, napi_ref> bound;  // "in:name" / "out:name" → the tensor bound now, kept alive until rebound or cleared
 
@@ -569,6 +570,8 @@ struct Session {
     bound.clear();
     if (binding) ort->ReleaseIoBinding(binding);
     if (run_options) ort->ReleaseRunOptions(run_options);
+    for (auto& [id, options] : graph_run_options) ort->ReleaseRunOptions(options);
+    graph_run_options.clear();
     if (session) ort->ReleaseSession(session);
     binding = nullptr;
     run_options = nullptr;
@@ -580,6 +583,12 @@ void finalize_session(napi_env env, void* data, void*) {
   auto* s = static_cast<Session*>(data);
   s->close(env);
   delete s;
+}
+
+bool is_undefined(napi_env env, napi_value v) {
+  napi_valuetype t;
+  NAPI_OK(napi_typeof(env, v, &t));
+  return t == napi_undefined || t == napi_null;
 }
 
 napi_value get_property(napi_env env, napi_value obj, const char* name) {
@@ -787,10 +796,29 @@ napi_value session_clear(napi_env env, napi_callback_info info) {
 
 // run(): one run over the bound tensors; returns when the outputs are written (the provider's stream is
 // synchronized at the end of the run).
+// run(graphId?): graphId, with a CUDA session made with cudaOptions enable_cuda_graph '1', is onnxruntime's
+// gpu_graph_id: each id captures its own CUDA graph (its shapes and bound addresses must stay the same), then replays it.
 napi_value session_run(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
-    Session* s = live_session(env, args_of(env, info, 0).self);
-    check(ort->RunWithBinding(s->session, s->run_options, s->binding));
+    Args a = args_of(env, info, 1);
+    Session* s = live_session(env, a.self);
+    OrtRunOptions* options = s->run_options;
+    if (!a.argv.empty() && !is_undefined(env, a.argv[0])) {
+      const int64_t id = to_int64(env, a.argv[0], "graphId");
+      if (id < 0) throw JsError{"graphId must not be negative, got " + std::to_string(id), "ERR_OUT_OF_RANGE"};
+      auto found = s->graph_run_options.find(id);
+      if (found == s->graph_run_options.end()) {
+        OrtRunOptions* made = nullptr;
+        check(ort->CreateRunOptions(&made));
+        if (OrtStatus* status = ort->AddRunConfigEntry(made, "gpu_graph_id", std::to_string(id).c_str())) {
+          ort->ReleaseRunOptions(made);
+          check(status);
+        }
+        found = s->graph_run_options.emplace(id, made).first;
+      }
+      options = found->second;
+    }
+    check(ort->RunWithBinding(s->session, options, s->binding));
     return undefined(env);
   });
 }

@@ -53,7 +53,8 @@ typedef struct KcachePagedAttention {
 // tables leaves the rows as they are). The rotated query rows go to q_out; the rotated K row to row k_row(b, h) of
 // k_arena and the V row qkv[b, h, G + 1, :] (not rotated) to row v_row(b, h) of v_arena (arenas viewed as rows of
 // head_dim floats). A write table entry is (slice, row in the block) when its width is 2, the arena row itself
-// when it is 1. Rows outside an arena (at or past *_arena_rows, or negative) are not written.
+// when it is 1. Rows outside an arena (at or past *_arena_rows, or negative: an entry of -1 marks a batch row that
+// only pads the batch to a fixed size) are not written.
 typedef struct KcacheStepRows {
   const float* qkv;         // [batch, num_kv_heads, group + 2, head_dim]
   const int64_t* positions; // [batch]

@@ -41,11 +41,14 @@ interface Row {
   readonly kernel?: DecodeKernel;
 }
 
-/** A decode step's attention: onnx's operators (the default graph), or the addon's PagedDecodeAttention (pagedAttention). */
-type DecodeKernel = 'onnx' | 'paged';
+/**
+ * A decode step's attention: onnx's operators (the default graph), the addon's PagedDecodeAttention (pagedAttention),
+ * or that graph run as CUDA graphs (paged-graphs: cudaGraphs, one per padded shape).
+ */
+type DecodeKernel = 'onnx' | 'paged' | 'paged-graphs';
 
 function parseDecodeKernel(name: string): DecodeKernel {
-  if (name !== 'onnx' && name !== 'paged') throw new RangeError(`--kernels: each must be onnx or paged, got '${name}'`);
+  if (name !== 'onnx' && name !== 'paged' && name !== 'paged-graphs') throw new RangeError(`--kernels: each must be onnx, paged or paged-graphs, got '${name}'`);
   return name;
 }
 
@@ -102,7 +105,7 @@ async function main(): Promise<void> {
         for (const kernel of kernels) for (const attention of [FULL_ATTENTION, KCACHE_64]) {
           const numSteps = quick ? 3 : isLarge ? (batchSize === 1 ? 40 : 5) : batchSize === 1 ? 2000 : 300;
           const threads = numThreads || automaticNumThreads(weights.config);
-          const paged = kernel === 'paged' ? { pagedAttention: true, nativeBackend: true } : {};
+          const paged = kernel === 'onnx' ? {} : { pagedAttention: true, nativeBackend: true, ...(kernel === 'paged-graphs' ? { cudaGraphs: true } : {}) };
           const r = await benchDecode(weights, { attention, context, batchSize, numSteps, numThreads: threads, blockSize: 16, executionProvider, ...(nativeBackend === undefined ? {} : { nativeBackend }), ...paged });
           const fraction = bandwidth === null ? null : rooflineFraction(decodeStepBytes(weights.config, attention, context, batchSize), bandwidth, r.msPerStep);
           rows.push({ model: m.name, kind: 'decode-step', mode: attention.mode, context, batchSize, ...r, ...(executionProvider === 'cpu' ? {} : { rooflineFraction: fraction }), ...(kernels.length > 1 || kernel !== 'onnx' ? { kernel } : {}) });
@@ -130,7 +133,7 @@ async function main(): Promise<void> {
   const machine = describeMachine();
   process.stdout.write(`on ${machine.gpu ? `${machine.gpu} (${executionProvider}), ` : ''}${machine.cpuModel}, ${machine.numCores} cores, commit ${machine.commit ?? 'unknown'}\n`);
   const name = (quick ? 'engine-quick' : 'engine') + (executionProvider === 'cpu' ? (nativeBackend ? '-native-cpu' : '') : `-${executionProvider}`);
-  const settings = { numThreads, quick, kcacheTopN: 64, blockSize: 16, executionProvider, ...(nativeBackend ? { nativeBackend } : {}), ...(kernels.includes('paged') ? { decodeKernels: kernels } : {}), ...(bandwidth ? { hbmBytesPerSecond: bandwidth } : {}), ...(only ? { only } : {}) };
+  const settings = { numThreads, quick, kcacheTopN: 64, blockSize: 16, executionProvider, ...(nativeBackend ? { nativeBackend } : {}), ...(kernels.some((k) => k !== 'onnx') ? { decodeKernels: kernels } : {}), ...(bandwidth ? { hbmBytesPerSecond: bandwidth } : {}), ...(only ? { only } : {}) };
   const path = saveBenchResults(name, settings, rows);
   process.stdout.write(`saved ${path}\n`);
 }

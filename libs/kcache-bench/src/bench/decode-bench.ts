@@ -26,6 +26,8 @@ export interface DecodeBenchCase {
   readonly fusedAttention?: boolean;
   /** Decode attention as the addon's PagedDecodeAttention operator (native backend; default false). */
   readonly pagedAttention?: boolean;
+  /** cuda, with pagedAttention: each decode shape as a CUDA graph (NativeBackendOptions.cudaGraphs; default false). */
+  readonly cudaGraphs?: boolean;
 }
 
 export interface DecodeBenchResult {
@@ -49,7 +51,7 @@ export async function benchDecode(modelWeights: ModelWeights, c: DecodeBenchCase
     deviceCapacityBytes: c.batchSize * (c.context + c.blockSize) * config.numLayers * 2 * (config.dim / config.numHeads) * config.numKvHeads * 4 + 1,
     hostCapacityBytes: c.batchSize * (c.context + c.blockSize) * config.numLayers * (config.dim / config.numHeads) * config.numKvHeads * 4 + 1,
   });
-  const runner = new ModelRunner(weights, { blockSize: c.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: c.numThreads, profileFilePrefix: c.profileFilePrefix, appendCurrentByCopy: c.appendCurrentByCopy, executionProvider: c.executionProvider, ...(c.nativeBackend === undefined ? {} : { nativeBackend: c.nativeBackend }), ...(c.currentRowInArena === undefined ? {} : { currentRowInArena: c.currentRowInArena }), ...(c.fusedAttention === undefined ? {} : { fusedAttention: c.fusedAttention }), ...(c.pagedAttention === undefined ? {} : { pagedAttention: c.pagedAttention }) });
+  const runner = new ModelRunner(weights, { blockSize: c.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: c.numThreads, profileFilePrefix: c.profileFilePrefix, appendCurrentByCopy: c.appendCurrentByCopy, executionProvider: c.executionProvider, ...(c.nativeBackend === undefined ? {} : { nativeBackend: c.nativeBackend }), ...(c.currentRowInArena === undefined ? {} : { currentRowInArena: c.currentRowInArena }), ...(c.fusedAttention === undefined ? {} : { fusedAttention: c.fusedAttention }), ...(c.pagedAttention === undefined ? {} : { pagedAttention: c.pagedAttention }), ...(c.cudaGraphs ? { cudaGraphs: true } : {}) });
   const variant = graphVariantOf(c.attention, config.numLayers);
   const sequences: Array<{ blocks: SequenceBlocks; attention: AttentionConfig }> = [];
   for (let b = 0; b < c.batchSize; b++) {
@@ -60,7 +62,8 @@ export async function benchDecode(modelWeights: ModelWeights, c: DecodeBenchCase
   fillArenas(runner, kv, new Xoshiro128Random(7));
   await runner.reloadDeviceTier(); // a device tier kept apart from the host arenas takes the filled values
   const items: DecodeItem[] = sequences.map((s, b) => ({ tokenId: 3 + b, position: c.context, blocks: s.blocks }));
-  await runner.decode(items, variant, topNOf(c.attention)); // warm-up (first run allocates)
+  // Warm-up: the first run allocates; with cudaGraphs the first runs of a shape also capture its graph.
+  for (let i = 0; i < (c.cudaGraphs ? 3 : 1); i++) await runner.decode(items, variant, topNOf(c.attention));
   const start = performance.now();
   for (let i = 0; i < c.numSteps; i++) await runner.decode(items, variant, topNOf(c.attention), { untilNextDecode: true });
   const msPerStep = (performance.now() - start) / c.numSteps;

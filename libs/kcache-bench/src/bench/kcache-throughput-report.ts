@@ -17,6 +17,7 @@ export interface ThroughputSettings {
   /** Decode attention was the addon's PagedDecodeAttention operator. */
   readonly pagedAttention?: boolean;
   readonly hostTierHugePages?: boolean;
+  readonly cudaGraphs?: boolean;
 }
 
 const MIB = 1024 * 1024;
@@ -26,7 +27,7 @@ export function throughputMarkdown(run: ThroughputRun, settings: ThroughputSetti
   const parts: string[] = [];
   const ep = settings.executionProvider ?? 'cpu';
   const how = settings.nativeBackend
-    ? ` -- --ep ${ep}${ep === 'cpu' ? ' --native-backend' : ''}${settings.pagedAttention ? ' --paged-attention' : ''}${settings.hostTierHugePages ? ' --host-huge-pages' : ''} (onnxruntime's ${ep} execution provider through its C API, arenas bound in place${settings.pagedAttention ? ', decode attention in the PagedDecodeAttention kernel' : ''}${settings.hostTierHugePages ? ', host V in transparent huge pages' : ''})`
+    ? ` -- --ep ${ep}${ep === 'cpu' ? ' --native-backend' : ''}${settings.pagedAttention ? ' --paged-attention' : ''}${settings.hostTierHugePages ? ' --host-huge-pages' : ''}${settings.cudaGraphs ? ' --cuda-graphs' : ''} (onnxruntime's ${ep} execution provider through its C API, arenas bound in place${settings.pagedAttention ? ', decode attention in the PagedDecodeAttention kernel' : ''}${settings.hostTierHugePages ? ', host V in transparent huge pages' : ''}${settings.cudaGraphs ? ', each decode shape a CUDA graph' : ''})`
     : ep !== 'cpu'
       ? ` -- --ep ${ep} (onnxruntime's ${ep} execution provider, resident device tier)`
       : '';

@@ -50,6 +50,8 @@ export interface ThroughputOptions {
   readonly pagedAttention?: boolean;
   /** cuda, native backend: host V in transparent huge pages (ExecutionBackendOptions.hostTierHugePages). */
   readonly hostTierHugePages?: boolean;
+  /** cuda, with pagedAttention: each decode shape as a CUDA graph (ExecutionBackendOptions.cudaGraphs). */
+  readonly cudaGraphs?: boolean;
 }
 
 export interface StepSplit {
@@ -193,7 +195,7 @@ async function benchModel(
       attention,
       variant: graphVariantOf(attention, config.numLayers),
       kv,
-      runner: new ModelRunner(weights, { blockSize: options.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: model.numThreads, executionProvider: options.executionProvider, ...(options.nativeBackend === undefined ? {} : { nativeBackend: options.nativeBackend }), ...(options.pagedAttention ? { pagedAttention: true } : {}), ...(options.hostTierHugePages ? { hostTierHugePages: true } : {}) }),
+      runner: new ModelRunner(weights, { blockSize: options.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: model.numThreads, executionProvider: options.executionProvider, ...(options.nativeBackend === undefined ? {} : { nativeBackend: options.nativeBackend }), ...(options.pagedAttention ? { pagedAttention: true } : {}), ...(options.hostTierHugePages ? { hostTierHugePages: true } : {}), ...(options.cudaGraphs ? { cudaGraphs: true } : {}) }),
       sequences: [],
       filled: { kIds: 0, deviceVIds: 0, hostVIds: 0 },
     };
@@ -212,10 +214,11 @@ async function benchModel(
         // On the CPU every context gets fresh values (as before); elsewhere new blocks only.
         fillUsedBlocks(state.runner.arenas, state.kv, context, (options.executionProvider ?? 'cpu') === 'cpu' && !options.nativeBackend ? undefined : state.filled);
         await state.runner.reloadDeviceTier();
-        await decodeSteps(state, state.sequences, startPosition, 1, options.topN); // compiles the session
+        // Compiles the session; with cudaGraphs the first runs of a shape also capture its graph.
+        await decodeSteps(state, state.sequences, startPosition, options.cudaGraphs ? 3 : 1, options.topN);
       }
       const sameBatch = kcache.sequences.slice(0, full.sequences.length);
-      await decodeSteps(kcache, sameBatch, startPosition, 1, options.topN);
+      await decodeSteps(kcache, sameBatch, startPosition, options.cudaGraphs ? 3 : 1, options.topN);
 
       const msPerRep: Record<Mode | 'kcacheSameBatch', number[]> = { full: [], kcache: [], kcacheSameBatch: [] };
       for (let rep = 0; rep < options.numReps; rep++) {

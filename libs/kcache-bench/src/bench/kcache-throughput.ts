@@ -10,7 +10,7 @@ import { flagValue } from './flag-value';
 
 /**
  * `npm run bench:kcache [-- --quick] [-- --no-docs] [-- --out DIR] [-- --ep cpu|webgpu|cuda] [-- --native-backend]
- * [-- --paged-attention] [-- --host-huge-pages] [-- --contexts 2048,8192] [-- --budget-sequences N]`: decode throughput and memory of
+ * [-- --paged-attention] [-- --host-huge-pages] [-- --cuda-graphs] [-- --contexts 2048,8192] [-- --budget-sequences N]`: decode throughput and memory of
  * KCache against full attention at a fixed device-tier budget (see kcache-throughput-run.ts).
  * Prints a Markdown report, writes bench/results/kcache-throughput[-quick].json and, for a full run,
  * the "KCache vs full" section of docs/benchmarks.md and docs/img/kcache-throughput.svg.
@@ -36,6 +36,8 @@ export interface KcacheThroughputOptions {
   readonly pagedAttention?: boolean;
   /** cuda: host V in transparent huge pages (--host-huge-pages). */
   readonly hostTierHugePages?: boolean;
+  /** cuda, with --paged-attention: each decode shape as a CUDA graph (--cuda-graphs). */
+  readonly cudaGraphs?: boolean;
   /** Contexts to measure instead of the defaults (e.g. 2048..32768 on a GPU). */
   readonly contexts?: readonly number[];
   /** The device budget: this many full-attention sequences at the model's reference context (GPU default 16 at 2048). */
@@ -86,14 +88,14 @@ export async function benchKcacheThroughput(options: KcacheThroughputOptions): P
   const executionProvider = options.executionProvider ?? 'cpu';
   const nativeBackend = options.nativeBackend ?? executionProvider === 'cuda';
   const onCpu = executionProvider === 'cpu' && !nativeBackend;
-  const settings: ThroughputSettings = { quick: options.quick, topN: options.topN ?? 64, denseLayers: 0, renormalize: false, blockSize: 16, numReps: options.quick ? 2 : onCpu ? 7 : 3, maxNumSeqs: 256, executionProvider, nativeBackend, ...(options.pagedAttention ? { pagedAttention: true } : {}), ...(options.hostTierHugePages ? { hostTierHugePages: true } : {}) };
+  const settings: ThroughputSettings = { quick: options.quick, topN: options.topN ?? 64, denseLayers: 0, renormalize: false, blockSize: 16, numReps: options.quick ? 2 : onCpu ? 7 : 3, maxNumSeqs: 256, executionProvider, nativeBackend, ...(options.pagedAttention ? { pagedAttention: true } : {}), ...(options.hostTierHugePages ? { hostTierHugePages: true } : {}), ...(options.cudaGraphs ? { cudaGraphs: true } : {}) };
   // The step profile runs a second onnxruntime-node runner over the arenas: not with the native backend.
   const models = modelCases(options.quick, executionProvider, options.contexts).map((m) => ({
     ...m,
     ...(nativeBackend ? { numProfiledSteps: 0 } : {}),
     ...(options.budgetSequences ? { numFullSequencesAtReference: options.budgetSequences } : {}),
   }));
-  const run = await runThroughputBench({ models, numReps: settings.numReps, topN: settings.topN, blockSize: settings.blockSize, maxNumSeqs: settings.maxNumSeqs, log, executionProvider, nativeBackend, pagedAttention: options.pagedAttention ?? false, hostTierHugePages: options.hostTierHugePages ?? false });
+  const run = await runThroughputBench({ models, numReps: settings.numReps, topN: settings.topN, blockSize: settings.blockSize, maxNumSeqs: settings.maxNumSeqs, log, executionProvider, nativeBackend, pagedAttention: options.pagedAttention ?? false, hostTierHugePages: options.hostTierHugePages ?? false, cudaGraphs: options.cudaGraphs ?? false });
   machine.loadAverageEnd = currentLoadAverage();
 
   const writeDocs = onCpu && (options.writeDocs ?? !options.quick);
@@ -148,6 +150,7 @@ async function main(): Promise<void> {
     ...(args.includes('--native-backend') ? { nativeBackend: true } : {}),
     ...(args.includes('--paged-attention') ? { pagedAttention: true } : {}),
     ...(args.includes('--host-huge-pages') ? { hostTierHugePages: true } : {}),
+    ...(args.includes('--cuda-graphs') ? { cudaGraphs: true } : {}),
     ...(flagValue(args, '--contexts') === undefined ? {} : { contexts: parseContexts(flagValue(args, '--contexts')!) }),
     ...(flagValue(args, '--budget-sequences') === undefined ? {} : { budgetSequences: parseBudgetSequences(flagValue(args, '--budget-sequences')!) }),
     log: (line) => process.stderr.write(`  ${line}\n`),

@@ -49,4 +49,17 @@ describe('engine options: execution provider and native backend', () => {
     refused({ pagedAttention: true }, /native backend/);
     refused({ executionProvider: 'cuda', pagedAttention: 'on' }, /must be true or false, got "on"/);
   });
+
+  it('cudaGraphs: off unless asked for; only on cuda with pagedAttention, a boolean', () => {
+    assert.equal(resolveEngineOptions({ model: 'm', executionProvider: 'cuda' }).cudaGraphs, false);
+    assert.equal(resolveEngineOptions({ model: 'm', executionProvider: 'cuda', pagedAttention: true, cudaGraphs: true }).cudaGraphs, true);
+    const refused = (options: object, message: RegExp) =>
+      assert.throws(
+        () => resolveEngineOptions({ model: 'm', ...options }),
+        (error: unknown) => error instanceof InvalidRequestError && error.field === 'cudaGraphs' && message.test(error.reason),
+      );
+    refused({ nativeBackend: true, pagedAttention: true, cudaGraphs: true }, /needs the cuda provider and pagedAttention/);
+    refused({ executionProvider: 'cuda', pagedAttention: false, cudaGraphs: true }, /needs the cuda provider and pagedAttention/);
+    refused({ executionProvider: 'cuda', cudaGraphs: 1 }, /must be true or false, got 1/);
+  });
 });

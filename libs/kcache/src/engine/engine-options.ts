@@ -46,6 +46,12 @@ export interface EngineOptions {
    */
   readonly pagedAttention?: boolean;
   /**
+   * cuda with pagedAttention: each decode shape (batch and past padded to steps) runs as a CUDA graph, captured at its
+   * first runs and replayed after: one launch a step instead of one per operator (NativeBackendOptions.cudaGraphs).
+   * Default false.
+   */
+  readonly cudaGraphs?: boolean;
+  /**
    * Where the host tier lives: { kind: 'process' } (this process's memory) or { kind: 'shared', ... }
    * (one tier for every worker process of the node; see host-tier/host-tier-options.ts). Default process.
    */
@@ -86,6 +92,7 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
     currentRowInArena: options.currentRowInArena ?? false,
     pagedAttention:
       options.pagedAttention ?? ((options.nativeBackend ?? options.executionProvider === 'cuda') && options.executionProvider === 'cuda' && pagedAttentionCudaKernelsBuilt()),
+    cudaGraphs: options.cudaGraphs ?? false,
     hostTier: options.hostTier ?? DEFAULT_HOST_TIER,
     recompute: options.recompute ?? 'decode',
   };
@@ -111,6 +118,12 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
   }
   if (resolved.pagedAttention && !resolved.nativeBackend) {
     throw new InvalidRequestError('pagedAttention', 'is a kernel of the native backend (nativeBackend: true, the default for cuda)');
+  }
+  if (typeof resolved.cudaGraphs !== 'boolean') {
+    throw new InvalidRequestError('cudaGraphs', `must be true or false, got ${JSON.stringify(resolved.cudaGraphs)}`);
+  }
+  if (resolved.cudaGraphs && (resolved.executionProvider !== 'cuda' || !resolved.pagedAttention)) {
+    throw new InvalidRequestError('cudaGraphs', 'needs the cuda provider and pagedAttention (the graph of one kernel per layer)');
   }
   if (resolved.currentRowInArena && !resolved.nativeBackend) {
     throw new InvalidRequestError('currentRowInArena', 'is a graph of the native backend (nativeBackend: true, the default for cuda)');

@@ -45,6 +45,7 @@ export function createEngineParts(weights: ModelWeights, options: ResolvedEngine
     nativeBackend: options.nativeBackend,
     currentRowInArena: options.currentRowInArena,
     pagedAttention: options.pagedAttention,
+    cudaGraphs: options.cudaGraphs,
     ...(sharedHost ? { hostVArenas: sharedHost.tier.v, isHostVBlockReadOnly: (id: number) => sharedHost.isHostVBlockReadOnly(id) } : {}),
   });
   sharedHost?.attachStorage({

@@ -66,8 +66,12 @@ export interface NativeSession {
    */
   bind(inputs: Readonly<Record<string, NativeTensor>>, outputs?: Readonly<Record<string, NativeTensor>>): void;
   clear(): void;
-  /** One run over the bound tensors; returns when the outputs are written. */
-  run(): void;
+  /**
+   * One run over the bound tensors; returns when the outputs are written. graphId: with a CUDA session made with
+   * cudaOptions enable_cuda_graph '1', onnxruntime's gpu_graph_id: each id captures a CUDA graph on its first runs and
+   * replays it after, so its shapes and every bound tensor's address must stay the same from run to run.
+   */
+  run(graphId?: number): void;
   /** Ends the profile of a session made with profileFilePrefix; returns the JSON file's path. */
   endProfiling(): string;
   release(): void;

@@ -4,6 +4,7 @@ import { IO } from './graph-io';
 import { GraphVariant, hasTopNLayer } from './graph-variant';
 import { DecodeLayouts } from './decode-layouts';
 import { KvArenas } from './kv-arenas';
+import { paddedBatch, paddedBlocks } from './decode-shapes';
 import { FeedBuffers, fillRowTable, fillSliceTable } from './row-tables';
 import { DecodeItem } from './run-items';
 
@@ -20,7 +21,7 @@ export class DecodeInputs {
     private readonly config: ModelConfig,
     private readonly arenas: KvArenas,
     /** How the backend's decode graph reads the past (BackendGraphOptions.layerArenaViews, currentRowInArena). */
-    private readonly graphOptions: { readonly layerArenaViews?: boolean; readonly currentRowInArena?: boolean; readonly pagedAttention?: boolean } = {},
+    private readonly graphOptions: { readonly layerArenaViews?: boolean; readonly currentRowInArena?: boolean; readonly pagedAttention?: boolean; readonly fixedShapes?: boolean } = {},
   ) {
     this.layouts = new DecodeLayouts(arenas, config.numKvHeads);
   }
@@ -41,12 +42,15 @@ export class DecodeInputs {
 
   /** The inputs in `buffers` (from acquire). */
   build(buffers: FeedBuffers, items: readonly DecodeItem[], variant: GraphVariant, topN: number): GraphInputs {
-    const batch = items.length;
+    // fixedShapes: rows past the items pad the batch (token 0 at position 0, every column masked).
+    const fixed = this.graphOptions.fixedShapes ?? false;
+    const batch = fixed ? paddedBatch(items.length) : items.length;
     const blockSize = this.arenas.blockSize;
     // With currentRowInArena the past the graph reads includes the current position (written before it is read).
     const inArena = this.graphOptions.currentRowInArena ? 1 : 0;
     let numBlocks = 0;
     for (const item of items) numBlocks = Math.max(numBlocks, Math.ceil((item.position + inArena) / blockSize));
+    if (fixed) numBlocks = paddedBlocks(numBlocks);
     const past = numBlocks * blockSize;
     const columns = inArena ? past : past + 1;
     const numKv = this.config.numKvHeads;
@@ -63,7 +67,8 @@ export class DecodeInputs {
     const paged = (this.graphOptions.pagedAttention ?? false) && hasTopNLayer(variant);
     const vRowsHost = hasTopNLayer(variant) && !paged ? buffers.int64(IO.vRowsHost, [batch, past]) : null;
     const vSlicesHost = paged ? buffers.int32(IO.vSlicesHost, [batch, numKv, numBlocks]) : null;
-    for (let b = 0; b < batch; b++) {
+    mask.values.fill(-Infinity, items.length * columns);
+    for (let b = 0; b < items.length; b++) {
       const item = items[b];
       tokens.table.set(b, item.tokenId);
       positions.table.set(b, item.position);

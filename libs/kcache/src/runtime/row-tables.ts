@@ -2,8 +2,8 @@ import * as ort from 'onnxruntime-node';
 import { KvArenas } from './kv-arenas';
 
 /**
- * int64 tensors filled through an Int32 view: every value here is a non-negative row or position
- * below 2^31, so the high word is 0. Avoids one BigInt per element on the hot path.
+ * int64 tensors filled through an Int32 view: every value here is a row or position in [-2^31, 2^31), so the
+ * high word is the sign. Avoids one BigInt per element on the hot path.
  */
 export class Int64Builder {
   readonly values: BigInt64Array;
@@ -17,6 +17,7 @@ export class Int64Builder {
 
   set(index: number, value: number): void {
     this.words[2 * index] = value;
+    this.words[2 * index + 1] = value < 0 ? -1 : 0;
   }
 
   clear(): void {

@@ -40,6 +40,8 @@ export interface ExecutionBackendOptions {
   readonly pagedAttention?: boolean;
   /** cuda, native backend: host V in transparent huge pages (NativeBackendOptions.hostTierHugePages). Default false. */
   readonly hostTierHugePages?: boolean;
+  /** cuda, native backend with pagedAttention: each decode shape as a CUDA graph (NativeBackendOptions.cudaGraphs). Default false. */
+  readonly cudaGraphs?: boolean;
 }
 
 /**
@@ -67,6 +69,7 @@ export function createExecutionBackend(config: ModelConfig, options: ExecutionBa
       ...(options.fusedAttention === undefined ? {} : { fusedAttention: options.fusedAttention }),
       ...(options.pagedAttention === undefined ? {} : { pagedAttention: options.pagedAttention }),
       ...(options.hostTierHugePages ? { hostTierHugePages: true } : {}),
+      ...(options.cudaGraphs ? { cudaGraphs: true } : {}),
     });
   }
   const arenas = options.arenas ?? new KvArenas(config, options.blockSize, options.arenaCapacity, options.hostVArenas);

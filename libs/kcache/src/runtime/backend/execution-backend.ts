@@ -52,6 +52,11 @@ export interface BackendGraphOptions {
    * kcache_ort addon (runtime/paged-attention-op.ts), reading the arenas in place. Native backend only. Default false.
    */
   readonly pagedAttention?: boolean;
+  /**
+   * With pagedAttention: decode pads its batch and its past to the steps of decode-shapes.ts (padded rows are fully
+   * masked and write no K or V), so a run's shapes repeat: what a CUDA graph per shape needs. Default false.
+   */
+  readonly fixedShapes?: boolean;
 }
 
 /**

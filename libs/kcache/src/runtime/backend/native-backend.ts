@@ -3,6 +3,7 @@ import { ModelConfig } from '../../model/model-config';
 import { SequenceBlocks } from '../../memory/sequence-blocks';
 import { NativeDtype, NativeMemory, NativeOrt, NativeTensor } from '../../ort-native/native-ort';
 import { DecodeLayouts } from '../decode-layouts';
+import { paddedBatch } from '../decode-shapes';
 import { ExecutionProviderError } from '../execution-provider';
 import { IO } from '../graph-io';
 import { GraphVariant, hasTopNLayer } from '../graph-variant';
@@ -52,6 +53,17 @@ export interface NativeBackendOptions {
   readonly pagedAttention?: boolean;
   /** cuda: host V allocated here in transparent huge pages registered with the GPU, not cudaHostAlloc (NativeKvMemory). Default false. */
   readonly hostTierHugePages?: boolean;
+  /**
+   * cuda, with pagedAttention: each decode shape runs as a CUDA graph (onnxruntime's enable_cuda_graph, one
+   * gpu_graph_id per padded batch, padded past and N), captured at its first runs and replayed after: one launch a
+   * step instead of one per node. Implies fixedShapes. Default false.
+   */
+  readonly cudaGraphs?: boolean;
+  /**
+   * With pagedAttention: decode's batch and past padded to the steps of decode-shapes.ts (BackendGraphOptions.fixedShapes),
+   * as cudaGraphs needs; on cpu it checks that padding changes no logit. Default: cudaGraphs.
+   */
+  readonly fixedShapes?: boolean;
 }
 
 /** Decode's logits buffer (pinned on cuda) and its tensor per batch size (one per size, so its binding is kept). */
@@ -90,6 +102,9 @@ export class NativeBackend implements ExecutionBackend {
   /** The write tables of decode, kept from step to step (and their addon tensors, through hostTensors): filled just before the run, which is synchronous. */
   private readonly writeBuffers = new FeedBuffers();
   private logits: LogitsBuffer | null = null;
+  /** cudaGraphs: the gpu_graph_id of each decode shape, and decode's logits in device memory per padded batch. */
+  private readonly graphIds = new Map<string, number>();
+  private readonly deviceLogitsByBatch = new Map<number, { memory: NativeMemory; tensor: NativeTensor }>();
   /** Decode's kept tables (the runner's and the write tables) as tensors bound once per shape (device copies on cuda). */
   private readonly feedTables: NativeFeedTables;
 
@@ -113,10 +128,15 @@ export class NativeBackend implements ExecutionBackend {
     const currentRowInArena = (options.currentRowInArena ?? false) || pagedAttention;
     if (options.fusedAttention && !currentRowInArena) throw new RangeError('fusedAttention needs currentRowInArena');
     if (options.fusedAttention && pagedAttention) throw new RangeError('fusedAttention and pagedAttention are two kernels for one place: pick one');
-    this.graphOptions = { hostVAsHalves: false, writeKvInPlace: true, layerArenaViews: true, currentRowInArena, fusedAttention: options.fusedAttention ?? false, pagedAttention };
+    const cudaGraphs = options.cudaGraphs ?? false;
+    const fixedShapes = options.fixedShapes ?? cudaGraphs;
+    if (cudaGraphs && options.provider !== 'cuda') throw new RangeError('cudaGraphs needs the cuda provider');
+    if (cudaGraphs && !fixedShapes) throw new RangeError('cudaGraphs needs fixedShapes');
+    if (fixedShapes && !pagedAttention) throw new RangeError('fixedShapes needs pagedAttention (its operator writes no row for a padded batch row)');
+    this.graphOptions = { hostVAsHalves: false, writeKvInPlace: true, layerArenaViews: true, currentRowInArena, fusedAttention: options.fusedAttention ?? false, pagedAttention, fixedShapes };
     this.arenas = this.memory.arenas;
     this.layouts = new DecodeLayouts(this.arenas, config.numKvHeads);
-    this.feedTables = new NativeFeedTables(native, options.provider, options.deviceId ?? 0);
+    this.feedTables = new NativeFeedTables(native, options.provider, options.deviceId ?? 0, fixedShapes);
     this.writeBack = new KvWriteBack(this.arenas, options.isHostVBlockReadOnly);
   }
 
@@ -146,7 +166,7 @@ export class NativeBackend implements ExecutionBackend {
           graphOptimizationLevel: 'all',
           logSeverityLevel: 3,
           ...(this.graphOptions.pagedAttention ? { pagedAttention: true } : {}),
-          ...(this.options.cudaOptions ? { cudaOptions: this.options.cudaOptions } : {}),
+          ...(this.cudaOptionsFor(kind) ? { cudaOptions: this.cudaOptionsFor(kind) } : {}),
           ...(prefix ? { profileFilePrefix: `${prefix}_${kind}` } : {}),
         }),
         prefix !== undefined,
@@ -173,11 +193,48 @@ export class NativeBackend implements ExecutionBackend {
     if (!inArena) Object.assign(bound, this.decodeLayerViews(variant));
     const vocab = this.config.vocabSize;
     const batch = rows.length;
-    const logits = this.logitsBuffer(batch * vocab);
-    outputs[IO.logits] = logits.tensor(batch);
-    nativeGraph(graph).runKeepingBindings(bound, outputs);
+    const runBatch = inputs[IO.tokens].dims[0]; // fixedShapes: the padded batch
+    const logits = this.logitsBuffer(runBatch * vocab);
+    if (this.options.cudaGraphs) {
+      // A CUDA graph replays its writes to the addresses it was captured with, and onnxruntime copies no output
+      // after a replay: the logits stay in device memory of this shape's own, and come down here.
+      const device = this.deviceLogits(runBatch);
+      outputs[IO.logits] = device.tensor;
+      nativeGraph(graph).runKeepingBindings(bound, outputs, this.graphId(inputs));
+      device.memory.copy('fromDevice', 0, logits.view.subarray(0, runBatch * vocab));
+    } else {
+      outputs[IO.logits] = logits.tensor(runBatch);
+      nativeGraph(graph).runKeepingBindings(bound, outputs);
+    }
     // The buffer is the next run's too: the runner copies a batch's rows out, and a single row is handed over as a copy.
     return { logits: batch === 1 ? logits.view.slice(0, vocab) : logits.view.subarray(0, batch * vocab), rowStride: vocab };
+  }
+
+  /** cuda options of a session: decode's with cudaGraphs enables onnxruntime's CUDA graphs. */
+  private cudaOptionsFor(kind: GraphKind): Readonly<Record<string, string>> | undefined {
+    const graphs = this.options.cudaGraphs && kind !== 'prefill' && kind !== 'score';
+    if (!graphs) return this.options.cudaOptions;
+    return { ...this.options.cudaOptions, enable_cuda_graph: '1' };
+  }
+
+  /** The gpu_graph_id of a decode run's shapes (padded batch, padded past, N): one CUDA graph each. */
+  private graphId(inputs: GraphInputs): number {
+    const topN = inputs[IO.topN] ? Number((inputs[IO.topN].data as BigInt64Array)[0]) : 0;
+    const key = `${inputs[IO.mask].dims.join('x')}/${topN}`;
+    let id = this.graphIds.get(key);
+    if (id === undefined) this.graphIds.set(key, (id = this.graphIds.size));
+    return id;
+  }
+
+  /** cudaGraphs: decode's logits of a padded batch size in device memory of their own (a fixed address per shape). */
+  private deviceLogits(batch: number): { memory: NativeMemory; tensor: NativeTensor } {
+    let made = this.deviceLogitsByBatch.get(batch);
+    if (!made) {
+      const memory = this.native.deviceMemory(batch * this.config.vocabSize * 4, this.options.deviceId ?? 0);
+      made = { memory, tensor: this.native.tensor(memory, 'float32', [batch, this.config.vocabSize]) };
+      this.deviceLogitsByBatch.set(batch, made);
+    }
+    return made;
   }
 
   /**
@@ -225,6 +282,8 @@ export class NativeBackend implements ExecutionBackend {
   }
 
   async release(): Promise<void> {
+    for (const { memory } of this.deviceLogitsByBatch.values()) memory.release();
+    this.deviceLogitsByBatch.clear();
     this.arenaTensors.clear();
     this.layerViews.clear();
     this.logits = null;
@@ -277,12 +336,16 @@ export class NativeBackend implements ExecutionBackend {
     // In the arena: one write per sequence and KV head, the same slice of every layer's own arena (no layer offsets).
     const kLayers = inArena ? 1 : numLayers;
     const denseTables = inArena ? Math.min(numDense, 1) : numDense;
-    const batch = rows.length;
+    const batch = this.graphOptions.fixedShapes ? paddedBatch(rows.length) : rows.length;
     const w = this.writeBuffers;
     const kWrites = w.int64(IO.kWrites, [batch, numKv, kLayers, 2]);
     const vWritesDevice = denseTables > 0 ? w.int64(IO.vWritesDevice, [batch, numKv, denseTables, 2]) : null;
     const vWritesHost = hasTopNLayer(variant) ? w.int64(IO.vWritesHost, [batch, numKv, 1, 1]) : null;
-    for (let b = 0; b < batch; b++) {
+    // Rows that only pad the batch write nothing (-1: PagedDecodeAttention skips them).
+    for (let at = rows.length * numKv * kLayers * 2; at < batch * numKv * kLayers * 2; at += 2) kWrites.table.set(at, -1);
+    for (let at = rows.length * numKv * denseTables * 2; at < batch * numKv * denseTables * 2; at += 2) vWritesDevice!.table.set(at, -1);
+    for (let at = rows.length * numKv; vWritesHost && at < batch * numKv; at++) vWritesHost.table.set(at, -1);
+    for (let b = 0; b < rows.length; b++) {
       const { blocks, position } = rows[b];
       const block = Math.floor(position / a.blockSize);
       const inBlock = position % a.blockSize;

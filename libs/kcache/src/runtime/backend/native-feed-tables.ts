@@ -25,6 +25,11 @@ export class NativeFeedTables {
     private readonly native: NativeOrt,
     private readonly provider: NativeProvider,
     private readonly deviceId: number,
+    /**
+     * Each shape of an input gets device memory of its own, never grown or moved (a CUDA graph captured for a shape
+     * reads the addresses it was captured with); else one buffer per input, grown as needed.
+     */
+    private readonly bufferPerShape = false,
   ) {}
 
   /** The tensors to bind for `inputs`, their contents as the inputs' now. */
@@ -55,10 +60,11 @@ export class NativeFeedTables {
     if (this.provider === 'cpu' || READ_ON_HOST.has(name) || data.byteLength === 0) {
       return { tensor: this.native.hostTensor(data, dtype, tensor.dims), refresh: () => {} };
     }
-    let memory = this.device.get(name);
+    const key = this.bufferPerShape ? `${name}/${tensor.dims.join('x')}` : name;
+    let memory = this.device.get(key);
     if (!memory || memory.bytes < data.byteLength) {
-      memory = this.native.deviceMemory(Math.max(data.byteLength, 2 * (memory?.bytes ?? 0), 256), this.deviceId);
-      this.device.set(name, memory);
+      memory = this.native.deviceMemory(Math.max(data.byteLength, this.bufferPerShape ? 0 : 2 * (memory?.bytes ?? 0), 256), this.deviceId);
+      this.device.set(key, memory);
     }
     const target = memory;
     return { tensor: this.native.tensor(target, dtype, tensor.dims), refresh: () => target.copy('toDevice', 0, data) };

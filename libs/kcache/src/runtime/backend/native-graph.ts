@@ -11,8 +11,11 @@ export class NativeGraph implements CompiledGraph {
     private readonly profiled: boolean,
   ) {}
 
-  /** Binds what differs from the last run's tensors, then runs (decode: its tables and arenas are read in place). */
-  runKeepingBindings(inputs: Record<string, NativeTensor>, outputs: Record<string, NativeTensor>): void {
+  /**
+   * Binds what differs from the last run's tensors, then runs (decode: its tables and arenas are read in place).
+   * graphId: the CUDA graph of this run's shapes (NativeSession.run).
+   */
+  runKeepingBindings(inputs: Record<string, NativeTensor>, outputs: Record<string, NativeTensor>, graphId?: number): void {
     const changedInputs = changed(this.bound, inputs);
     const changedOutputs = changed(this.bound, outputs, 'output:');
     if (Object.keys(changedInputs).length > 0 || Object.keys(changedOutputs).length > 0) {
@@ -27,7 +30,7 @@ export class NativeGraph implements CompiledGraph {
       for (const [name, tensor] of Object.entries(changedInputs)) this.bound.set(name, tensor);
       for (const [name, tensor] of Object.entries(changedOutputs)) this.bound.set(`output:${name}`, tensor);
     }
-    this.session.run();
+    this.session.run(graphId);
   }
 
   /** Binds everything anew (prefill: host inputs, which the provider copies when they are bound), then runs. */

@@ -32,6 +32,21 @@ describe('pagedAttention: decode attention as the PagedDecodeAttention operator 
     });
   }
 
+  for (const attention of [FULL_ATTENTION, cases[3]]) {
+    it(`fixedShapes (${attention.mode}): a batch of 5 padded to 8 and the past to 8-block steps, the padded rows masked and unwritten: logits within 1e-4, the same greedy tokens`, async () => {
+      const { worstDifference, sameGreedyTokens } = await decodeBesidePlainRunner(weights, attention, { pagedAttention: true, fixedShapes: true }, [19, 33, 47, 5, 140], 20);
+      assert.ok(worstDifference <= 1e-4, `logits differ by ${worstDifference}`);
+      assert.ok(sameGreedyTokens, 'a greedy token differs');
+    });
+  }
+
+  it('fixedShapes needs the operator, and cudaGraphs the cuda provider', () => {
+    const kv = new KvCacheManager({ model: config, deviceCapacityBytes: 1 << 20, hostCapacityBytes: 1 << 20 });
+    const options = { provider: 'cpu', blockSize: 16, arenaCapacity: kv.arenaCapacity(), numThreads: 1 } as const;
+    assert.throws(() => NativeBackend.create(config, { ...options, fixedShapes: true }), /fixedShapes needs pagedAttention/);
+    assert.throws(() => NativeBackend.create(config, { ...options, pagedAttention: true, cudaGraphs: true }), /cudaGraphs needs the cuda provider/);
+  });
+
   it('is one kernel or the other: fusedAttention with pagedAttention is refused', () => {
     const kv = new KvCacheManager({ model: config, deviceCapacityBytes: 1 << 20, hostCapacityBytes: 1 << 20 });
     assert.throws(

@@ -22,7 +22,7 @@ export interface DecodeComparison {
 export async function decodeBesidePlainRunner(
   weights: ModelWeights,
   attention: AttentionConfig,
-  graph: Pick<NativeBackendOptions, 'currentRowInArena' | 'fusedAttention' | 'pagedAttention'>,
+  graph: Pick<NativeBackendOptions, 'currentRowInArena' | 'fusedAttention' | 'pagedAttention' | 'fixedShapes'>,
   promptLengths: readonly number[],
   steps: number,
 ): Promise<DecodeComparison> {

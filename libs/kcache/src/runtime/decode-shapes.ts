@@ -1,0 +1,14 @@
+/**
+ * Decode shapes in steps (BackendGraphOptions.fixedShapes): a batch and a past padded up to the next step, so the
+ * shapes of a run repeat and a CUDA graph captured for them is replayed, not captured again each step.
+ * Batches: 1, 2, 4, 8, then multiples of 8 up to 64, then of 32 (at most a quarter of padded rows past 8).
+ * Past blocks: multiples of 8 (128 positions at blocks of 16), at least 8.
+ */
+export function paddedBatch(batch: number): number {
+  if (batch <= 8) return batch <= 1 ? 1 : 2 ** Math.ceil(Math.log2(batch));
+  return batch <= 64 ? Math.ceil(batch / 8) * 8 : Math.ceil(batch / 32) * 32;
+}
+
+export function paddedBlocks(blocks: number): number {
+  return Math.max(8, Math.ceil(blocks / 8) * 8);
+}
