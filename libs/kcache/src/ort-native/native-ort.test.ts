@@ -89,6 +89,23 @@ describe('onnxruntime C API addon (CPU provider)', () => {
     session.release();
   });
 
+  it('run(graphId) takes a CUDA graph id (the CPU provider runs as usual) and refuses a negative one, naming it', () => {
+    const session = native.session(gatherMatMulScatterGraph(), { provider: 'cpu', intraOpNumThreads: 1 });
+    const arena = arenaValues();
+    const arenaTensor = native.tensor(native.hostMemory(arena.buffer), 'float32', [8, 4]);
+    const rows = new Float32Array(6);
+    session.bind(
+      { arena: arenaTensor, index: native.hostTensor(BigInt64Array.of(1n, 6n), 'int64', [2]), w: native.hostTensor(w, 'float32', [4, 3]), at: native.hostTensor(BigInt64Array.of(3n), 'int64', [1, 1]), update: native.hostTensor(Float32Array.of(9, 8, 7, 6), 'float32', [1, 4]) },
+      { rows: native.hostTensor(rows, 'float32', [2, 3]), arena_out: arenaTensor },
+    );
+    session.run(2);
+    assert.deepEqual([...rows], expectedRows(arenaValues(), [1, 6]));
+    session.run(2);
+    session.run(0);
+    assert.throws(() => session.run(-1), /graphId must not be negative, got -1/);
+    session.release();
+  });
+
   it('gives the same results as onnxruntime-node for the same graph', async () => {
     const graph = gatherMatMulScatterGraph();
     const feeds = {
