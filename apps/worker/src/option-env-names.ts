@@ -7,6 +7,7 @@ const ENV_NAME_OF_OPTION: ReadonlyArray<readonly [string, string]> = [
   ["hostTier: { kind: 'process' }", 'HOST_TIER=process'],
   ['nativeBackend', 'NATIVE_BACKEND'],
   ['pagedAttention', 'PAGED_ATTENTION'],
+  ['cudaGraphs', 'CUDA_GRAPHS'],
 ];
 
 /** Rewrites the messages of error and its causes in place, and returns it. */

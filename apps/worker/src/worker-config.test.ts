@@ -10,6 +10,8 @@ describe('parseWorkerConfig: NATIVE_BACKEND', () => {
     assert.equal(parseWorkerConfig({}).engine.pagedAttention, undefined);
     assert.equal(parseWorkerConfig({ EXECUTION_PROVIDER: 'cuda', PAGED_ATTENTION: 'false' }).engine.pagedAttention, false);
     assert.equal(parseWorkerConfig({ NATIVE_BACKEND: 'true', PAGED_ATTENTION: 'true' }).engine.pagedAttention, true);
+    assert.equal(parseWorkerConfig({}).engine.cudaGraphs, undefined);
+    assert.equal(parseWorkerConfig({ EXECUTION_PROVIDER: 'cuda', CUDA_GRAPHS: 'true' }).engine.cudaGraphs, true);
   });
 
   it('names the variable, not its value, when the value is neither true nor false', () => {

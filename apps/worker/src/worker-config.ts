@@ -56,6 +56,8 @@ const workerEnvSchema = z.object({
   NATIVE_BACKEND: z.enum(['true', 'false']).optional(),
   /** Decode attention as the native backend's PagedDecodeAttention kernel: on with cuda where its CUDA kernels are built, off otherwise unless set. */
   PAGED_ATTENTION: z.enum(['true', 'false']).optional(),
+  /** cuda with PAGED_ATTENTION: each decode shape as a CUDA graph, captured once and replayed (off unless set). */
+  CUDA_GRAPHS: z.enum(['true', 'false']).optional(),
   /** The engine's decode loop on a thread of its own (on), so a long step never holds up relaying, jobs and heartbeats; or on the main thread (off). */
   ENGINE_THREAD: z.enum(['on', 'off']).default('on'),
   /** Generated tokens of a resumed or preempted request: replayed by decode (bit-exact) or recomputed by prefill (faster). */
@@ -103,6 +105,7 @@ export interface WorkerConfig {
     readonly executionProvider: 'cpu' | 'webgpu' | 'cuda';
     readonly nativeBackend?: boolean;
     readonly pagedAttention?: boolean;
+    readonly cudaGraphs?: boolean;
     readonly recompute: 'decode' | 'prefill';
     readonly hostTier: HostTierOptions;
   };
@@ -166,6 +169,7 @@ export function parseWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
       executionProvider: e.EXECUTION_PROVIDER,
       nativeBackend: e.NATIVE_BACKEND === undefined ? undefined : e.NATIVE_BACKEND === 'true',
       pagedAttention: e.PAGED_ATTENTION === undefined ? undefined : e.PAGED_ATTENTION === 'true',
+      cudaGraphs: e.CUDA_GRAPHS === undefined ? undefined : e.CUDA_GRAPHS === 'true',
       recompute: e.RECOMPUTE,
       hostTier:
         e.HOST_TIER === 'process'
