@@ -84,6 +84,7 @@ async function main(): Promise<void> {
   const nativeBackend = process.argv.includes('--native-backend') ? true : undefined;
   // --kernels onnx,paged: decode steps with each decode attention (paged: the addon's PagedDecodeAttention), in this one run.
   const kernels = (flagValue(process.argv, '--kernels') ?? 'onnx').split(',').map(parseDecodeKernel);
+  const failures: Array<{ model: string; mode: string; context: number; batchSize: number; kernel: DecodeKernel; error: string }> = [];
   const contextsFlag = listFlag('--contexts');
   const batchSizesFlag = listFlag('--batch-sizes');
   const bandwidth = executionProvider === 'cpu' ? null : gpuMemoryBytesPerSecond(flagValue(process.argv, '--hbm-tb-per-s'));
@@ -106,7 +107,16 @@ async function main(): Promise<void> {
           const numSteps = quick ? 3 : isLarge ? (batchSize === 1 ? 40 : 5) : batchSize === 1 ? 2000 : 300;
           const threads = numThreads || automaticNumThreads(weights.config);
           const paged = kernel === 'onnx' ? {} : { pagedAttention: true, nativeBackend: true, ...(kernel === 'paged-graphs' ? { cudaGraphs: true } : {}) };
-          const r = await benchDecode(weights, { attention, context, batchSize, numSteps, numThreads: threads, blockSize: 16, executionProvider, ...(nativeBackend === undefined ? {} : { nativeBackend }), ...paged });
+          let r: Awaited<ReturnType<typeof benchDecode>>;
+          try {
+            r = await benchDecode(weights, { attention, context, batchSize, numSteps, numThreads: threads, blockSize: 16, executionProvider, ...(nativeBackend === undefined ? {} : { nativeBackend }), ...paged });
+          } catch (error) {
+            // A kernel that cannot run here (CUDA graphs the provider refuses, say) is reported, and the other rows still run.
+            const reason = error instanceof Error ? error.message : String(error);
+            failures.push({ model: m.name, mode: attention.mode, context, batchSize, kernel, error: reason });
+            process.stderr.write(`  ${m.name} ${attention.mode} (${kernel}) ctx ${context} batch ${batchSize}: FAILED: ${reason}\n`);
+            continue;
+          }
           const fraction = bandwidth === null ? null : rooflineFraction(decodeStepBytes(weights.config, attention, context, batchSize), bandwidth, r.msPerStep);
           rows.push({ model: m.name, kind: 'decode-step', mode: attention.mode, context, batchSize, ...r, ...(executionProvider === 'cpu' ? {} : { rooflineFraction: fraction }), ...(kernels.length > 1 || kernel !== 'onnx' ? { kernel } : {}) });
           const roofline = fraction === null ? '' : `, ${(100 * fraction).toFixed(1)}% of the HBM roofline`;
@@ -134,7 +144,9 @@ async function main(): Promise<void> {
   process.stdout.write(`on ${machine.gpu ? `${machine.gpu} (${executionProvider}), ` : ''}${machine.cpuModel}, ${machine.numCores} cores, commit ${machine.commit ?? 'unknown'}\n`);
   const name = (quick ? 'engine-quick' : 'engine') + (executionProvider === 'cpu' ? (nativeBackend ? '-native-cpu' : '') : `-${executionProvider}`);
   const settings = { numThreads, quick, kcacheTopN: 64, blockSize: 16, executionProvider, ...(nativeBackend ? { nativeBackend } : {}), ...(kernels.some((k) => k !== 'onnx') ? { decodeKernels: kernels } : {}), ...(bandwidth ? { hbmBytesPerSecond: bandwidth } : {}), ...(only ? { only } : {}) };
-  const path = saveBenchResults(name, settings, rows);
+  const path = saveBenchResults(name, { ...settings, ...(failures.length > 0 ? { failures } : {}) }, rows);
+  for (const f of failures) process.stdout.write(`failed: ${f.model} ${f.mode} (${f.kernel}) ctx ${f.context} batch ${f.batchSize}: ${f.error}\n`);
+  if (failures.length > 0) process.exitCode = 1;
   process.stdout.write(`saved ${path}\n`);
 }
 
