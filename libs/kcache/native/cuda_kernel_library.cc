@@ -40,6 +40,7 @@ std::string open_cuda_kernel_library() {
   bind(lib, "kcache_swiglu_cuda", k.swiglu);
   bind(lib, "kcache_paged_attention_cuda_error", k.error_text);
   if (!k.attention_scratch_bytes || !k.attention || !k.step_rows || !k.swiglu || !k.error_text) {
+    dlclose(lib);
     return path + " lacks some of the com.kcache CUDA kernels: rebuild it with libs/kcache/scripts/build-native.sh";
   }
   kernels = k;

@@ -328,7 +328,8 @@ napi_value memory_new(napi_env env, napi_callback_info info) {
             delete mapped;
             throw JsError{std::string("mmap of ") + std::to_string(m->bytes) + " bytes failed: " + std::strerror(errno), "ERR_KCACHE_ORT_MEMORY"};
           }
-          madvise(p, *mapped, MADV_HUGEPAGE);
+          madvise(p, *mapped, MADV_HUGEPAGE);  // a hint: where the kernel grants none, 4 KiB pages
+          madvise(p, *mapped, MADV_DONTFORK);  // a fork must not copy-on-write what the GPU reads
           std::memset(p, 0, *mapped);  // faults the pages in now
           if (int rc = cuda().host_register(p, *mapped, kHostRegisterMapped | kHostRegisterPortable)) {
             munmap(p, *mapped);

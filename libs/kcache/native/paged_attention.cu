@@ -1079,8 +1079,8 @@ __global__ void step_rows_kernel(const KcacheStepRows a) {
   const float2* rows = reinterpret_cast<const float2*>(a.qkv + i * (a.group + 2) * a.head_dim);
   const int64_t* kw = a.k_writes + i * a.k_write_width;
   const int64_t* vw = a.v_writes + i * a.v_write_width;
-  const int64_t k_row = a.k_write_width == 2 ? kw[0] * a.block_size + kw[1] : kw[0];
-  const int64_t v_row = a.v_write_width == 2 ? vw[0] * a.block_size + vw[1] : vw[0];
+  const int64_t k_row = kw[0] < 0 ? -1 : a.k_write_width == 2 ? kw[0] * a.block_size + kw[1] : kw[0];
+  const int64_t v_row = vw[0] < 0 ? -1 : a.v_write_width == 2 ? vw[0] * a.block_size + vw[1] : vw[0];
   const bool k_in = k_row >= 0 && k_row < a.k_arena_rows, v_in = v_row >= 0 && v_row < a.v_arena_rows;
   for (int64_t j = threadIdx.x; j < (a.group + 2) * half; j += blockDim.x) {
     const int64_t slot = j / half, jj = j - slot * half;

@@ -53,8 +53,8 @@ typedef struct KcachePagedAttention {
 // tables leaves the rows as they are). The rotated query rows go to q_out; the rotated K row to row k_row(b, h) of
 // k_arena and the V row qkv[b, h, G + 1, :] (not rotated) to row v_row(b, h) of v_arena (arenas viewed as rows of
 // head_dim floats). A write table entry is (slice, row in the block) when its width is 2, the arena row itself
-// when it is 1. Rows outside an arena (at or past *_arena_rows, or negative: an entry of -1 marks a batch row that
-// only pads the batch to a fixed size) are not written.
+// when it is 1. An entry whose first value is negative writes nothing (-1 marks a batch row that only pads the batch
+// to a fixed size); nor does one that names a row outside its arena.
 typedef struct KcacheStepRows {
   const float* qkv;         // [batch, num_kv_heads, group + 2, head_dim]
   const int64_t* positions; // [batch]
@@ -102,6 +102,9 @@ static inline const char* kcache_paged_attention_invalid(const KcachePagedAttent
   if (a->block_size < 1) return "block_size must be at least 1";
   if (a->num_blocks < 0) return "num_blocks must not be negative";
   if (a->top_n < 0) return "top_n must not be negative";
+  if (a->q_stride != 0 && (a->q_stride % 4 != 0 || a->q_stride < a->group * a->head_dim)) {
+    return "q_stride must be 0, or a multiple of 4 of at least group x head_dim";
+  }
   return NULL;
 }
 

@@ -81,7 +81,7 @@ struct Case {
   // cudaHostRegister instead of cudaHostAlloc.
   int layers = 1;
   bool huge_pages = false;
-  bool q_strided = false;  // q rows as the operator passes them: (b, h)'s G rows within G + 2 (q_stride)
+  bool q_strided = false;  // q rows strided (q_stride): (b, h)'s G rows within G + 2 rows, as in a QKV projection
 };
 
 std::string describe(const Case& c) {

@@ -12,7 +12,7 @@
 //   First the step's rows (KcacheStepRows): qkv is the layer's projection, per KV head its G query rows, K and V.
 //   The query rows and K rotate by RoPE at the sequence's position (the cos and sin tables); the rotated query
 //   rows go to q, K and V to the arena rows that k_writes and v_writes name (an entry is (slice, row in the block),
-//   or the row itself; -1 first writes nothing: a row that only pads the batch). The arenas are written in place: they are inputs bound to the caller's memory. Then the G
+//   or the row itself; a negative first value writes nothing: -1 marks a row that only pads the batch). The arenas are written in place: they are inputs bound to the caller's memory. Then the G
 //   query rows attend over the arenas (KcachePagedAttention), the new position included where the mask opens it.
 //   out [B, Hkv · G · d]; scratch uint8 [bytes]: the kernel's working memory; q [B, Hkv, G, d]: the rotated query
 //   rows (onnxruntime allocates both like any intermediate tensor; no node reads them).
@@ -141,9 +141,9 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
       const int64_t* vw = rows.v_writes + i * rows.v_write_width;
       const int64_t k_row = rows.k_write_width == 2 ? kw[0] * block_size + kw[1] : kw[0];
       const int64_t v_row = rows.v_write_width == 2 ? vw[0] * block_size + vw[1] : vw[0];
-      // -1: no write (a row that only pads the batch to a fixed size).
-      if (kw[0] != -1 && (k_row < 0 || k_row >= rows.k_arena_rows || (rows.k_write_width == 2 && (kw[1] < 0 || kw[1] >= block_size)))) return fail(api, "k_writes names a row outside k_arena");
-      if (vw[0] != -1 && (v_row < 0 || v_row >= rows.v_arena_rows || (rows.v_write_width == 2 && (vw[1] < 0 || vw[1] >= block_size)))) return fail(api, "v_writes names a row outside v_arena");
+      // A negative first value: no write (-1, a row that only pads the batch to a fixed size).
+      if (kw[0] >= 0 && (k_row < 0 || k_row >= rows.k_arena_rows || (rows.k_write_width == 2 && (kw[1] < 0 || kw[1] >= block_size)))) return fail(api, "k_writes names a row outside k_arena");
+      if (vw[0] >= 0 && (v_row < 0 || v_row >= rows.v_arena_rows || (rows.v_write_width == 2 && (vw[1] < 0 || vw[1] >= block_size)))) return fail(api, "v_writes names a row outside v_arena");
     }
     for (int64_t b = 0; b < batch; b++) {
       if (rows.positions[b] < 0 || rows.positions[b] >= rows.rope_positions) return fail(api, "positions holds a position outside the cos and sin tables");

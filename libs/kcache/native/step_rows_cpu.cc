@@ -6,8 +6,10 @@
 
 namespace {
 
-// The arena row a write table entry names: (slice, row in the block), or the row itself.
+// The arena row a write table entry names: (slice, row in the block), or the row itself; -1 for no write (a
+// negative first value).
 int64_t arena_row(const int64_t* entry, int64_t width, int64_t block_size) {
+  if (entry[0] < 0) return -1;
   return width == 2 ? entry[0] * block_size + entry[1] : entry[0];
 }
 

@@ -1,7 +1,7 @@
 /**
  * Decode shapes in steps (BackendGraphOptions.fixedShapes): a batch and a past padded up to the next step, so the
  * shapes of a run repeat and a CUDA graph captured for them is replayed, not captured again each step.
- * Batches: 1, 2, 4, 8, then multiples of 8 up to 64, then of 32 (at most a quarter of padded rows past 8).
+ * Batches: 1, 2, 4, 8, then multiples of 8 up to 64, then of 32 (past 8, at most 7 padded rows up to 64 and 31 after).
  * Past blocks: multiples of 8 (128 positions at blocks of 16), at least 8.
  */
 export function paddedBatch(batch: number): number {

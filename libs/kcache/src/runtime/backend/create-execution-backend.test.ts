@@ -28,7 +28,7 @@ describe('createExecutionBackend', () => {
   it('nativeBackend: the native backend on cpu; cuda gets it by default (or, without CUDA, an error naming what to install); never webgpu', async () => {
     const native = createExecutionBackend(config, { ...base, nativeBackend: true });
     assert.ok(native instanceof NativeBackend && native.hasResidentDeviceTier && native.provider === 'cpu');
-    assert.deepEqual(native.graphOptions, { hostVAsHalves: false, writeKvInPlace: true, layerArenaViews: true, currentRowInArena: false, fusedAttention: false, pagedAttention: false });
+    assert.deepEqual(native.graphOptions, { hostVAsHalves: false, writeKvInPlace: true, layerArenaViews: true, currentRowInArena: false, fusedAttention: false, pagedAttention: false, fixedShapes: false });
     await native.release();
     const inArena = createExecutionBackend(config, { ...base, nativeBackend: true, currentRowInArena: true });
     assert.equal(inArena.graphOptions.currentRowInArena, true, 'currentRowInArena reaches the native backend');
