@@ -77,33 +77,45 @@ export class ServingCluster {
   static async start(options: ClusterOptions): Promise<ServingCluster> {
     const redis = await startTestRedis(options.redis ?? {});
     const prefix = `kcache-test-${randomBytes(4).toString('hex')}`;
-    const [grpcPort, httpPort] = [await freePort(), await freePort()];
-    const gateway = spawnNode('gateway', join(repoRoot(), 'apps', 'gateway', 'dist', 'main.js'), {
-      REDIS_URL: redis.url,
-      REDIS_PREFIX: prefix,
-      MODEL: options.model,
-      PORT: String(grpcPort),
-      GRPC_HOST: '127.0.0.1',
-      HTTP_PORT: String(httpPort),
-      HTTP_HOST: '127.0.0.1',
-      RELAY_PORT: '0',
-      RELAY_HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-      AUTH_MODE: 'off',
-      ...redisTlsEnv(options.redis),
-      ...options.gatewayEnv,
-    });
-    const scheme = options.publicTlsCaPath === undefined ? 'http' : 'https';
-    const cluster = new ServingCluster(options, redis, gateway, `127.0.0.1:${grpcPort}`, `${scheme}://127.0.0.1:${httpPort}`, prefix);
-    try {
-      await cluster.waitForHttp(`${cluster.httpUrl}/healthz`, gateway);
-      for (let i = 0; i < (options.numWorkers ?? 1); i++) await cluster.startWorker();
-      if ((options.numWorkers ?? 1) > 0) await cluster.waitUntilReady();
-    } catch (error) {
-      await cluster.stop();
-      throw error;
+    for (let attempt = 1; ; attempt++) {
+      const [grpcPort, httpPort] = [await freePort(), await freePort()];
+      const gateway = spawnNode('gateway', join(repoRoot(), 'apps', 'gateway', 'dist', 'main.js'), {
+        REDIS_URL: redis.url,
+        REDIS_PREFIX: prefix,
+        MODEL: options.model,
+        PORT: String(grpcPort),
+        GRPC_HOST: '127.0.0.1',
+        HTTP_PORT: String(httpPort),
+        HTTP_HOST: '127.0.0.1',
+        RELAY_PORT: '0',
+        RELAY_HOST: '127.0.0.1',
+        LOG_LEVEL: 'warn',
+        AUTH_MODE: 'off',
+        ...redisTlsEnv(options.redis),
+        ...options.gatewayEnv,
+      });
+      const scheme = options.publicTlsCaPath === undefined ? 'http' : 'https';
+      const cluster = new ServingCluster(options, redis, gateway, `127.0.0.1:${grpcPort}`, `${scheme}://127.0.0.1:${httpPort}`, prefix);
+      try {
+        await cluster.waitForHttp(`${cluster.httpUrl}/healthz`, gateway);
+      } catch (error) {
+        // freePort's port can be taken by another process before the gateway listens on it: new ports, a new gateway.
+        if (attempt < 3 && error instanceof Error && error.message.includes('EADDRINUSE')) {
+          await stopProcess(gateway);
+          continue;
+        }
+        await cluster.stop();
+        throw error;
+      }
+      try {
+        for (let i = 0; i < (options.numWorkers ?? 1); i++) await cluster.startWorker();
+        if ((options.numWorkers ?? 1) > 0) await cluster.waitUntilReady();
+      } catch (error) {
+        await cluster.stop();
+        throw error;
+      }
+      return cluster;
     }
-    return cluster;
   }
 
   async startWorker(env: Readonly<Record<string, string>> = {}): Promise<WorkerProcess> {
