@@ -175,6 +175,12 @@ Args args_of(napi_env env, napi_callback_info info, size_t max) {
   return a;
 }
 
+bool is_undefined(napi_env env, napi_value v) {
+  napi_valuetype t;
+  NAPI_OK(napi_typeof(env, v, &t));
+  return t == napi_undefined || t == napi_null;
+}
+
 napi_value arg(const Args& a, size_t i, const char* name) {
   if (i >= a.argv.size()) throw JsError{std::string("missing argument: ") + name, "ERR_INVALID_ARG_TYPE"};
   return a.argv[i];
@@ -391,10 +397,12 @@ napi_value memory_buffer(napi_env env, napi_callback_info info) {
 // copy(direction 'toDevice'|'fromDevice', byteOffset, view): between the memory and a typed array / DataView.
 napi_value memory_copy(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
-    Args a = args_of(env, info, 3);
+    Args a = args_of(env, info, 4);
     auto* m = unwrap<Memory>(env, a.self, "this");
     if (m->released) throw JsError{"memory was released", "ERR_KCACHE_ORT_RELEASED"};
     std::string direction = to_string(env, arg(a, 0, "direction"), "direction");
+    bool wait = true;  // copy(direction, byteOffset, view, wait = true)
+    if (a.argv.size() > 3 && !is_undefined(env, a.argv[3])) NAPI_OK(napi_get_value_bool(env, a.argv[3], &wait));
     int64_t offset = to_int64(env, arg(a, 1, "byteOffset"), "byteOffset");
     napi_value view = arg(a, 2, "view");
     void* data = nullptr;
@@ -432,11 +440,20 @@ napi_value memory_copy(napi_env env, napi_callback_info info) {
     if (m->kind == MemoryKind::Device) {
       check_cuda(cuda().memcpy(to_device ? base : data, to_device ? data : base, length, to_device ? kMemcpyHostToDevice : kMemcpyDeviceToHost), "cudaMemcpy");
       // From pageable memory, cudaMemcpy may return before the DMA lands, and onnxruntime's kernels run on a
-      // non-blocking stream that does not wait for the default one: wait here, so the next run reads these bytes.
-      if (to_device) check_cuda(cuda().stream_synchronize(nullptr), "cudaStreamSynchronize");
+      // non-blocking stream that does not wait for the default one: wait here, so the next run reads these bytes
+      // (wait false: the caller waits once for several copies, waitForCopies).
+      if (to_device && wait) check_cuda(cuda().stream_synchronize(nullptr), "cudaStreamSynchronize");
     } else {
       std::memmove(to_device ? base : data, to_device ? data : base, length);
     }
+    return undefined(env);
+  });
+}
+
+// waitForCopies(): waits for the copies to device memory made with wait false (the default stream's work).
+napi_value wait_for_copies(napi_env env, napi_callback_info) {
+  return guarded(env, [&]() -> napi_value {
+    check_cuda(cuda().stream_synchronize(nullptr), "cudaStreamSynchronize");
     return undefined(env);
   });
 }
@@ -584,12 +601,6 @@ void finalize_session(napi_env env, void* data, void*) {
   auto* s = static_cast<Session*>(data);
   s->close(env);
   delete s;
-}
-
-bool is_undefined(napi_env env, napi_value v) {
-  napi_valuetype t;
-  NAPI_OK(napi_typeof(env, v, &t));
-  return t == napi_undefined || t == napi_null;
 }
 
 napi_value get_property(napi_env env, napi_value obj, const char* name) {
@@ -898,6 +909,9 @@ NAPI_MODULE_INIT() {
     napi_value fn;
     NAPI_OK(napi_create_function(env, "init", NAPI_AUTO_LENGTH, init, nullptr, &fn));
     NAPI_OK(napi_set_named_property(env, exports, "init", fn));
+    napi_value wait;
+    NAPI_OK(napi_create_function(env, "waitForCopies", NAPI_AUTO_LENGTH, wait_for_copies, nullptr, &wait));
+    NAPI_OK(napi_set_named_property(env, exports, "waitForCopies", wait));
     define_class(env, exports, "Memory", memory_new,
                  {getter("kind", memory_kind), getter("bytes", memory_bytes), getter("buffer", memory_buffer),
                   method("copy", memory_copy), method("fill", memory_fill), method("release", memory_release)});

@@ -25,8 +25,11 @@ export interface NativeMemory {
   readonly bytes: number;
   /** The host side (host, pinned, registered); undefined for device memory. */
   readonly buffer: ArrayBuffer | undefined;
-  /** Copies between `view` and the memory at byteOffset (cudaMemcpy for device memory). */
-  copy(direction: 'toDevice' | 'fromDevice', byteOffset: number, view: ArrayBufferView): void;
+  /**
+   * Copies between `view` and the memory at byteOffset (cudaMemcpy for device memory). A copy to device memory waits
+   * until its bytes have landed, unless `wait` is false: then NativeOrt.waitForCopies must come before they are read.
+   */
+  copy(direction: 'toDevice' | 'fromDevice', byteOffset: number, view: ArrayBufferView, wait?: boolean): void;
   fill(byteOffset: number, bytes: number, value: number): void;
   /** Frees device memory / unregisters registered memory now (else the garbage collector does it). */
   release(): void;
@@ -79,6 +82,7 @@ export interface NativeSession {
 
 interface Addon {
   init(libPath: string): string;
+  waitForCopies(): void;
   Memory: new (kind: MemoryKind | 'pinned-huge', sizeOrBuffer: number | ArrayBuffer, deviceId?: number) => NativeMemory;
   Tensor: new (memory: NativeMemory, dtype: NativeDtype, dims: readonly number[], byteOffset: number) => NativeTensor;
   Session: new (model: Uint8Array, options: NativeSessionOptions) => NativeSession;
@@ -139,6 +143,11 @@ export class NativeOrt {
     }
     NativeOrt.loaded = new NativeOrt(addon, version, libraryPath);
     return NativeOrt.loaded;
+  }
+
+  /** Waits for the copies to device memory made with `wait` false (NativeMemory.copy). */
+  waitForCopies(): void {
+    this.call(() => this.addon.waitForCopies());
   }
 
   /** A JavaScript buffer as host memory (no copy; the memory keeps the buffer alive). */

@@ -10,7 +10,7 @@ const READ_ON_HOST: ReadonlySet<string> = new Set([IO.topN]);
  * The runner's small input tables (kept FeedBuffers slots) as addon tensors bound once per shape, so a run
  * binds nothing that did not change:
  * - cpu: the slot's own memory, read in place;
- * - cuda: a device copy, refreshed from the slot before each run (one cudaMemcpy of a few KiB). Bound as host
+ * - cuda: a device copy, refreshed from the slot before each run (a cudaMemcpy of a few KiB each, and one wait for them all). Bound as host
  *   memory, every table would have to be bound again each step (onnxruntime copies a host input when it is
  *   bound). Not pinned host memory read in place: kernels such as Gather and Add read an index or mask value
  *   per output element, which over the bus made a ~110M step at batch 32 three times slower (measured on an
@@ -35,15 +35,17 @@ export class NativeFeedTables {
   /** The tensors to bind for `inputs`, their contents as the inputs' now. */
   tensorsFor(inputs: Readonly<Record<string, ort.Tensor>>): Record<string, NativeTensor> {
     const tensors: Record<string, NativeTensor> = {};
+    let copied = false;
     for (const [name, tensor] of Object.entries(inputs)) {
       let table = this.tables.get(tensor);
       if (!table) {
         table = this.make(name, tensor);
         this.tables.set(tensor, table);
       }
-      table.refresh();
+      copied = table.refresh() || copied;
       tensors[name] = table.tensor;
     }
+    if (copied) this.native.waitForCopies(); // one wait for every table's copy
     return tensors;
   }
 
@@ -58,7 +60,7 @@ export class NativeFeedTables {
     const data = tensor.data as ArrayBufferView;
     const dtype = tensor.type as NativeDtype;
     if (this.provider === 'cpu' || READ_ON_HOST.has(name) || data.byteLength === 0) {
-      return { tensor: this.native.hostTensor(data, dtype, tensor.dims), refresh: () => {} };
+      return { tensor: this.native.hostTensor(data, dtype, tensor.dims), refresh: () => false };
     }
     const key = this.bufferPerShape ? `${name}/${tensor.dims.join('x')}` : name;
     let memory = this.device.get(key);
@@ -67,12 +69,18 @@ export class NativeFeedTables {
       this.device.set(key, memory);
     }
     const target = memory;
-    return { tensor: this.native.tensor(target, dtype, tensor.dims), refresh: () => target.copy('toDevice', 0, data) };
+    return {
+      tensor: this.native.tensor(target, dtype, tensor.dims),
+      refresh: () => {
+        target.copy('toDevice', 0, data, false);
+        return true;
+      },
+    };
   }
 }
 
 interface FeedTable {
   readonly tensor: NativeTensor;
-  /** Brings the tensor's memory up to date with the slot's (cuda: a copy to the device). */
-  refresh(): void;
+  /** Brings the tensor's memory up to date with the slot's (cuda: a copy to the device, not waited for); true when it copied. */
+  refresh(): boolean;
 }
