@@ -8,7 +8,14 @@ describe('decode shapes in steps (fixedShapes)', () => {
     for (let b = 1; b <= 300; b++) assert.ok(paddedBatch(b) >= b && paddedBatch(paddedBatch(b)) === paddedBatch(b), `batch ${b}`);
   });
 
-  it('past blocks: multiples of 8, at least 8', () => {
-    assert.deepEqual([1, 8, 9, 32, 33, 2048].map(paddedBlocks), [8, 8, 16, 32, 40, 2048]);
+  it('past blocks: multiples of 8 to 64, then eight steps per doubling (at most 7 more blocks, or an eighth more); tens of shapes to 32768 positions', () => {
+    assert.deepEqual([1, 8, 9, 32, 33, 64, 65, 129, 2047, 2048].map(paddedBlocks), [8, 8, 16, 32, 40, 64, 72, 144, 2048, 2048]);
+    const shapes = new Set<number>();
+    for (let b = 1; b <= 2048; b++) {
+      const padded = paddedBlocks(b);
+      assert.ok(padded >= b && padded <= Math.max(b + 7, b * 1.125) && paddedBlocks(padded) === padded, `blocks ${b} -> ${padded}`);
+      shapes.add(padded);
+    }
+    assert.ok(shapes.size <= 64, `${shapes.size} shapes`);
   });
 });

@@ -2,7 +2,8 @@
  * Decode shapes in steps (BackendGraphOptions.fixedShapes): a batch and a past padded up to the next step, so the
  * shapes of a run repeat and a CUDA graph captured for them is replayed, not captured again each step.
  * Batches: 1, 2, 4, 8, then multiples of 8 up to 64, then of 32 (past 8, at most 7 padded rows up to 64 and 31 after).
- * Past blocks: multiples of 8 (128 positions at blocks of 16), at least 8.
+ * Past blocks: multiples of 8 up to 64 (128 positions at blocks of 16), at least 8; past 64, eight steps per
+ * doubling (at most an eighth more blocks than asked for), so a long context makes tens of shapes, not hundreds.
  */
 export function paddedBatch(batch: number): number {
   if (batch <= 8) return batch <= 1 ? 1 : 2 ** Math.ceil(Math.log2(batch));
@@ -10,5 +11,6 @@ export function paddedBatch(batch: number): number {
 }
 
 export function paddedBlocks(blocks: number): number {
-  return Math.max(8, Math.ceil(blocks / 8) * 8);
+  const step = blocks <= 64 ? 8 : 2 ** (Math.ceil(Math.log2(blocks)) - 4);
+  return Math.max(8, Math.ceil(blocks / step) * step);
 }
