@@ -20,7 +20,8 @@ const [, failed, total] = verdict.match(/(\d+) of (\d+)/);
 const comparisons = lines.filter((l) => /^(PASS|FAIL) /.test(l));
 const timing = [];
 for (const line of comparisons) {
-  const m = line.match(/^(PASS|FAIL) (\S+)\s+d(\d+)\s+g(\d+) bs(\d+)\s+B(\d+)\s+H(\d+)\s+ctx(\d+)\s+mask=(\S+) v=(\S+)\s+([\d.]+) us\s+([\d.]+) MB\s+([\d.]+) GB\/s/);
+  // v= is where V lies, then the case's marks: "host", "host x12" (12 layer arenas), "host-thp x12", "host flat".
+  const m = line.match(/^(PASS|FAIL) (\S+)\s+d(\d+)\s+g(\d+) bs(\d+)\s+B(\d+)\s+H(\d+)\s+ctx(\d+)\s+mask=(\S+) v=(.+?)\s+([\d.]+) us\s+([\d.]+) MB\s+([\d.]+) GB\/s/);
   if (!m) continue;
   timing.push({
     passed: m[1] === 'PASS', attention: m[2], headDim: +m[3], group: +m[4], blockSize: +m[5], batch: +m[6], kvHeads: +m[7],
