@@ -3,6 +3,10 @@ import { describe, it } from 'node:test';
 import { AttentionConfig, FULL_ATTENTION } from '../../attention/attention-config';
 import { KvCacheManager } from '../../memory/kv-cache-manager';
 import { createRandomModelWeights, syntheticModelConfig } from '../../model/synthetic-models';
+import { onnx } from 'onnx-proto';
+import { buildDecodeGraph } from '../decode-graph';
+import { graphVariantOf } from '../graph-variant';
+import { GraphWeights } from '../layer-weights-layout';
 import { NativeBackend } from './native-backend';
 import { decodeBesidePlainRunner } from './testing/decode-beside-plain-runner';
 
@@ -45,6 +49,26 @@ describe('pagedAttention: decode attention as the PagedDecodeAttention operator 
     const options = { provider: 'cpu', blockSize: 16, arenaCapacity: kv.arenaCapacity(), numThreads: 1 } as const;
     assert.throws(() => NativeBackend.create(config, { ...options, fixedShapes: true }), /fixedShapes needs pagedAttention/);
     assert.throws(() => NativeBackend.create(config, { ...options, pagedAttention: true, cudaGraphs: true }), /cudaGraphs needs the cuda provider/);
+  });
+
+  it('the decode graph is 8 nodes a layer: QKV, the attention operator, Wo, add+norm, W13, SwiGlu, W2, add+norm', () => {
+    for (const attention of [FULL_ATTENTION, cases[3]]) {
+      const graph = buildDecodeGraph(new GraphWeights(weights), graphVariantOf(attention, config.numLayers), 16, {
+        appendCurrentByCopy: false,
+        writeKvInPlace: true,
+        layerArenaViews: true,
+        currentRowInArena: true,
+        pagedAttention: true,
+      });
+      const count = new Map<string, number>();
+      for (const node of onnx.ModelProto.decode(graph).graph!.node!) count.set(node.opType!, (count.get(node.opType!) ?? 0) + 1);
+      const L = config.numLayers;
+      assert.equal(count.get('PagedDecodeAttention'), L);
+      assert.equal(count.get('SwiGlu'), L);
+      assert.equal(count.get('MatMul'), 4 * L + 1, 'per layer QKV, Wo, W13, W2; the classifier');
+      assert.equal(count.get('SkipSimplifiedLayerNormalization'), 2 * L - 1);
+      for (const gone of ['Split', 'ScatterND', 'RotaryEmbedding', 'Sigmoid', 'Gather']) assert.ok((count.get(gone) ?? 0) <= (gone === 'Gather' ? 1 : 0), `${gone}: ${count.get(gone)}`);
+    }
   });
 
   it('is one kernel or the other: fusedAttention with pagedAttention is refused', () => {
