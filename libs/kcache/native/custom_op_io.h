@@ -1,11 +1,13 @@
 // What the com.kcache operators' kernels share: returning on a failed onnxruntime call, an input's dims and data,
-// and an invalid-argument status that names the operator.
+// the statuses that name the operator, and the OrtCustomOp fields that are the same for every one of them.
 #ifndef KCACHE_CUSTOM_OP_IO_H_
 #define KCACHE_CUSTOM_OP_IO_H_
 
+#include <climits>
 #include <string>
 #include <vector>
 
+#include "cuda_kernel_library.h"
 #include "onnxruntime_c_api.h"
 
 #define ORT_TRY(call)                      \
@@ -38,6 +40,32 @@ inline OrtStatus* input_of(const OrtApi* api, OrtKernelContext* context, size_t 
   api->ReleaseTensorTypeAndShapeInfo(info);
   ORT_TRY(status);
   return api->GetTensorData(value, data);
+}
+
+// A CUDA kernel's creation: the CUDA kernel library opened, or an error naming the operator and what to build.
+inline OrtStatus* require_cuda_kernels(const OrtApi* api, const char* op) {
+  const std::string error = open_cuda_kernel_library();
+  return error.empty() ? nullptr : api->CreateStatus(ORT_FAIL, (std::string(op) + ": " + error).c_str());
+}
+
+// A failed launch (rc a cudaError_t) as the operator's error.
+inline OrtStatus* cuda_launch_error(const OrtApi* api, const char* op, int rc) {
+  return api->CreateStatus(ORT_EP_FAIL, (std::string(op) + ": CUDA kernel launch failed: " + cuda_kernel_library().error_text(rc)).c_str());
+}
+
+// The fields every com.kcache operator sets alike: API version, provider (CUDA or CPU), required outputs, no
+// variadic inputs or outputs, opset versions 1 and up.
+inline void set_common_op_fields(OrtCustomOp& op, bool cuda) {
+  op.version = ORT_API_VERSION;
+  op.GetExecutionProviderType = cuda ? [](const OrtCustomOp*) -> const char* { return "CUDAExecutionProvider"; }
+                                     : [](const OrtCustomOp*) -> const char* { return nullptr; };
+  op.GetOutputCharacteristic = [](const OrtCustomOp*, size_t) { return INPUT_OUTPUT_REQUIRED; };
+  op.GetVariadicInputMinArity = [](const OrtCustomOp*) { return 1; };
+  op.GetVariadicInputHomogeneity = [](const OrtCustomOp*) { return 1; };
+  op.GetVariadicOutputMinArity = [](const OrtCustomOp*) { return 1; };
+  op.GetVariadicOutputHomogeneity = [](const OrtCustomOp*) { return 1; };
+  op.GetStartVersion = [](const OrtCustomOp*) { return 1; };
+  op.GetEndVersion = [](const OrtCustomOp*) { return INT_MAX; };
 }
 
 #endif  // KCACHE_CUSTOM_OP_IO_H_

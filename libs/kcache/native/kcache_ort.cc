@@ -344,11 +344,7 @@ napi_value memory_new(napi_env env, napi_callback_info info) {
           }
           m->host_ptr = p;
           made = napi_create_external_arraybuffer(env, p, m->bytes, finalize_pinned_huge, mapped, &external);
-          if (made != napi_ok) {
-            cuda().host_unregister(p);
-            munmap(p, *mapped);
-            delete mapped;
-          }
+          if (made != napi_ok) finalize_pinned_huge(env, p, mapped);
         }
         if (made != napi_ok) throw JsError{"this Node cannot expose native memory as an ArrayBuffer", "ERR_KCACHE_ORT_NAPI"};
         check_cuda(cuda().host_get_device_pointer(&m->device_ptr, m->host_ptr, 0), "cudaHostGetDevicePointer");

@@ -165,7 +165,6 @@ struct Params {
   int32_t* sel_pos;  // [rows, n_sel]
   uint32_t* sel_key;
   int64_t T, Tp, n_sel, top_n;
-  int64_t q_stride;  // floats between (b, h)'s query rows
   int H, G, D, BS, NB;
   Divider bs_div;  // n / BS
   int chunks, chunk_len, key_chunks, tpr, sel_tpr;
@@ -246,7 +245,7 @@ __global__ void __launch_bounds__(kThreads, MAXG > 1 ? 1 : EXACT ? 3 : 4) chunk_
 #pragma unroll
     for (int j = 0; j < NQ; ++j) {
       const int c4 = lr + j * tpr;
-      qf[g][j] = (g < gn && c4 < d4) ? __ldg(reinterpret_cast<const float4*>(p.q + bh * p.q_stride + int64_t(g0 + g) * p.D) + c4) : f4_zero();
+      qf[g][j] = (g < gn && c4 < d4) ? __ldg(reinterpret_cast<const float4*>(p.q + (row0 + g) * p.D) + c4) : f4_zero();
     }
   }
   float m[MAXG], l[MAXG];
@@ -1035,7 +1034,6 @@ extern "C" int kcache_paged_attention_cuda(const KcachePagedAttention* a, void* 
   p.Tp = plan.Tp;
   p.n_sel = plan.n_sel;
   p.top_n = a->top_n;
-  p.q_stride = a->q_stride != 0 ? a->q_stride : a->group * a->head_dim;
   p.H = int(a->num_kv_heads);
   p.G = int(a->group);
   p.D = int(a->head_dim);
@@ -1079,8 +1077,8 @@ __global__ void step_rows_kernel(const KcacheStepRows a) {
   const float2* rows = reinterpret_cast<const float2*>(a.qkv + i * (a.group + 2) * a.head_dim);
   const int64_t* kw = a.k_writes + i * a.k_write_width;
   const int64_t* vw = a.v_writes + i * a.v_write_width;
-  const int64_t k_row = kw[0] < 0 ? -1 : a.k_write_width == 2 ? kw[0] * a.block_size + kw[1] : kw[0];
-  const int64_t v_row = vw[0] < 0 ? -1 : a.v_write_width == 2 ? vw[0] * a.block_size + vw[1] : vw[0];
+  const int64_t k_row = kcache_write_row(kw, a.k_write_width, a.block_size);
+  const int64_t v_row = kcache_write_row(vw, a.v_write_width, a.block_size);
   const bool k_in = k_row >= 0 && k_row < a.k_arena_rows, v_in = v_row >= 0 && v_row < a.v_arena_rows;
   for (int64_t j = threadIdx.x; j < (a.group + 2) * half; j += blockDim.x) {
     const int64_t slot = j / half, jj = j - slot * half;

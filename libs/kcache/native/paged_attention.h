@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 typedef struct KcachePagedAttention {
-  const float* q;           // [batch, num_kv_heads, group, head_dim], (b, h)'s rows q_stride floats apart
+  const float* q;           // [batch, num_kv_heads, group, head_dim]
   const float* k_arena;     // [any, block_size, head_dim]
   const int32_t* k_slices;  // [batch, num_kv_heads, num_blocks]
   const float* v_arena;     // [any, block_size, head_dim]; on CUDA it may be mapped host memory (read over the bus)
@@ -44,7 +44,6 @@ typedef struct KcachePagedAttention {
   int64_t top_n;      // 0: exact attention over every unmasked position
   int32_t renormalize;
   float scale;
-  int64_t q_stride;   // floats from one (b, h)'s query rows to the next; 0: group * head_dim (q packed)
 } KcachePagedAttention;
 
 // A decode step's rows before it attends (the operator does both): for each sequence b and KV head h, the G query
@@ -77,6 +76,16 @@ typedef struct KcacheStepRows {
   int64_t block_size;
 } KcacheStepRows;
 
+// The arena row a write table entry names (KcacheStepRows): (slice, row in the block) when width is 2, the row itself
+// when it is 1; -1 (no write) when its first value is negative.
+#ifdef __CUDACC__
+__host__ __device__
+#endif
+static inline int64_t kcache_write_row(const int64_t* entry, int64_t width, int64_t block_size) {
+  if (entry[0] < 0) return -1;
+  return width == 2 ? entry[0] * block_size + entry[1] : entry[0];
+}
+
 // The CPU version (paged_attention_cpu.cc). Returns 0, or 1 when the shape fields are unusable (kcache_paged_attention_invalid says why).
 size_t kcache_paged_attention_cpu_scratch_bytes(const KcachePagedAttention* args);
 int kcache_paged_attention_cpu(const KcachePagedAttention* args);
@@ -102,9 +111,6 @@ static inline const char* kcache_paged_attention_invalid(const KcachePagedAttent
   if (a->block_size < 1) return "block_size must be at least 1";
   if (a->num_blocks < 0) return "num_blocks must not be negative";
   if (a->top_n < 0) return "top_n must not be negative";
-  if (a->q_stride != 0 && (a->q_stride % 4 != 0 || a->q_stride < a->group * a->head_dim)) {
-    return "q_stride must be 0, or a multiple of 4 of at least group x head_dim";
-  }
   return NULL;
 }
 

@@ -81,7 +81,6 @@ struct Case {
   // cudaHostRegister instead of cudaHostAlloc.
   int layers = 1;
   bool huge_pages = false;
-  bool q_strided = false;  // q rows strided (q_stride): (b, h)'s G rows within G + 2 rows, as in a QKV projection
 };
 
 std::string describe(const Case& c) {
@@ -98,7 +97,7 @@ std::string describe(const Case& c) {
   std::snprintf(buf, sizeof buf, "%-13s d%-3lld g%lld bs%-2lld B%-2lld H%-2lld ctx%-5lld mask=%s v=%s%s%s%s", mode,
                 (long long)c.head_dim, (long long)c.group, (long long)c.block_size, (long long)c.batch,
                 (long long)c.heads, (long long)c.context, mask_name(c.mask), where,
-                c.ties ? " ties" : c.q_strided ? " q-strided" : "", c.empty_seq ? " empty-seq" : "",
+                c.ties ? " ties" : "", c.empty_seq ? " empty-seq" : "",
                 c.scale_mul > 1.0f ? " peaky" : c.scale_mul < 1.0f ? " flat" : "");
   return buf;
 }
@@ -139,8 +138,7 @@ void build(const Case& c, uint64_t seed, Data& d) {
   const int64_t slices = B * H * NB + 5;  // a few slices no table names
   const size_t arena = size_t(slices) * BS * D;
 
-  const int64_t q_slots = c.q_strided ? G + 2 : G;
-  d.q.resize(size_t(B * H * q_slots * D));
+  d.q.resize(size_t(B * H * G * D));
   for (float& x : d.q) x = rng.uniform();
   d.k.resize(arena);
   if (c.ties) {
@@ -204,7 +202,6 @@ void build(const Case& c, uint64_t seed, Data& d) {
   a.top_n = c.top_n;
   a.renormalize = c.renormalize;
   a.scale = c.scale_mul / std::sqrt(float(D));
-  a.q_stride = c.q_strided ? (G + 2) * D : 0;
 
   d.d_q = device_copy(d.q);
   d.d_k = device_copy(d.k);
@@ -582,7 +579,6 @@ int main(int argc, char** argv) {
           c.mask = kinds[index % 4];
           c.v_host = index % 3 == 1;
           c.graph = ctx == 2048 && (mode == 0 || mode == 1);
-          c.q_strided = index % 5 == 2;
           cases.push_back(c);
           index++;
         }

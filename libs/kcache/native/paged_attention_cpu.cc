@@ -46,8 +46,7 @@ extern "C" int kcache_paged_attention_cpu(const KcachePagedAttention* args) {
     for (int64_t h = 0; h < a.num_kv_heads; h++) {
       for (int64_t g = 0; g < a.group; g++) {
         const int64_t head = (b * a.num_kv_heads + h) * a.group + g;
-        const int64_t q_stride = a.q_stride != 0 ? a.q_stride : a.group * d;
-        const float* q = a.q + (b * a.num_kv_heads + h) * q_stride + g * d;
+        const float* q = a.q + head * d;
         float* out = a.out + head * d;
         std::fill(out, out + d, 0.0f);
         if (open.empty()) continue;

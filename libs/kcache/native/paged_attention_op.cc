@@ -18,7 +18,6 @@
 //   rows (onnxruntime allocates both like any intermediate tensor; no node reads them).
 #include "paged_attention_op.h"
 
-#include <climits>
 #include <string>
 #include <vector>
 
@@ -56,13 +55,13 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
     return fail(api, "qkv must be [batch, kv heads x (group + 2) x head dim], with k_slices' kv heads and k_arena's head dim");
   }
   const int64_t batch = qkv[0], group = qkv[1] / (heads * head_dim) - 2;
-  if (dims[kPositions] != std::vector<int64_t>{batch}) return fail(api, "positions must be [batch]");
+  if (dims[kPositions].size() != 1 || dims[kPositions][0] != batch) return fail(api, "positions must be [batch]");
   if (cos.size() != 2 || cos[1] * 2 != head_dim || sin != cos) return fail(api, "cos and sin must be [positions, head dim / 2]");
   const bool v_blocks = v_arena.size() == 3;
   if (!(v_blocks ? v_arena[1] == block_size && v_arena[2] == head_dim : v_arena.size() == 2 && v_arena[1] == head_dim && v_arena[0] % block_size == 0)) {
     return fail(api, "v_arena must be [slices, block size, head dim] or [slices x block size, head dim], with k_arena's block size and head dim");
   }
-  if (k_slices.size() != 3 || k_slices[0] != batch || k_slices[1] != heads) return fail(api, "k_slices must be [batch, kv heads, blocks]");
+  if (k_slices[0] != batch) return fail(api, "k_slices must be [batch, kv heads, blocks]");
   if (v_slices != k_slices) return fail(api, "v_slices must have k_slices' shape");
   const std::vector<int64_t>&k_writes = dims[kKWrites], &v_writes = dims[kVWrites];
   auto writes_ok = [&](const std::vector<int64_t>& w) {
@@ -139,8 +138,8 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
     for (int64_t i = 0; i < batch * heads; i++) {
       const int64_t* kw = rows.k_writes + i * rows.k_write_width;
       const int64_t* vw = rows.v_writes + i * rows.v_write_width;
-      const int64_t k_row = rows.k_write_width == 2 ? kw[0] * block_size + kw[1] : kw[0];
-      const int64_t v_row = rows.v_write_width == 2 ? vw[0] * block_size + vw[1] : vw[0];
+      const int64_t k_row = kcache_write_row(kw, rows.k_write_width, block_size);
+      const int64_t v_row = kcache_write_row(vw, rows.v_write_width, block_size);
       // A negative first value: no write (-1, a row that only pads the batch to a fixed size).
       if (kw[0] >= 0 && (k_row < 0 || k_row >= rows.k_arena_rows || (rows.k_write_width == 2 && (kw[1] < 0 || kw[1] >= block_size)))) return fail(api, "k_writes names a row outside k_arena");
       if (vw[0] >= 0 && (v_row < 0 || v_row >= rows.v_arena_rows || (rows.v_write_width == 2 && (vw[1] < 0 || vw[1] >= block_size)))) return fail(api, "v_writes names a row outside v_arena");
@@ -156,14 +155,12 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
   const CudaKernelLibrary& cuda = cuda_kernel_library();
   int rc = cuda.step_rows(&rows, stream);
   if (rc == 0) rc = cuda.attention(&a, stream);
-  if (rc != 0) return api->CreateStatus(ORT_EP_FAIL, (std::string(kOpName) + ": CUDA kernel launch failed: " + cuda.error_text(rc)).c_str());
-  return nullptr;
+  return rc == 0 ? nullptr : cuda_launch_error(api, kOpName, rc);
 }
 
 OrtStatus* create_kernel(const OrtCustomOp* op, const OrtApi* api, const OrtKernelInfo* info, void** out, bool cuda) {
   if (cuda) {
-    const std::string error = open_cuda_kernel_library();
-    if (!error.empty()) return api->CreateStatus(ORT_FAIL, (std::string(kOpName) + ": " + error).c_str());
+    ORT_TRY(require_cuda_kernels(api, kOpName));
   }
   auto* kernel = new Kernel{api, cuda, 1.0f, 0};
   if (OrtStatus* s = api->KernelInfoGetAttribute_float(info, "scale", &kernel->scale)) {
@@ -195,10 +192,8 @@ ONNXTensorElementDataType input_type(const OrtCustomOp*, size_t index) {
 
 OrtCustomOp make_op(bool cuda) {
   OrtCustomOp op{};
-  op.version = ORT_API_VERSION;
+  set_common_op_fields(op, cuda);
   op.GetName = [](const OrtCustomOp*) { return kOpName; };
-  op.GetExecutionProviderType = cuda ? [](const OrtCustomOp*) -> const char* { return "CUDAExecutionProvider"; }
-                                     : [](const OrtCustomOp*) -> const char* { return nullptr; };
   op.GetInputType = input_type;
   op.GetInputTypeCount = [](const OrtCustomOp*) { return kInputs; };
   op.GetOutputType = [](const OrtCustomOp*, size_t index) {
@@ -209,18 +204,11 @@ OrtCustomOp make_op(bool cuda) {
   op.GetInputCharacteristic = [](const OrtCustomOp*, size_t index) {
     return index == kTopNInput ? INPUT_OUTPUT_OPTIONAL : INPUT_OUTPUT_REQUIRED;
   };
-  op.GetOutputCharacteristic = [](const OrtCustomOp*, size_t) { return INPUT_OUTPUT_REQUIRED; };
   // top_n is read by the host to size the selection: keep it in CPU memory on a GPU provider.
   op.GetInputMemoryType = [](const OrtCustomOp*, size_t index) { return index == kTopNInput ? OrtMemTypeCPUInput : OrtMemTypeDefault; };
-  op.GetVariadicInputMinArity = [](const OrtCustomOp*) { return 1; };
-  op.GetVariadicInputHomogeneity = [](const OrtCustomOp*) { return 1; };
-  op.GetVariadicOutputMinArity = [](const OrtCustomOp*) { return 1; };
-  op.GetVariadicOutputHomogeneity = [](const OrtCustomOp*) { return 1; };
   op.CreateKernelV2 = cuda ? [](const OrtCustomOp* o, const OrtApi* api, const OrtKernelInfo* info, void** out) { return create_kernel(o, api, info, out, true); }
                            : [](const OrtCustomOp* o, const OrtApi* api, const OrtKernelInfo* info, void** out) { return create_kernel(o, api, info, out, false); };
   op.KernelComputeV2 = compute;
-  op.GetStartVersion = [](const OrtCustomOp*) { return 1; };
-  op.GetEndVersion = [](const OrtCustomOp*) { return INT_MAX; };
   return op;
 }
 

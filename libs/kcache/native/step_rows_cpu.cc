@@ -6,13 +6,6 @@
 
 namespace {
 
-// The arena row a write table entry names: (slice, row in the block), or the row itself; -1 for no write (a
-// negative first value).
-int64_t arena_row(const int64_t* entry, int64_t width, int64_t block_size) {
-  if (entry[0] < 0) return -1;
-  return width == 2 ? entry[0] * block_size + entry[1] : entry[0];
-}
-
 // out = x rotated by the angles of one table row (interleaved pairs), or x where there is no row.
 void rotate(const float* x, const float* cos, const float* sin, int64_t d, float* out) {
   if (cos == nullptr) {
@@ -40,8 +33,8 @@ extern "C" void kcache_step_rows_cpu(const KcacheStepRows* args) {
       const int64_t i = b * a.num_kv_heads + h;
       const float* rows = a.qkv + i * slots * d;
       for (int64_t g = 0; g < a.group; g++) rotate(rows + g * d, cos, sin, d, a.q_out + (i * a.group + g) * d);
-      const int64_t k_row = arena_row(a.k_writes + i * a.k_write_width, a.k_write_width, a.block_size);
-      const int64_t v_row = arena_row(a.v_writes + i * a.v_write_width, a.v_write_width, a.block_size);
+      const int64_t k_row = kcache_write_row(a.k_writes + i * a.k_write_width, a.k_write_width, a.block_size);
+      const int64_t v_row = kcache_write_row(a.v_writes + i * a.v_write_width, a.v_write_width, a.block_size);
       if (k_row >= 0 && k_row < a.k_arena_rows) rotate(rows + a.group * d, cos, sin, d, a.k_arena + k_row * d);
       if (v_row >= 0 && v_row < a.v_arena_rows) std::memcpy(a.v_arena + v_row * d, rows + (a.group + 1) * d, d * sizeof(float));
     }

@@ -4,7 +4,6 @@
 // One node where onnxruntime's operators take three (Split, then Sigmoid·Mul, which it fuses, and Mul).
 #include "swiglu_op.h"
 
-#include <climits>
 #include <string>
 #include <vector>
 
@@ -40,16 +39,13 @@ OrtStatus* compute(void* state, OrtKernelContext* context) {
   }
   void* stream = nullptr;
   ORT_TRY(api->KernelContext_GetGPUComputeStream(context, &stream));
-  const CudaKernelLibrary& cuda = cuda_kernel_library();
-  const int rc = cuda.swiglu(gate_up, out_data, out_dims[0], out_dims[1], stream);
-  if (rc != 0) return api->CreateStatus(ORT_EP_FAIL, (std::string(kOpName) + ": CUDA kernel launch failed: " + cuda.error_text(rc)).c_str());
-  return nullptr;
+  const int rc = cuda_kernel_library().swiglu(gate_up, out_data, out_dims[0], out_dims[1], stream);
+  return rc == 0 ? nullptr : cuda_launch_error(api, kOpName, rc);
 }
 
 OrtStatus* create_kernel(const OrtApi* api, void** out, bool cuda) {
   if (cuda) {
-    const std::string error = open_cuda_kernel_library();
-    if (!error.empty()) return api->CreateStatus(ORT_FAIL, (std::string(kOpName) + ": " + error).c_str());
+    ORT_TRY(require_cuda_kernels(api, kOpName));
   }
   *out = new Kernel{api, cuda};
   return nullptr;
@@ -59,26 +55,17 @@ OrtStatus* create_kernel(const OrtApi* api, void** out, bool cuda) {
 
 OrtCustomOp make_swiglu_op(bool cuda) {
   OrtCustomOp op{};
-  op.version = ORT_API_VERSION;
+  set_common_op_fields(op, cuda);
   op.GetName = [](const OrtCustomOp*) { return kOpName; };
-  op.GetExecutionProviderType = cuda ? [](const OrtCustomOp*) -> const char* { return "CUDAExecutionProvider"; }
-                                     : [](const OrtCustomOp*) -> const char* { return nullptr; };
   op.GetInputType = [](const OrtCustomOp*, size_t) { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; };
   op.GetInputTypeCount = [](const OrtCustomOp*) -> size_t { return 1; };
   op.GetOutputType = [](const OrtCustomOp*, size_t) { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; };
   op.GetOutputTypeCount = [](const OrtCustomOp*) -> size_t { return 1; };
   op.KernelDestroy = [](void* kernel) { delete static_cast<Kernel*>(kernel); };
   op.GetInputCharacteristic = [](const OrtCustomOp*, size_t) { return INPUT_OUTPUT_REQUIRED; };
-  op.GetOutputCharacteristic = [](const OrtCustomOp*, size_t) { return INPUT_OUTPUT_REQUIRED; };
   op.GetInputMemoryType = [](const OrtCustomOp*, size_t) { return OrtMemTypeDefault; };
-  op.GetVariadicInputMinArity = [](const OrtCustomOp*) { return 1; };
-  op.GetVariadicInputHomogeneity = [](const OrtCustomOp*) { return 1; };
-  op.GetVariadicOutputMinArity = [](const OrtCustomOp*) { return 1; };
-  op.GetVariadicOutputHomogeneity = [](const OrtCustomOp*) { return 1; };
   op.CreateKernelV2 = cuda ? [](const OrtCustomOp*, const OrtApi* api, const OrtKernelInfo*, void** out) { return create_kernel(api, out, true); }
                            : [](const OrtCustomOp*, const OrtApi* api, const OrtKernelInfo*, void** out) { return create_kernel(api, out, false); };
   op.KernelComputeV2 = compute;
-  op.GetStartVersion = [](const OrtCustomOp*) { return 1; };
-  op.GetEndVersion = [](const OrtCustomOp*) { return INT_MAX; };
   return op;
 }
