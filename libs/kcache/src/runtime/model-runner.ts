@@ -119,8 +119,9 @@ export class ModelRunner {
     const { logits, rowStride } = output;
     const vocab = this.config.vocabSize;
     const batch = items.length;
-    if (batch === 1) return logits.subarray(0, vocab);
-    if (options.untilNextDecode && rowStride === vocab) return logits.subarray(0, batch * vocab);
+    // A view of the backend's buffer when the caller reads it before the next decode (rows are contiguous in it when
+    // the stride is the vocabulary, or there is one row); a copy otherwise.
+    if (options.untilNextDecode && (batch === 1 || rowStride === vocab)) return logits.subarray(0, batch * vocab);
     const rows = new Float32Array(batch * vocab);
     for (let b = 0; b < batch; b++) rows.set(logits.subarray(b * rowStride, b * rowStride + vocab), b * vocab);
     return rows;

@@ -3,7 +3,6 @@ import { ModelConfig } from '../../model/model-config';
 import { SequenceBlocks } from '../../memory/sequence-blocks';
 import { NativeDtype, NativeMemory, NativeOrt, NativeTensor } from '../../ort-native/native-ort';
 import { DecodeLayouts } from '../decode-layouts';
-import { paddedBatch } from '../decode-shapes';
 import { ExecutionProviderError } from '../execution-provider';
 import { IO } from '../graph-io';
 import { GraphVariant, hasTopNLayer } from '../graph-variant';
@@ -28,7 +27,7 @@ export interface NativeBackendOptions {
   readonly isHostVBlockReadOnly?: (blockId: number) => boolean;
   /** The GPU (cuda). Default 0. */
   readonly deviceId?: number;
-  /** Further CUDA provider options, as onnxruntime takes them (e.g. enable_cuda_graph). */
+  /** Further CUDA provider options, as onnxruntime takes them (cudaGraphs sets enable_cuda_graph on decode's session). */
   readonly cudaOptions?: Readonly<Record<string, string>>;
   /** Writes onnxruntime's per-node profile (JSON) with this file prefix (and the graph kind). */
   readonly profileFilePrefix?: string;
@@ -65,6 +64,12 @@ export interface NativeBackendOptions {
    */
   readonly fixedShapes?: boolean;
 }
+
+/**
+ * cudaGraphs: decode runs of a shape before its steps are replays (onnxruntime runs a shape once plainly, then
+ * captures it on the next run); a benchmark warms each shape up with this many before it times.
+ */
+export const CUDA_GRAPH_WARM_UP_RUNS = 3;
 
 /** Decode's logits buffer (pinned on cuda) and its tensor per batch size (one per size, so its binding is kept). */
 interface LogitsBuffer {
@@ -105,6 +110,8 @@ export class NativeBackend implements ExecutionBackend {
   /** cudaGraphs: the gpu_graph_id of each decode shape, and decode's logits in device memory per padded batch. */
   private readonly graphIds = new Map<string, number>();
   private readonly deviceLogitsByBatch = new Map<number, { memory: NativeMemory; tensor: NativeTensor }>();
+  /** Per variant: decode's arena bindings (decodeArenaBindings). */
+  private readonly arenaBindings = new Map<string, { inputs: Record<string, NativeTensor>; outputs: Record<string, NativeTensor> }>();
   /** Decode's kept tables (the runner's and the write tables) as tensors bound once per shape (device copies on cuda). */
   private readonly feedTables: NativeFeedTables;
 
@@ -177,23 +184,14 @@ export class NativeBackend implements ExecutionBackend {
   }
 
   async runDecode(graph: CompiledGraph, inputs: GraphInputs, variant: GraphVariant, rows: readonly KvWriteTarget[]): Promise<DecodeLogits> {
-    const bound = this.feedTables.tensorsFor(inputs);
-    Object.assign(bound, this.writeTables(variant, rows));
-    const outputs: Record<string, NativeTensor> = {};
-    const inArena = this.graphOptions.currentRowInArena === true;
-    // Written arenas: K/device-V groups and host V, or (current row in the arena) every layer's views and host V.
-    // ScatterND writes them as outputs bound to the arenas' own memory; the paged attention operator writes its
-    // inputs in place (no IO.written outputs).
-    const written = inArena ? { ...this.decodeLayerViews(variant), ...this.hostVTensors(variant) } : this.decodeArenaTensors(variant);
-    const paged = this.graphOptions.pagedAttention === true;
-    for (const [name, tensor] of Object.entries(written)) {
-      bound[name] = tensor;
-      if (!paged) outputs[IO.written(name)] = tensor;
-    }
-    if (!inArena) Object.assign(bound, this.decodeLayerViews(variant));
+    const runBatch = inputs[IO.tokens].dims[0]; // fixedShapes: the padded batch
+    // The runner's tables and the write tables go up together (one wait for their copies on cuda).
+    const bound = this.feedTables.tensorsFor({ ...inputs, ...this.writeTables(variant, rows, runBatch) });
+    const arenas = this.decodeArenaBindings(variant);
+    Object.assign(bound, arenas.inputs);
+    const outputs: Record<string, NativeTensor> = { ...arenas.outputs };
     const vocab = this.config.vocabSize;
     const batch = rows.length;
-    const runBatch = inputs[IO.tokens].dims[0]; // fixedShapes: the padded batch
     const logits = this.logitsBuffer(runBatch * vocab);
     if (this.options.cudaGraphs) {
       // A CUDA graph replays its writes to the addresses it was captured with, and onnxruntime copies no output
@@ -206,13 +204,32 @@ export class NativeBackend implements ExecutionBackend {
       outputs[IO.logits] = logits.tensor(runBatch);
       nativeGraph(graph).runKeepingBindings(bound, outputs);
     }
-    // The buffer is the next run's too: the runner copies a batch's rows out, and a single row is handed over as a copy.
-    return { logits: batch === 1 ? logits.view.slice(0, vocab) : logits.view.subarray(0, batch * vocab), rowStride: vocab };
+    // The buffer is the next run's too (DecodeLogits: the runner copies the rows out unless its caller reads them first).
+    return { logits: logits.view.subarray(0, batch * vocab), rowStride: vocab };
+  }
+
+  /**
+   * Decode's arena bindings, per variant: K/device-V groups and host V, or (current row in the arena) every layer's
+   * views and host V, as inputs. ScatterND writes them as outputs bound to the arenas' own memory (IO.written); the
+   * paged attention operator writes its inputs in place (no outputs). Without the current row in the arena the
+   * layer views are read too.
+   */
+  private decodeArenaBindings(variant: GraphVariant): { inputs: Record<string, NativeTensor>; outputs: Record<string, NativeTensor> } {
+    let made = this.arenaBindings.get(variant.key);
+    if (!made) {
+      const inArena = this.graphOptions.currentRowInArena === true;
+      const written = inArena ? { ...this.decodeLayerViews(variant), ...this.hostVTensors(variant) } : this.decodeArenaTensors(variant);
+      const outputs: Record<string, NativeTensor> = {};
+      if (!this.graphOptions.pagedAttention) for (const [name, tensor] of Object.entries(written)) outputs[IO.written(name)] = tensor;
+      made = { inputs: inArena ? written : { ...written, ...this.decodeLayerViews(variant) }, outputs };
+      this.arenaBindings.set(variant.key, made);
+    }
+    return made;
   }
 
   /** cuda options of a session: decode's with cudaGraphs enables onnxruntime's CUDA graphs. */
   private cudaOptionsFor(kind: GraphKind): Readonly<Record<string, string>> | undefined {
-    const graphs = this.options.cudaGraphs && kind !== 'prefill' && kind !== 'score';
+    const graphs = this.options.cudaGraphs && kind === 'decode';
     if (!graphs) return this.options.cudaOptions;
     return { ...this.options.cudaOptions, enable_cuda_graph: '1' };
   }
@@ -286,6 +303,7 @@ export class NativeBackend implements ExecutionBackend {
     this.deviceLogitsByBatch.clear();
     this.arenaTensors.clear();
     this.layerViews.clear();
+    this.arenaBindings.clear();
     this.logits = null;
     this.feedTables.release();
     this.memory.release();
@@ -324,9 +342,10 @@ export class NativeBackend implements ExecutionBackend {
   /**
    * Where a decode run writes its rows (buildDecodeGraph's writeKvInPlace): per sequence and KV head,
    * K of every layer and V of the exact layers as (slice of the group, row in the block), or with the current
-   * row in the arena one (slice, row) for every layer's own arena; host V as a row. In kept buffers, as addon tensors.
+   * row in the arena one (slice, row) for every layer's own arena; host V as a row. In kept buffers, `batch` rows:
+   * those past `rows` only pad the batch (fixedShapes) and write nothing.
    */
-  private writeTables(variant: GraphVariant, rows: readonly KvWriteTarget[]): Record<string, NativeTensor> {
+  private writeTables(variant: GraphVariant, rows: readonly KvWriteTarget[], batch: number): GraphInputs {
     const a = this.arenas;
     const numKv = this.config.numKvHeads;
     const numLayers = this.config.numLayers;
@@ -336,7 +355,6 @@ export class NativeBackend implements ExecutionBackend {
     // In the arena: one write per sequence and KV head, the same slice of every layer's own arena (no layer offsets).
     const kLayers = inArena ? 1 : numLayers;
     const denseTables = inArena ? Math.min(numDense, 1) : numDense;
-    const batch = this.graphOptions.fixedShapes ? paddedBatch(rows.length) : rows.length;
     const w = this.writeBuffers;
     const kWrites = w.int64(IO.kWrites, [batch, numKv, kLayers, 2]);
     const vWritesDevice = denseTables > 0 ? w.int64(IO.vWritesDevice, [batch, numKv, denseTables, 2]) : null;
@@ -372,7 +390,7 @@ export class NativeBackend implements ExecutionBackend {
     const tables: GraphInputs = { [IO.kWrites]: kWrites.tensor };
     if (vWritesDevice) tables[IO.vWritesDevice] = vWritesDevice.tensor;
     if (vWritesHost) tables[IO.vWritesHost] = vWritesHost.tensor;
-    return this.feedTables.tensorsFor(tables);
+    return tables;
   }
 
   /** Copies positions [from, to) of K (and exact-layer V) from the host view to the device. */
