@@ -167,9 +167,9 @@ export function parseWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
       maxNumBatchedTokens: e.MAX_NUM_BATCHED_TOKENS,
       numThreads: e.NUM_THREADS,
       executionProvider: e.EXECUTION_PROVIDER,
-      nativeBackend: e.NATIVE_BACKEND === undefined ? undefined : e.NATIVE_BACKEND === 'true',
-      pagedAttention: e.PAGED_ATTENTION === undefined ? undefined : e.PAGED_ATTENTION === 'true',
-      cudaGraphs: e.CUDA_GRAPHS === undefined ? undefined : e.CUDA_GRAPHS === 'true',
+      nativeBackend: optionalBoolean(e.NATIVE_BACKEND),
+      pagedAttention: optionalBoolean(e.PAGED_ATTENTION),
+      cudaGraphs: optionalBoolean(e.CUDA_GRAPHS),
       recompute: e.RECOMPUTE,
       hostTier:
         e.HOST_TIER === 'process'
@@ -185,4 +185,9 @@ export function parseWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
             },
     },
   };
+}
+
+/** An optional 'true' / 'false' variable: unset leaves the choice to the engine. */
+function optionalBoolean(value: 'true' | 'false' | undefined): boolean | undefined {
+  return value === undefined ? undefined : value === 'true';
 }

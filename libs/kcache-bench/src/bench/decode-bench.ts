@@ -6,6 +6,7 @@ import { Xoshiro128Random } from '@kcache-serve/kcache/dist/model/xoshiro128-ran
 import { graphVariantOf } from '@kcache-serve/kcache/dist/runtime/graph-variant';
 import { ExecutionProviderName } from '@kcache-serve/kcache/dist/runtime/execution-provider';
 import { DecodeItem, ModelRunner } from '@kcache-serve/kcache/dist/runtime/model-runner';
+import { CUDA_GRAPH_WARM_UP_RUNS } from '@kcache-serve/kcache/dist/runtime/backend/native-backend';
 
 export interface DecodeBenchCase {
   readonly attention: AttentionConfig;
@@ -63,7 +64,7 @@ export async function benchDecode(modelWeights: ModelWeights, c: DecodeBenchCase
   await runner.reloadDeviceTier(); // a device tier kept apart from the host arenas takes the filled values
   const items: DecodeItem[] = sequences.map((s, b) => ({ tokenId: 3 + b, position: c.context, blocks: s.blocks }));
   // Warm-up: the first run allocates; with cudaGraphs the first runs of a shape also capture its graph.
-  for (let i = 0; i < (c.cudaGraphs ? 3 : 1); i++) await runner.decode(items, variant, topNOf(c.attention));
+  for (let i = 0; i < (c.cudaGraphs ? CUDA_GRAPH_WARM_UP_RUNS : 1); i++) await runner.decode(items, variant, topNOf(c.attention));
   const start = performance.now();
   for (let i = 0; i < c.numSteps; i++) await runner.decode(items, variant, topNOf(c.attention), { untilNextDecode: true });
   const msPerStep = (performance.now() - start) / c.numSteps;

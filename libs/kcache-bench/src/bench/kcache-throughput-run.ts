@@ -10,6 +10,7 @@ import { GraphVariant, graphVariantOf } from '@kcache-serve/kcache/dist/runtime/
 import { GraphWeights } from '@kcache-serve/kcache/dist/runtime/layer-weights-layout';
 import { ExecutionProviderName } from '@kcache-serve/kcache/dist/runtime/execution-provider';
 import { ModelRunner } from '@kcache-serve/kcache/dist/runtime/model-runner';
+import { CUDA_GRAPH_WARM_UP_RUNS } from '@kcache-serve/kcache/dist/runtime/backend/native-backend';
 import { argmax } from '@kcache-serve/kcache/dist/sampling/sampler';
 import { decodeStepBytes } from './hbm-roofline';
 import { admitAtBudget, FilledIds, fillUsedBlocks, fullAttentionBytes, kBytesPerSequence } from './kcache-fixed-budget';
@@ -215,10 +216,10 @@ async function benchModel(
         fillUsedBlocks(state.runner.arenas, state.kv, context, (options.executionProvider ?? 'cpu') === 'cpu' && !options.nativeBackend ? undefined : state.filled);
         await state.runner.reloadDeviceTier();
         // Compiles the session; with cudaGraphs the first runs of a shape also capture its graph.
-        await decodeSteps(state, state.sequences, startPosition, options.cudaGraphs ? 3 : 1, options.topN);
+        await decodeSteps(state, state.sequences, startPosition, options.cudaGraphs ? CUDA_GRAPH_WARM_UP_RUNS : 1, options.topN);
       }
       const sameBatch = kcache.sequences.slice(0, full.sequences.length);
-      await decodeSteps(kcache, sameBatch, startPosition, options.cudaGraphs ? 3 : 1, options.topN);
+      await decodeSteps(kcache, sameBatch, startPosition, options.cudaGraphs ? CUDA_GRAPH_WARM_UP_RUNS : 1, options.topN);
 
       const msPerRep: Record<Mode | 'kcacheSameBatch', number[]> = { full: [], kcache: [], kcacheSameBatch: [] };
       for (let rep = 0; rep < options.numReps; rep++) {

@@ -78,6 +78,8 @@ export function automaticNumThreads(config: ModelConfig): number {
 }
 
 export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOptions {
+  const executionProvider = options.executionProvider ?? 'cpu';
+  const nativeBackend = options.nativeBackend ?? executionProvider === 'cuda';
   const resolved: ResolvedEngineOptions = {
     model: options.model,
     blockSize: options.blockSize ?? 16,
@@ -87,11 +89,11 @@ export function resolveEngineOptions(options: EngineOptions): ResolvedEngineOpti
     maxNumBatchedTokens: options.maxNumBatchedTokens ?? 512,
     numThreads: options.numThreads ?? 0,
     defaultAttention: options.defaultAttention ?? FULL_ATTENTION,
-    executionProvider: options.executionProvider ?? 'cpu',
-    nativeBackend: options.nativeBackend ?? options.executionProvider === 'cuda',
+    executionProvider,
+    nativeBackend,
     currentRowInArena: options.currentRowInArena ?? false,
-    pagedAttention:
-      options.pagedAttention ?? ((options.nativeBackend ?? options.executionProvider === 'cuda') && options.executionProvider === 'cuda' && pagedAttentionCudaKernelsBuilt()),
+    // Default: on where the native backend runs on cuda and its kernels are built.
+    pagedAttention: options.pagedAttention ?? (nativeBackend && executionProvider === 'cuda' && pagedAttentionCudaKernelsBuilt()),
     cudaGraphs: options.cudaGraphs ?? false,
     hostTier: options.hostTier ?? DEFAULT_HOST_TIER,
     recompute: options.recompute ?? 'decode',

@@ -86,14 +86,14 @@ export function buildDecodeGraph(
     currentRowInArena?: boolean;
     /** With currentRowInArena: exact layers through MultiHeadAttention where Hkv = H (see inArenaAttention). */
     fusedAttention?: boolean;
-    /** With currentRowInArena: every layer's attention as one com.kcache PagedDecodeAttention node (see inArenaAttention), and its feed-forward gate as one com.kcache SwiGlu node. */
+    /** Every layer's attention as one com.kcache PagedDecodeAttention node (see inArenaAttention), and its feed-forward gate as one com.kcache SwiGlu node. Implies currentRowInArena. */
     pagedAttention?: boolean;
   },
 ): Uint8Array {
   if (options.fusedAttention && !options.currentRowInArena) throw new Error('fusedAttention needs currentRowInArena');
-  if (options.pagedAttention && !options.currentRowInArena) throw new Error('pagedAttention needs currentRowInArena');
   if (options.pagedAttention && options.fusedAttention) throw new Error('pagedAttention and fusedAttention are two kernels for one place: pick one');
-  if (options.currentRowInArena && !options.layerArenaViews) throw new Error('currentRowInArena needs layerArenaViews');
+  const currentRowInArena = (options.currentRowInArena ?? false) || (options.pagedAttention ?? false);
+  if (currentRowInArena && !options.layerArenaViews) throw new Error('currentRowInArena needs layerArenaViews');
   if (options.layerArenaViews && !options.writeKvInPlace) throw new Error('layerArenaViews needs writeKvInPlace');
   if (options.writeKvInPlace && options.hostVAsHalves) throw new Error('writeKvInPlace writes fp32 host-V rows: it cannot read them as halves');
   const config = weights.config;
@@ -101,7 +101,7 @@ export function buildDecodeGraph(
   const names = weights.addTo(g);
   const d = headDimOf(config);
   const numKv = config.numKvHeads;
-  if (options.currentRowInArena) {
+  if (currentRowInArena) {
     const attention = inArenaAttention(g, variant, { blockSize, d, numKv, numHeads: config.numHeads, dim: config.dim }, options.pagedAttention ? 'paged' : options.fusedAttention ? 'fused' : 'onnx');
     buildLlamaGraph(g, config, names, attention, { lastRowLogitsOnly: false, writeNewKv: () => undefined, kcacheSwiGlu: options.pagedAttention ?? false });
     return g.toBytes();

@@ -1,7 +1,5 @@
 import { GraphBuilder } from './graph-builder';
-
-/** The kcache_ort addon's operator domain (native/paged_attention_op.cc). */
-export const KCACHE_OP_DOMAIN = 'com.kcache';
+import { KCACHE_OP_DOMAIN } from './kcache-ops';
 
 /**
  * One com.kcache PagedDecodeAttention node: a layer's decode step over its paged arenas in one operator

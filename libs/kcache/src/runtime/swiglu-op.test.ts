@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { NativeOrt } from '../ort-native/native-ort';
 import { GraphBuilder } from './graph-builder';
-import { KCACHE_OP_DOMAIN } from './paged-attention-op';
+import { swiGluGate } from './kcache-ops';
 
 /** The com.kcache SwiGlu operator alone, on the CPU provider through the kcache_ort addon, against the gate computed here in float64. */
 function run(rows: number, width: number, gateUp: Float32Array): Float32Array {
   const g = new GraphBuilder('swiglu_op');
   g.input('gate_up', 'float32', ['rows', 'width']);
-  g.output(g.domainOpMulti(KCACHE_OP_DOMAIN, 'SwiGlu', ['gate_up'], 1)[0], 'out', 'float32', ['rows', 'hidden']);
+  g.output(swiGluGate(g, 'gate_up'), 'out', 'float32', ['rows', 'hidden']);
   const native = NativeOrt.load();
   const session = native.session(g.toBytes(), { provider: 'cpu', intraOpNumThreads: 1, pagedAttention: true });
   try {

@@ -1,6 +1,6 @@
 import { RopeScaling } from '../model/model-config';
 import { GraphBuilder } from './graph-builder';
-import { KCACHE_OP_DOMAIN } from './paged-attention-op';
+import { swiGluGate } from './kcache-ops';
 
 /** Building blocks of a Llama layer, shared by the prefill and decode graphs. */
 
@@ -86,7 +86,7 @@ export function applyRotary(g: GraphBuilder, qkv: string, positionIds: string, t
  */
 export function swiGlu(g: GraphBuilder, m: string, w13T: string, w2T: string, hiddenDim: number, kcacheOp = false): string {
   const gateUp = linear(g, m, w13T);
-  if (kcacheOp) return linear(g, g.domainOpMulti(KCACHE_OP_DOMAIN, 'SwiGlu', [gateUp], 1)[0], w2T);
+  if (kcacheOp) return linear(g, swiGluGate(g, gateUp), w2T);
   const [gate, up] = g.opMulti('Split', [gateUp, g.constInt([hiddenDim, hiddenDim])], 2, { axis: -1 });
   const silu = g.op('Mul', [gate, g.op('Sigmoid', [gate])]);
   return linear(g, g.op('Mul', [silu, up]), w2T);

@@ -57,7 +57,6 @@ describe('pagedAttention: decode attention as the PagedDecodeAttention operator 
         appendCurrentByCopy: false,
         writeKvInPlace: true,
         layerArenaViews: true,
-        currentRowInArena: true,
         pagedAttention: true,
       });
       const count = new Map<string, number>();
