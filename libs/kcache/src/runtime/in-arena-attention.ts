@@ -38,24 +38,16 @@ export function inArenaAttention(
   kernel: InArenaKernel = 'onnx',
 ): LayerAttention {
   const { blockSize, d, numKv } = shape;
+  const tables = decodeTables(g, variant, numKv);
+  if (kernel === 'paged') return pagedLayers(g, variant, shape, tables);
+  const { mask, kSlices, vSlicesDevice, kWrites, vWritesDevice, vWritesHost, topN } = tables;
   const fused = kernel === 'fused' && shape.numHeads === numKv;
-  const paged = kernel === 'paged';
   const dense = variant.isDenseLayer;
-  const anyDense = dense.some(Boolean);
   const anyTopN = dense.some((x) => !x);
-  const mask = g.input(IO.mask, 'float32', ['batch', 1, 1, 'past']); // [B, 1, 1, T]
-  const kSlices = g.input(IO.kSlices, 'int32', ['batch', numKv, 'past_blocks']);
-  const vSlicesDevice = anyDense ? g.input(IO.vSlicesDevice, 'int32', ['batch', numKv, 'past_blocks']) : '';
-  // Where this step's rows go: (slice of the layer's arena viewed as [slices, blockSize, d], row in the block), the same for every layer.
-  const kWrites = g.input(IO.kWrites, 'int64', ['batch', numKv, 1, 2]);
-  const vWritesDevice = anyDense ? g.input(IO.vWritesDevice, 'int64', ['batch', numKv, 1, 2]) : '';
-  const vWritesHost = anyTopN ? g.input(IO.vWritesHost, 'int64', ['batch', numKv, 1, 1]) : '';
-  const topN = anyTopN ? g.input(IO.topN, 'int64', [1]) : '';
-  // TopN layers: the flattened host row table [B · T] and each sequence's offset in it, b · T (or, paged, host V's slices).
-  const vRowsHostFlat = anyTopN && !paged ? g.op('Reshape', [g.input(IO.vRowsHost, 'int64', ['batch', 'past']), g.constInt([-1])]) : '';
-  const tableOffsets = anyTopN && !paged ? g.op('Reshape', [g.input(IO.rowTableOffsets, 'int64', ['batch']), g.constInt([-1, 1, 1, 1])]) : '';
-  const vSlicesHost = anyTopN && paged ? g.input(IO.vSlicesHost, 'int32', ['batch', numKv, 'past_blocks']) : '';
-  const headRowOffsets = paged ? '' : g.constInt(Array.from({ length: numKv }, (_, h) => h * blockSize), [1, numKv, 1, 1]);
+  // TopN layers: the flattened host row table [B · T] and each sequence's offset in it, b · T.
+  const vRowsHostFlat = anyTopN ? g.op('Reshape', [g.input(IO.vRowsHost, 'int64', ['batch', 'past']), g.constInt([-1])]) : '';
+  const tableOffsets = anyTopN ? g.op('Reshape', [g.input(IO.rowTableOffsets, 'int64', ['batch']), g.constInt([-1, 1, 1, 1])]) : '';
+  const headRowOffsets = g.constInt(Array.from({ length: numKv }, (_, h) => h * blockSize), [1, numKv, 1, 1]);
   const gather = new PagedGather(g, numKv, d);
   const alpha = { float: 1 / Math.sqrt(d) };
 
@@ -73,19 +65,6 @@ export function inArenaAttention(
     g.output(written, written, 'float32', [`v_arena_rows_${layer}`, d]);
     return written;
   };
-
-  if (paged) {
-    // The operator rotates and writes the step's rows itself from the projection (no Reshape, RotaryEmbedding,
-    // Split or ScatterND; no written outputs).
-    return (g, layer, heads) => {
-      const kArena = g.input(IO.kArena(layer), 'float32', [`${IO.kArena(layer)}_slices`, blockSize, d]);
-      const [vArena, vSlices, vWrites] = dense[layer]
-        ? [g.input(IO.vArena(layer), 'float32', [`${IO.vArena(layer)}_slices`, blockSize, d]), vSlicesDevice, vWritesDevice]
-        : [g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]), vSlicesHost, vWritesHost]; // host V's rows of a block are consecutive
-      const { projected, positions, rope } = heads;
-      return pagedDecodeAttention(g, { projected, positions, rope, kArena, kSlices, kWrites, vArena, vSlices, vWrites, mask, topN: dense[layer] ? '' : topN }, alpha.float, variant.renormalize);
-    };
-  }
 
   return (g, layer, heads) => {
     const [q, k, v] = heads.split();
@@ -110,5 +89,50 @@ export function inArenaAttention(
       out = g.op('Squeeze', [g.op('MatMul', [g.op('Unsqueeze', [weights, g.constInt([3])]), selected]), g.constInt([3])]);
     }
     return g.op('Reshape', [out, g.constInt([0, shape.dim])]);
+  };
+}
+
+/** The decode inputs every in-arena kernel reads: the mask, the slice tables, the write tables and N. */
+interface DecodeTables {
+  readonly mask: string;
+  readonly kSlices: string;
+  readonly vSlicesDevice: string;
+  readonly kWrites: string;
+  readonly vWritesDevice: string;
+  readonly vWritesHost: string;
+  readonly topN: string;
+}
+
+function decodeTables(g: GraphBuilder, variant: GraphVariant, numKv: number): DecodeTables {
+  const anyDense = variant.isDenseLayer.some(Boolean);
+  const anyTopN = variant.isDenseLayer.some((x) => !x);
+  return {
+    mask: g.input(IO.mask, 'float32', ['batch', 1, 1, 'past']), // [B, 1, 1, T]
+    kSlices: g.input(IO.kSlices, 'int32', ['batch', numKv, 'past_blocks']),
+    vSlicesDevice: anyDense ? g.input(IO.vSlicesDevice, 'int32', ['batch', numKv, 'past_blocks']) : '',
+    // Where this step's rows go: (slice of the layer's arena viewed as [slices, blockSize, d], row in the block), the same for every layer.
+    kWrites: g.input(IO.kWrites, 'int64', ['batch', numKv, 1, 2]),
+    vWritesDevice: anyDense ? g.input(IO.vWritesDevice, 'int64', ['batch', numKv, 1, 2]) : '',
+    vWritesHost: anyTopN ? g.input(IO.vWritesHost, 'int64', ['batch', numKv, 1, 1]) : '',
+    topN: anyTopN ? g.input(IO.topN, 'int64', [1]) : '',
+  };
+}
+
+/**
+ * inArenaAttention's 'paged' kernel: the operator rotates and writes the step's rows itself from the projection (no
+ * Reshape, RotaryEmbedding, Split or ScatterND; no written outputs). TopN layers read host V by slice, like K.
+ */
+function pagedLayers(g: GraphBuilder, variant: GraphVariant, shape: { blockSize: number; d: number; numKv: number }, t: DecodeTables): LayerAttention {
+  const { blockSize, d, numKv } = shape;
+  const dense = variant.isDenseLayer;
+  const vSlicesHost = dense.some((x) => !x) ? g.input(IO.vSlicesHost, 'int32', ['batch', numKv, 'past_blocks']) : '';
+  return (g, layer, heads) => {
+    const kArena = g.input(IO.kArena(layer), 'float32', [`${IO.kArena(layer)}_slices`, blockSize, d]);
+    const [vArena, vSlices, vWrites] = dense[layer]
+      ? [g.input(IO.vArena(layer), 'float32', [`${IO.vArena(layer)}_slices`, blockSize, d]), t.vSlicesDevice, t.vWritesDevice]
+      : [g.input(IO.vArena(layer), 'float32', [`v_arena_rows_${layer}`, d]), vSlicesHost, t.vWritesHost]; // host V's rows of a block are consecutive
+    const { projected, positions, rope } = heads;
+    const inputs = { projected, positions, rope, kArena, kSlices: t.kSlices, kWrites: t.kWrites, vArena, vSlices, vWrites, mask: t.mask, topN: dense[layer] ? '' : t.topN };
+    return pagedDecodeAttention(g, inputs, 1 / Math.sqrt(d), variant.renormalize);
   };
 }
