@@ -38,7 +38,7 @@
 #                 directly. KCACHE_SERVING_EP=cpu (onnxruntime-node) or native-cpu (the native backend, the
 #                 CUDA worker's code path) runs it on the CPU provider (no CUDA provider needed);
 #                 KCACHE_SERVING_* (see the script) change the load.
-#   profile-ab    the same profile three times on this machine: the decode graph that writes the current row into
+#   profile-ab    the same profile for each decode graph on this machine: the decode graph that writes the current row into
 #                 the arena before it reads the past (currentRowInArena), the one that keeps it apart (the default), and the first
 #                 with its exact layers as MultiHeadAttention nodes (fusedAttention, off by default), and the one whose
 #                 attention is the PagedDecodeAttention kernel (pagedAttention); KCACHE_PROFILE_GRAPHS picks
