@@ -4,6 +4,15 @@ import { pagedAttentionCudaKernelsBuilt } from '../ort-native/native-ort';
 import { InvalidRequestError } from '../request/invalid-request-error';
 import { resolveEngineOptions } from './engine-options';
 
+/** Asserts that options are refused with an InvalidRequestError naming `field`, its reason matching `reason`. */
+function refusedFor(field: string): (options: object, reason: RegExp) => void {
+  return (options, reason) =>
+    assert.throws(
+      () => resolveEngineOptions({ model: 'm', ...options }),
+      (error: unknown) => error instanceof InvalidRequestError && error.field === field && reason.test(error.reason),
+    );
+}
+
 describe('engine options: execution provider and native backend', () => {
   it('cuda runs the native backend unless told otherwise; cpu and webgpu do not', () => {
     assert.equal(resolveEngineOptions({ model: 'm', executionProvider: 'cuda' }).nativeBackend, true);
@@ -14,11 +23,7 @@ describe('engine options: execution provider and native backend', () => {
   });
 
   it('refuses a native backend for webgpu, and a non-boolean, naming the field', () => {
-    const refused = (options: object, message: RegExp) =>
-      assert.throws(
-        () => resolveEngineOptions({ model: 'm', ...options }),
-        (error: unknown) => error instanceof InvalidRequestError && error.field === 'nativeBackend' && message.test(error.message),
-      );
+    const refused = refusedFor('nativeBackend');
     refused({ executionProvider: 'webgpu', nativeBackend: true }, /webgpu runs through onnxruntime-node only/);
     refused({ nativeBackend: 'yes' }, /must be true or false, got "yes"/);
   });
@@ -26,11 +31,7 @@ describe('engine options: execution provider and native backend', () => {
   it('currentRowInArena: off unless asked for, a native-backend graph only, a boolean', () => {
     assert.equal(resolveEngineOptions({ model: 'm', executionProvider: 'cuda' }).currentRowInArena, false);
     assert.equal(resolveEngineOptions({ model: 'm', executionProvider: 'cuda', currentRowInArena: true }).currentRowInArena, true);
-    const refused = (options: object, message: RegExp) =>
-      assert.throws(
-        () => resolveEngineOptions({ model: 'm', ...options }),
-        (error: unknown) => error instanceof InvalidRequestError && error.field === 'currentRowInArena' && message.test(error.reason),
-      );
+    const refused = refusedFor('currentRowInArena');
     refused({ currentRowInArena: true }, /native backend/);
     refused({ executionProvider: 'cuda', currentRowInArena: 1 }, /must be true or false, got 1/);
   });
@@ -41,11 +42,7 @@ describe('engine options: execution provider and native backend', () => {
     assert.equal(resolveEngineOptions({ model: 'm', executionProvider: 'cuda', nativeBackend: false }).pagedAttention, false);
     assert.equal(resolveEngineOptions({ model: 'm', nativeBackend: true }).pagedAttention, false);
     assert.equal(resolveEngineOptions({ model: 'm', nativeBackend: true, pagedAttention: true }).pagedAttention, true);
-    const refused = (options: object, message: RegExp) =>
-      assert.throws(
-        () => resolveEngineOptions({ model: 'm', ...options }),
-        (error: unknown) => error instanceof InvalidRequestError && error.field === 'pagedAttention' && message.test(error.reason),
-      );
+    const refused = refusedFor('pagedAttention');
     refused({ pagedAttention: true }, /native backend/);
     refused({ executionProvider: 'cuda', pagedAttention: 'on' }, /must be true or false, got "on"/);
   });
@@ -53,11 +50,7 @@ describe('engine options: execution provider and native backend', () => {
   it('cudaGraphs: off unless asked for; only on cuda with pagedAttention, a boolean', () => {
     assert.equal(resolveEngineOptions({ model: 'm', executionProvider: 'cuda' }).cudaGraphs, false);
     assert.equal(resolveEngineOptions({ model: 'm', executionProvider: 'cuda', pagedAttention: true, cudaGraphs: true }).cudaGraphs, true);
-    const refused = (options: object, message: RegExp) =>
-      assert.throws(
-        () => resolveEngineOptions({ model: 'm', ...options }),
-        (error: unknown) => error instanceof InvalidRequestError && error.field === 'cudaGraphs' && message.test(error.reason),
-      );
+    const refused = refusedFor('cudaGraphs');
     refused({ nativeBackend: true, pagedAttention: true, cudaGraphs: true }, /needs the cuda provider and pagedAttention/);
     refused({ executionProvider: 'cuda', pagedAttention: false, cudaGraphs: true }, /needs the cuda provider and pagedAttention/);
     refused({ executionProvider: 'cuda', cudaGraphs: 1 }, /must be true or false, got 1/);

@@ -10,7 +10,7 @@ import { generate } from '../engine/generate';
 import { FULL_ATTENTION } from '../attention/attention-config';
 import { GREEDY } from '../sampling/sampling-params';
 import { loadGreedyOracle, stories260kDir } from '../testing/reference-data';
-import { NativeOrt } from './native-ort';
+import { NativeOrt, NativeSession } from './native-ort';
 import { NativeOrtError } from './native-ort-error';
 import { recordGraphRuns, replayOnNative } from '../testing/recorded-runs';
 
@@ -55,6 +55,23 @@ function expectedRows(arena: Float32Array, index: readonly number[]): number[] {
   return out;
 }
 
+/**
+ * Binds gatherMatMulScatterGraph's feeds over arrays kept here: the arena (written in place: bound as an input and as
+ * arena_out), the rows to gather (1 and 6), the row ScatterND writes (3) and its values; rows is the output.
+ */
+function bindGatherMatMulScatter(native: NativeOrt, session: NativeSession): { arena: Float32Array; index: BigInt64Array; at: BigInt64Array; rows: Float32Array } {
+  const arena = arenaValues();
+  const arenaTensor = native.tensor(native.hostMemory(arena.buffer), 'float32', [8, 4]);
+  const index = BigInt64Array.of(1n, 6n);
+  const at = BigInt64Array.of(3n);
+  const rows = new Float32Array(6);
+  session.bind(
+    { arena: arenaTensor, index: native.hostTensor(index, 'int64', [2]), w: native.hostTensor(w, 'float32', [4, 3]), at: native.hostTensor(at, 'int64', [1, 1]), update: native.hostTensor(Float32Array.of(9, 8, 7, 6), 'float32', [1, 4]) },
+    { rows: native.hostTensor(rows, 'float32', [2, 3]), arena_out: arenaTensor },
+  );
+  return { arena, index, at, rows };
+}
+
 describe('onnxruntime C API addon (CPU provider)', () => {
   const native = NativeOrt.load();
 
@@ -65,17 +82,7 @@ describe('onnxruntime C API addon (CPU provider)', () => {
   it('runs over bound buffers in place: outputs land in the engine\'s arrays, a changed input is read on the next run, and ScatterND writes the bound arena itself', () => {
     const session = native.session(gatherMatMulScatterGraph(), { provider: 'cpu', intraOpNumThreads: 1 });
     assert.deepEqual([...session.inputNames].sort(), ['arena', 'at', 'index', 'update', 'w']);
-    const arena = arenaValues();
-    const arenaMemory = native.hostMemory(arena.buffer);
-    const arenaTensor = native.tensor(arenaMemory, 'float32', [8, 4]);
-    const index = BigInt64Array.of(1n, 6n);
-    const at = BigInt64Array.of(3n);
-    const update = Float32Array.of(9, 8, 7, 6);
-    const rows = new Float32Array(6);
-    session.bind(
-      { arena: arenaTensor, index: native.hostTensor(index, 'int64', [2]), w: native.hostTensor(w, 'float32', [4, 3]), at: native.hostTensor(at, 'int64', [1, 1]), update: native.hostTensor(update, 'float32', [1, 4]) },
-      { rows: native.hostTensor(rows, 'float32', [2, 3]), arena_out: arenaTensor },
-    );
+    const { arena, index, at, rows } = bindGatherMatMulScatter(native, session);
     session.run();
     assert.deepEqual([...rows], expectedRows(arenaValues(), [1, 6]));
     assert.deepEqual([...arena.subarray(12, 16)], [9, 8, 7, 6], 'row 3 of the bound arena was written in place');
@@ -91,13 +98,7 @@ describe('onnxruntime C API addon (CPU provider)', () => {
 
   it('run(graphId) takes a CUDA graph id (the CPU provider runs as usual) and refuses a negative one, naming it', () => {
     const session = native.session(gatherMatMulScatterGraph(), { provider: 'cpu', intraOpNumThreads: 1 });
-    const arena = arenaValues();
-    const arenaTensor = native.tensor(native.hostMemory(arena.buffer), 'float32', [8, 4]);
-    const rows = new Float32Array(6);
-    session.bind(
-      { arena: arenaTensor, index: native.hostTensor(BigInt64Array.of(1n, 6n), 'int64', [2]), w: native.hostTensor(w, 'float32', [4, 3]), at: native.hostTensor(BigInt64Array.of(3n), 'int64', [1, 1]), update: native.hostTensor(Float32Array.of(9, 8, 7, 6), 'float32', [1, 4]) },
-      { rows: native.hostTensor(rows, 'float32', [2, 3]), arena_out: arenaTensor },
-    );
+    const { rows } = bindGatherMatMulScatter(native, session);
     session.run(2);
     assert.deepEqual([...rows], expectedRows(arenaValues(), [1, 6]));
     session.run(2);
