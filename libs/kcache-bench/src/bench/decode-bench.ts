@@ -52,7 +52,7 @@ export async function benchDecode(modelWeights: ModelWeights, c: DecodeBenchCase
     deviceCapacityBytes: c.batchSize * (c.context + c.blockSize) * config.numLayers * 2 * (config.dim / config.numHeads) * config.numKvHeads * 4 + 1,
     hostCapacityBytes: c.batchSize * (c.context + c.blockSize) * config.numLayers * (config.dim / config.numHeads) * config.numKvHeads * 4 + 1,
   });
-  const runner = new ModelRunner(weights, { blockSize: c.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: c.numThreads, profileFilePrefix: c.profileFilePrefix, appendCurrentByCopy: c.appendCurrentByCopy, executionProvider: c.executionProvider, ...(c.nativeBackend === undefined ? {} : { nativeBackend: c.nativeBackend }), ...(c.currentRowInArena === undefined ? {} : { currentRowInArena: c.currentRowInArena }), ...(c.fusedAttention === undefined ? {} : { fusedAttention: c.fusedAttention }), ...(c.pagedAttention === undefined ? {} : { pagedAttention: c.pagedAttention }), ...(c.cudaGraphs ? { cudaGraphs: true } : {}) });
+  const runner = new ModelRunner(weights, { blockSize: c.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: c.numThreads, profileFilePrefix: c.profileFilePrefix, appendCurrentByCopy: c.appendCurrentByCopy, executionProvider: c.executionProvider, nativeBackend: c.nativeBackend, currentRowInArena: c.currentRowInArena, fusedAttention: c.fusedAttention, pagedAttention: c.pagedAttention, cudaGraphs: c.cudaGraphs });
   const variant = graphVariantOf(c.attention, config.numLayers);
   const sequences: Array<{ blocks: SequenceBlocks; attention: AttentionConfig }> = [];
   for (let b = 0; b < c.batchSize; b++) {

@@ -1,8 +1,15 @@
 import { KcacheMachine, markdownTable } from './kcache-results';
 import { ChartPanel, renderChartsSvg } from './kcache-svg-chart';
-import { ModeRow, ThroughputRun } from './kcache-throughput-run';
+import { ModeRow, NativeBackendChoices, ThroughputRun } from './kcache-throughput-run';
 
-export interface ThroughputSettings {
+/** The native backend's choices as bench:kcache flags, and what each means in the report. */
+export const NATIVE_BACKEND_FLAGS: ReadonlyArray<{ readonly key: keyof NativeBackendChoices; readonly flag: string; readonly means: string }> = [
+  { key: 'pagedAttention', flag: '--paged-attention', means: 'decode attention in the PagedDecodeAttention kernel' },
+  { key: 'hostTierHugePages', flag: '--host-huge-pages', means: 'host V in transparent huge pages' },
+  { key: 'cudaGraphs', flag: '--cuda-graphs', means: 'each decode shape a CUDA graph' },
+];
+
+export interface ThroughputSettings extends NativeBackendChoices {
   readonly quick: boolean;
   readonly topN: number;
   readonly denseLayers: number;
@@ -15,9 +22,6 @@ export interface ThroughputSettings {
   /** The steps ran through onnxruntime's C API (the native backend: arenas bound in place, rows written by the graph). */
   readonly nativeBackend?: boolean;
   /** Decode attention was the addon's PagedDecodeAttention operator. */
-  readonly pagedAttention?: boolean;
-  readonly hostTierHugePages?: boolean;
-  readonly cudaGraphs?: boolean;
 }
 
 const MIB = 1024 * 1024;
@@ -26,8 +30,9 @@ const MIB = 1024 * 1024;
 export function throughputMarkdown(run: ThroughputRun, settings: ThroughputSettings, machine: KcacheMachine, date: string, svgPath: string | null): string {
   const parts: string[] = [];
   const ep = settings.executionProvider ?? 'cpu';
+  const chosen = NATIVE_BACKEND_FLAGS.filter((c) => settings[c.key]);
   const how = settings.nativeBackend
-    ? ` -- --ep ${ep}${ep === 'cpu' ? ' --native-backend' : ''}${settings.pagedAttention ? ' --paged-attention' : ''}${settings.hostTierHugePages ? ' --host-huge-pages' : ''}${settings.cudaGraphs ? ' --cuda-graphs' : ''} (onnxruntime's ${ep} execution provider through its C API, arenas bound in place${settings.pagedAttention ? ', decode attention in the PagedDecodeAttention kernel' : ''}${settings.hostTierHugePages ? ', host V in transparent huge pages' : ''}${settings.cudaGraphs ? ', each decode shape a CUDA graph' : ''})`
+    ? ` -- --ep ${ep}${ep === 'cpu' ? ' --native-backend' : ''}${chosen.map((c) => ` ${c.flag}`).join('')} (onnxruntime's ${ep} execution provider through its C API, arenas bound in place${chosen.map((c) => `, ${c.means}`).join('')})`
     : ep !== 'cpu'
       ? ` -- --ep ${ep} (onnxruntime's ${ep} execution provider, resident device tier)`
       : '';

@@ -9,6 +9,7 @@ import { buildDecodeGraph } from '@kcache-serve/kcache/dist/runtime/decode-graph
 import { GraphVariant, graphVariantOf } from '@kcache-serve/kcache/dist/runtime/graph-variant';
 import { GraphWeights } from '@kcache-serve/kcache/dist/runtime/layer-weights-layout';
 import { ExecutionProviderName } from '@kcache-serve/kcache/dist/runtime/execution-provider';
+import { ExecutionBackendOptions } from '@kcache-serve/kcache/dist/runtime/backend/create-execution-backend';
 import { ModelRunner } from '@kcache-serve/kcache/dist/runtime/model-runner';
 import { CUDA_GRAPH_WARM_UP_RUNS } from '@kcache-serve/kcache/dist/runtime/backend/native-backend';
 import { argmax } from '@kcache-serve/kcache/dist/sampling/sampler';
@@ -34,7 +35,13 @@ export interface ThroughputModelCase {
   readonly numProfiledSteps: number;
 }
 
-export interface ThroughputOptions {
+/**
+ * The native backend's choices a run can make (ExecutionBackendOptions): its decode attention as the
+ * PagedDecodeAttention operator, host V in transparent huge pages, each decode shape as a CUDA graph.
+ */
+export type NativeBackendChoices = Pick<ExecutionBackendOptions, 'pagedAttention' | 'hostTierHugePages' | 'cudaGraphs'>;
+
+export interface ThroughputOptions extends NativeBackendChoices {
   readonly models: readonly ThroughputModelCase[];
   /** Repetitions; in each, both modes run (order alternating), then kcache at full's batch. */
   readonly numReps: number;
@@ -47,12 +54,6 @@ export interface ThroughputOptions {
   readonly executionProvider?: ExecutionProviderName;
   /** Run through onnxruntime's C API (the native backend; default: on for cuda). */
   readonly nativeBackend?: boolean;
-  /** Decode attention as the addon's PagedDecodeAttention operator (native backend). */
-  readonly pagedAttention?: boolean;
-  /** cuda, native backend: host V in transparent huge pages (ExecutionBackendOptions.hostTierHugePages). */
-  readonly hostTierHugePages?: boolean;
-  /** cuda, with pagedAttention: each decode shape as a CUDA graph (ExecutionBackendOptions.cudaGraphs). */
-  readonly cudaGraphs?: boolean;
 }
 
 export interface StepSplit {
@@ -196,7 +197,7 @@ async function benchModel(
       attention,
       variant: graphVariantOf(attention, config.numLayers),
       kv,
-      runner: new ModelRunner(weights, { blockSize: options.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: model.numThreads, executionProvider: options.executionProvider, ...(options.nativeBackend === undefined ? {} : { nativeBackend: options.nativeBackend }), ...(options.pagedAttention ? { pagedAttention: true } : {}), ...(options.hostTierHugePages ? { hostTierHugePages: true } : {}), ...(options.cudaGraphs ? { cudaGraphs: true } : {}) }),
+      runner: new ModelRunner(weights, { blockSize: options.blockSize, arenaCapacity: kv.arenaCapacity(), numThreads: model.numThreads, executionProvider: options.executionProvider, nativeBackend: options.nativeBackend, pagedAttention: options.pagedAttention, hostTierHugePages: options.hostTierHugePages, cudaGraphs: options.cudaGraphs }),
       sequences: [],
       filled: { kIds: 0, deviceVIds: 0, hostVIds: 0 },
     };

@@ -3,8 +3,8 @@ import { dirname, join, relative } from 'node:path';
 import { loadModel } from '@kcache-serve/kcache/dist/formats/model-source';
 import { stories260kDir } from '@kcache-serve/kcache/testing';
 import { benchmarksDocPath, currentLoadAverage, defaultResultsDir, describeKcacheMachine, KcacheMachine, updateMarkdownSection, writeJsonResult } from './kcache-results';
-import { ThroughputSettings, throughputMarkdown, throughputSvg } from './kcache-throughput-report';
-import { runThroughputBench, ThroughputModelCase, ThroughputRun } from './kcache-throughput-run';
+import { NATIVE_BACKEND_FLAGS, ThroughputSettings, throughputMarkdown, throughputSvg } from './kcache-throughput-report';
+import { NativeBackendChoices, runThroughputBench, ThroughputModelCase, ThroughputRun } from './kcache-throughput-run';
 import { ExecutionProviderName, parseExecutionProvider } from '@kcache-serve/kcache/dist/runtime/execution-provider';
 import { flagValue } from './flag-value';
 
@@ -15,7 +15,7 @@ import { flagValue } from './flag-value';
  * Prints a Markdown report, writes bench/results/kcache-throughput[-quick].json and, for a full run,
  * the "KCache vs full" section of docs/benchmarks.md and docs/img/kcache-throughput.svg.
  */
-export interface KcacheThroughputOptions {
+export interface KcacheThroughputOptions extends NativeBackendChoices {
   /** Small models and contexts, few steps: a smoke test in seconds. */
   readonly quick: boolean;
   /** Folder for the JSON result. Default bench/results. */
@@ -32,12 +32,6 @@ export interface KcacheThroughputOptions {
   readonly executionProvider?: ExecutionProviderName;
   /** Run through onnxruntime's C API (the native backend; default: on for cuda). */
   readonly nativeBackend?: boolean;
-  /** Decode attention as the addon's PagedDecodeAttention operator (native backend; default false). */
-  readonly pagedAttention?: boolean;
-  /** cuda: host V in transparent huge pages (--host-huge-pages). */
-  readonly hostTierHugePages?: boolean;
-  /** cuda, with --paged-attention: each decode shape as a CUDA graph (--cuda-graphs). */
-  readonly cudaGraphs?: boolean;
   /** Contexts to measure instead of the defaults (e.g. 2048..32768 on a GPU). */
   readonly contexts?: readonly number[];
   /** The device budget: this many full-attention sequences at the model's reference context (GPU default 16 at 2048). */
@@ -88,14 +82,15 @@ export async function benchKcacheThroughput(options: KcacheThroughputOptions): P
   const executionProvider = options.executionProvider ?? 'cpu';
   const nativeBackend = options.nativeBackend ?? executionProvider === 'cuda';
   const onCpu = executionProvider === 'cpu' && !nativeBackend;
-  const settings: ThroughputSettings = { quick: options.quick, topN: options.topN ?? 64, denseLayers: 0, renormalize: false, blockSize: 16, numReps: options.quick ? 2 : onCpu ? 7 : 3, maxNumSeqs: 256, executionProvider, nativeBackend, ...(options.pagedAttention ? { pagedAttention: true } : {}), ...(options.hostTierHugePages ? { hostTierHugePages: true } : {}), ...(options.cudaGraphs ? { cudaGraphs: true } : {}) };
+  const backendChoices: NativeBackendChoices = Object.fromEntries(NATIVE_BACKEND_FLAGS.filter((c) => options[c.key]).map((c) => [c.key, true]));
+  const settings: ThroughputSettings = { quick: options.quick, topN: options.topN ?? 64, denseLayers: 0, renormalize: false, blockSize: 16, numReps: options.quick ? 2 : onCpu ? 7 : 3, maxNumSeqs: 256, executionProvider, nativeBackend, ...backendChoices };
   // The step profile runs a second onnxruntime-node runner over the arenas: not with the native backend.
   const models = modelCases(options.quick, executionProvider, options.contexts).map((m) => ({
     ...m,
     ...(nativeBackend ? { numProfiledSteps: 0 } : {}),
     ...(options.budgetSequences ? { numFullSequencesAtReference: options.budgetSequences } : {}),
   }));
-  const run = await runThroughputBench({ models, numReps: settings.numReps, topN: settings.topN, blockSize: settings.blockSize, maxNumSeqs: settings.maxNumSeqs, log, executionProvider, nativeBackend, pagedAttention: options.pagedAttention ?? false, hostTierHugePages: options.hostTierHugePages ?? false, cudaGraphs: options.cudaGraphs ?? false });
+  const run = await runThroughputBench({ models, numReps: settings.numReps, topN: settings.topN, blockSize: settings.blockSize, maxNumSeqs: settings.maxNumSeqs, log, executionProvider, nativeBackend, ...backendChoices });
   machine.loadAverageEnd = currentLoadAverage();
 
   const writeDocs = onCpu && (options.writeDocs ?? !options.quick);
@@ -148,9 +143,7 @@ async function main(): Promise<void> {
     topN: topN === undefined ? undefined : Number(topN),
     executionProvider: parseExecutionProvider(flagValue(args, '--ep') ?? 'cpu', '--ep'),
     ...(args.includes('--native-backend') ? { nativeBackend: true } : {}),
-    ...(args.includes('--paged-attention') ? { pagedAttention: true } : {}),
-    ...(args.includes('--host-huge-pages') ? { hostTierHugePages: true } : {}),
-    ...(args.includes('--cuda-graphs') ? { cudaGraphs: true } : {}),
+    ...Object.fromEntries(NATIVE_BACKEND_FLAGS.filter((c) => args.includes(c.flag)).map((c) => [c.key, true])),
     ...(flagValue(args, '--contexts') === undefined ? {} : { contexts: parseContexts(flagValue(args, '--contexts')!) }),
     ...(flagValue(args, '--budget-sequences') === undefined ? {} : { budgetSequences: parseBudgetSequences(flagValue(args, '--budget-sequences')!) }),
     log: (line) => process.stderr.write(`  ${line}\n`),
