@@ -101,7 +101,7 @@ export class NativeBackend implements ExecutionBackend {
   private readonly arenaTensors = new Map<string, Record<string, NativeTensor>>();
   /** Per variant: decode's per-layer views of K and device V (read; with currentRowInArena also written, else the groups are). */
   private readonly layerViews = new Map<string, Record<string, NativeTensor>>();
-  /** The runner's kept input tensors (FeedBuffers) as addon tensors over the same memory: read (or, on cuda, copied at bind) every run. */
+  /** Prefill's and score's host inputs as addon tensors over the same memory (on cuda onnxruntime copies them when bound); decode's go through feedTables. */
   private readonly hostTensors = new WeakMap<ort.Tensor, NativeTensor>();
   private readonly layouts: DecodeLayouts;
   /** The write tables of decode, kept from step to step (and their addon tensors, through hostTensors): filled just before the run, which is synchronous. */

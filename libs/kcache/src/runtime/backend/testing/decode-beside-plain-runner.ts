@@ -2,6 +2,7 @@ import { AttentionConfig, topNOf } from '../../../attention/attention-config';
 import { KvCacheManager } from '../../../memory/kv-cache-manager';
 import { emptySequenceBlocks } from '../../../memory/sequence-blocks';
 import { ModelWeights } from '../../../model/model-weights';
+import { argmax } from '../../../sampling/sampler';
 import { graphVariantOf } from '../../graph-variant';
 import { ModelRunner } from '../../model-runner';
 import { NativeBackend, NativeBackendOptions } from '../native-backend';
@@ -57,10 +58,4 @@ export async function decodeBesidePlainRunner(
   await plain.release();
   await native.release();
   return { worstDifference, sameGreedyTokens };
-}
-
-function argmax(values: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
-  return best;
 }
