@@ -585,16 +585,18 @@ int main(int argc, char** argv) {
       }
     }
   }
-  // Exact ties in the scores (identical K rows): the lower position first.
-  for (int renorm = 0; renorm < 2; renorm++) {
+  // Exact ties in the scores (identical K rows), top 64: the lower position first; renormalised with a holed mask.
+  auto ties = [](int64_t batch, int64_t context, int renorm, MaskKind plain_mask) {
     Case c;
     c.ties = true;
-    c.batch = 8;
+    c.batch = batch;
+    c.context = context;
     c.top_n = 64;
     c.renormalize = renorm;
-    c.mask = renorm ? MaskKind::Holes : MaskKind::Full;
-    cases.push_back(c);
-  }
+    c.mask = renorm ? MaskKind::Holes : plain_mask;
+    return c;
+  };
+  for (int renorm = 0; renorm < 2; renorm++) cases.push_back(ties(8, 512, renorm, MaskKind::Full));
   {
     Case c;
     c.ties = true;
@@ -608,16 +610,7 @@ int main(int argc, char** argv) {
   }
   // Selections too large for the kernel's shared-memory sort (its radix path over the keys in memory): many
   // ties, a nearly flat softmax, a top_n in the thousands.
-  for (int renorm = 0; renorm < 2; renorm++) {
-    Case c;
-    c.ties = true;
-    c.batch = 2;
-    c.context = 8192;
-    c.top_n = 64;
-    c.renormalize = renorm;
-    c.mask = renorm ? MaskKind::Holes : MaskKind::Padded;
-    cases.push_back(c);
-  }
+  for (int renorm = 0; renorm < 2; renorm++) cases.push_back(ties(2, 8192, renorm, MaskKind::Padded));
   {
     Case c;
     c.batch = 1;
